@@ -1,0 +1,3 @@
+from etc.cli import main
+
+main()

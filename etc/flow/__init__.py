@@ -1,0 +1,1 @@
+"""Optical flow: estimators, the HDF5 store, and the warping utilities losses and metrics share."""

@@ -1,0 +1,87 @@
+"""Backward warping, forward–backward occlusion and flow resizing — shared by losses and metrics.
+
+Convention used throughout the project: a flow ``F_{t→s}`` is a tensor ``B×2×H×W`` living in
+frame ``t`` (channel 0 = x, channel 1 = y, in pixels at that tensor's resolution), such that the
+point at pixel ``p`` of frame ``t`` is found at ``p + F(p)`` in frame ``s``. Backward warping
+``warp_backward(x_s, F_{t→s})`` therefore brings frame ``s`` into frame ``t``'s pixel grid.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _sampling_grid(flow: torch.Tensor) -> torch.Tensor:
+    """Normalised grid_sample coordinates (align_corners=True) of ``p + flow(p)``."""
+    b, _, h, w = flow.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=flow.dtype, device=flow.device),
+        torch.arange(w, dtype=flow.dtype, device=flow.device),
+        indexing="ij",
+    )
+    x = xs + flow[:, 0]
+    y = ys + flow[:, 1]
+    gx = 2.0 * x / max(w - 1, 1) - 1.0
+    gy = 2.0 * y / max(h - 1, 1) - 1.0
+    return torch.stack((gx, gy), dim=-1)
+
+
+def warp_backward(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Sample ``x`` (B×C×H×W, frame s) at ``p + F_{t→s}(p)``: the result lives in frame t.
+
+    ``mode="bilinear"`` for images, probabilities and features; ``"nearest"`` for label maps
+    (it never invents a label). Samples outside the image are zero; use
+    :func:`out_of_frame` to know which.
+    """
+    if x.shape[-2:] != flow.shape[-2:]:
+        raise ValueError(f"warp_backward: input {tuple(x.shape)} and flow {tuple(flow.shape)} differ in size")
+    grid = _sampling_grid(flow.to(torch.float32 if not flow.is_floating_point() else flow.dtype))
+    src = x if x.is_floating_point() else x.to(grid.dtype)
+    out = F.grid_sample(src.to(grid.dtype), grid, mode=mode, padding_mode="zeros", align_corners=True)
+    return out if x.is_floating_point() else out.round().to(x.dtype)
+
+
+def warp_labels(labels: torch.Tensor, flow: torch.Tensor, fill: int = 255) -> torch.Tensor:
+    """Nearest backward warp of integer label maps (B×H×W); out-of-frame samples get ``fill``."""
+    warped = warp_backward(labels[:, None].to(torch.float32), flow, mode="nearest")[:, 0]
+    warped = warped.round().to(labels.dtype)
+    return torch.where(out_of_frame(flow), torch.full_like(warped, fill), warped)
+
+
+def out_of_frame(flow: torch.Tensor) -> torch.Tensor:
+    """B×H×W bool: pixels whose target ``p + F(p)`` falls outside the image (nearest rounding)."""
+    _, _, h, w = flow.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=flow.device), torch.arange(w, device=flow.device), indexing="ij"
+    )
+    x = torch.round(xs + flow[:, 0])
+    y = torch.round(ys + flow[:, 1])
+    return (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
+
+
+def fb_occlusion(
+    flow_fw: torch.Tensor, flow_bw: torch.Tensor, alpha: float = 0.01, beta: float = 0.5
+) -> torch.Tensor:
+    """Forward–backward consistency check (Sundaram et al. 2010; as in UnFlow / Ruder et al.).
+
+    ``flow_fw = F_{t→s}``, ``flow_bw = F_{s→t}``. A pixel of frame t is occluded (or leaves the
+    frame) when going there and back does not return:
+    ``|F_fw + warp(F_bw, F_fw)|² > alpha (|F_fw|² + |warp(F_bw, F_fw)|²) + beta``.
+    Returns B×H×W bool, True = occluded / out of frame.
+    """
+    bw_at_fw = warp_backward(flow_bw, flow_fw, mode="bilinear")
+    sq = lambda v: (v**2).sum(dim=1)  # noqa: E731
+    occluded = sq(flow_fw + bw_at_fw) > alpha * (sq(flow_fw) + sq(bw_at_fw)) + beta
+    return occluded | out_of_frame(flow_fw)
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize a flow field to ``size = (H, W)`` and rescale its vectors to the new pixel units."""
+    h0, w0 = flow.shape[-2:]
+    h1, w1 = size
+    if (h0, w0) == (h1, w1):
+        return flow
+    out = F.interpolate(flow, size=(h1, w1), mode=mode, align_corners=False if mode != "nearest" else None)
+    scale = torch.tensor([w1 / w0, h1 / h0], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
+    return out * scale
