@@ -55,11 +55,17 @@ def make_synthetic_cmd(out, train_clips, val_clips, frames, height, width, seed)
 @click.option("--root", type=PathArg, required=True, help="Dataset root folder.")
 @click.option("--manifest", type=PathArg, default=None, help="Write the manifest (JSON) that later stages read.")
 @click.option("--splits", default="train,val", show_default=True, help="Comma-separated splits to check.")
-def check_data_cmd(dataset, root, manifest, splits):
-    """Verify a dataset tree (folders, counts, sizes, label ids, frame continuity)."""
+@click.option("--deep/--shallow", default=True, show_default=True,
+              help="Decode every image (finds corrupt files) or only read PNG headers (labels are always decoded).")
+def check_data_cmd(dataset, root, manifest, splits, deep):
+    """Verify a dataset tree (folders, counts, sizes, label ids, frame continuity).
+
+    Exits with code 2 and a one-line message naming the first offending path (and, for a
+    missing dataset, how to obtain it and the expected layout).
+    """
     from etc.data.check import check_dataset
 
-    report = check_dataset(dataset, root, splits=[s for s in splits.split(",") if s], manifest=manifest)
+    report = check_dataset(dataset, root, splits=[s for s in splits.split(",") if s], manifest=manifest, deep=deep)
     click.echo(report.summary())
 
 

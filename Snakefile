@@ -1,0 +1,24 @@
+# etc — temporally consistent per-frame semantic video segmentation (ETC, ECCV 2020).
+# A table of contents: the stages live in workflow/rules/, the logic in the `etc` package.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

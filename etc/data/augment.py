@@ -1,0 +1,94 @@
+"""Paired geometric augmentation: one random affine transform applied to both frames of a
+pair, their labels, and the flow between them.
+
+If ``T(p) = A p + b`` maps original pixels to augmented ones, the point ``p`` of frame t that
+moves to ``p + F(p)`` in frame s moves to ``T(p + F(p)) = T(p) + A F(p)``; so the new flow is
+the old one resampled at ``T⁻¹(p')`` with its vectors multiplied by ``A`` (scaled by the resize
+factor, rotated, x negated on a flip). Pixels brought in from outside the image are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from etc.data.labels import IGNORE
+
+
+@dataclass(frozen=True)
+class PairedAugment:
+    crop: tuple[int, int] | None = None  # (H, W) after scaling; padded with ignore if larger
+    scale: tuple[float, float] = (1.0, 1.0)
+    rotation: float = 0.0  # max degrees, ±
+    hflip: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> PairedAugment:
+        crop = cfg.get("crop")
+        return cls(tuple(crop) if crop else None, tuple(cfg.get("scale", (1.0, 1.0))),
+                   float(cfg.get("rotation", 0.0)), bool(cfg.get("hflip", False)))
+
+    def sample_transform(self, rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, tuple[int, int]]:
+        """A random 2×3 affine matrix (original → augmented pixels) and the output (H, W)."""
+        s = float(rng.uniform(*self.scale)) if self.scale[0] != self.scale[1] else float(self.scale[0])
+        angle = float(rng.uniform(-self.rotation, self.rotation)) if self.rotation > 0 else 0.0
+        flip = bool(self.hflip and rng.random() < 0.5)
+        sh, sw = max(1, round(h * s)), max(1, round(w * s))
+        out_h, out_w = self.crop if self.crop else (sh, sw)
+        oy = int(rng.integers(0, sh - out_h + 1)) if sh > out_h else -((out_h - sh) // 2)
+        ox = int(rng.integers(0, sw - out_w + 1)) if sw > out_w else -((out_w - sw) // 2)
+        return affine_matrix(h, w, s, angle, flip, (oy, ox)), (out_h, out_w)
+
+    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        h, w = sample["image_t"].shape[:2]
+        matrix, size = self.sample_transform(rng, h, w)
+        return apply_affine(sample, matrix, size)
+
+
+def affine_matrix(h: int, w: int, scale: float, angle_deg: float, flip: bool, offset: tuple[int, int]) -> np.ndarray:
+    """Flip about the centre, then rotate + scale about the centre (image → scaled image), then
+    crop at ``offset`` (top-left, in the scaled image)."""
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    to_centre = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
+    flip_m = np.diag([-1.0 if flip else 1.0, 1.0, 1.0])
+    a = math.radians(angle_deg)
+    rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+    sc = np.diag([scale, scale, 1.0])
+    scx, scy = (round(w * scale) - 1) / 2.0, (round(h * scale) - 1) / 2.0
+    back = np.array([[1, 0, scx - offset[1]], [0, 1, scy - offset[0]], [0, 0, 1]], dtype=np.float64)
+    return (back @ sc @ rot @ flip_m @ to_centre)[:2]
+
+
+def apply_affine(sample: dict, matrix: np.ndarray, size: tuple[int, int]) -> dict:
+    """Transform every array of ``sample`` by ``matrix`` into an output of ``size`` (H, W).
+
+    Known keys: ``image_*`` (H×W×C, bilinear), ``label_*`` (nearest, outside = 255), ``flow``
+    (H×W×2 in frame t, bilinear + vectors × A), ``valid`` (H×W bool, nearest, outside = False;
+    also False where the transformed flow leaves the output frame). Other keys pass through.
+    """
+    import cv2
+
+    out_h, out_w = size
+    dsize = (out_w, out_h)
+    out = dict(sample)
+    for key, value in sample.items():
+        if key.startswith("image_"):
+            out[key] = cv2.warpAffine(value, matrix, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        elif key.startswith("label_"):
+            out[key] = cv2.warpAffine(value, matrix, dsize, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE)
+    inside = cv2.warpAffine(np.ones(sample["image_t"].shape[:2], np.uint8), matrix, dsize, flags=cv2.INTER_NEAREST, borderValue=0) > 0
+    if "flow" in sample:
+        flow = cv2.warpAffine(sample["flow"].astype(np.float32), matrix, dsize, flags=cv2.INTER_LINEAR, borderValue=0)
+        lin = matrix[:, :2].astype(np.float32)
+        flow = flow @ lin.T  # per pixel: A · F
+        out["flow"] = flow
+        ys, xs = np.mgrid[0:out_h, 0:out_w]
+        tx, ty = np.round(xs + flow[..., 0]), np.round(ys + flow[..., 1])
+        inside &= (tx >= 0) & (tx <= out_w - 1) & (ty >= 0) & (ty <= out_h - 1)
+    valid = sample.get("valid")
+    if valid is not None:
+        inside &= cv2.warpAffine(valid.astype(np.uint8), matrix, dsize, flags=cv2.INTER_NEAREST, borderValue=0) > 0
+    out["valid"] = inside
+    return out

@@ -1,0 +1,68 @@
+"""Tiny dataset trees generated on the fly: the real loaders are what the tests exercise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from etc.io import write_png
+
+CS_IDS = np.array([7, 8, 11, 17, 21, 23, 24, 26, 0], dtype=np.uint8)
+
+
+def make_cityscapes_tree(root: Path, annotated=None, size=(16, 32), seed=0) -> Path:
+    """Cityscapes layout: ``annotated`` maps split → [(city, seq, annotated frame)]; each gets
+    its 30-frame snippet (annotated −19 … +10)."""
+    rng = np.random.default_rng(seed)
+    annotated = annotated or {
+        "train": [("aachen", 0, 19), ("frankfurt", 0, 294)],
+        "val": [("lindau", 0, 19)],
+    }
+    h, w = size
+    for split, items in annotated.items():
+        for city, seq, ann in items:
+            for n in range(ann - 19, ann + 11):
+                img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                write_png(root / "leftImg8bit_sequence" / split / city / f"{city}_{seq:06d}_{n:06d}_leftImg8bit.png", img)
+            lab = CS_IDS[rng.integers(0, len(CS_IDS), (h, w))]
+            write_png(root / "gtFine" / split / city / f"{city}_{seq:06d}_{ann:06d}_gtFine_labelIds.png", lab)
+    return root
+
+
+def make_camvid_tree(root: Path, size=(12, 16), radius=5, seed=0) -> Path:
+    """SegNet layout plus neighbour frames in frames/<seq>/ (names as the labelled frames)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    labelled = {"train": [("0001TP", "", 6690, 6), ("0006R0", "f", 2910, 5)], "val": [("0016E5", "", 7959, 5)]}
+    for split, items in labelled.items():
+        for seq, prefix, ann, digits in items:
+            name = f"{seq}_{prefix}{ann:0{digits}d}.png"
+            img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            write_png(root / split / name, img)
+            write_png(root / f"{split}annot" / name, rng.integers(0, 12, (h, w), dtype=np.uint8))
+            for n in range(ann - radius, ann + radius + 1):
+                frame = img if n == ann else rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                write_png(root / "frames" / seq / f"{seq}_{prefix}{n:0{digits}d}.png", frame)
+    return root
+
+
+@pytest.fixture
+def cityscapes_tree(tmp_path) -> Path:
+    return make_cityscapes_tree(tmp_path / "cityscapes")
+
+
+@pytest.fixture
+def camvid_tree(tmp_path) -> Path:
+    return make_camvid_tree(tmp_path / "camvid")
+
+
+@pytest.fixture(scope="session")
+def synthetic_tree(tmp_path_factory) -> Path:
+    """A tiny synthetic set, generated once per test session (treat it as read-only)."""
+    from etc.data.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    make_synthetic(root, train_clips=2, val_clips=1, frames=6, height=48, width=96, seed=0)
+    return root
