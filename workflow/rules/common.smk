@@ -1,5 +1,10 @@
 # Helpers that turn config into paths and parameters; rules never hold literals.
+import shlex
+import sys
 from pathlib import Path
+
+# The `etc` of the Python that runs Snakemake, so `.venv/bin/snakemake` works unactivated.
+ETC = f"{shlex.quote(sys.executable)} -m etc"
 
 
 def results(*parts):

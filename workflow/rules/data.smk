@@ -9,7 +9,7 @@ rule make_synthetic:
     benchmark:
         results("benchmarks", "make_synthetic.tsv")
     shell:
-        "etc make-synthetic --out {params.root} {params.args} > {log} 2>&1"
+        "{ETC} make-synthetic --out {params.root} {params.args} > {log} 2>&1"
 
 
 rule check_data:
@@ -26,5 +26,5 @@ rule check_data:
     benchmark:
         results("benchmarks", "check_data.tsv")
     shell:
-        "etc check-data --dataset {params.dataset} --root {params.root} "
+        "{ETC} check-data --dataset {params.dataset} --root {params.root} "
         "--splits {params.splits} --manifest {output} > {log} 2>&1"
