@@ -1,0 +1,43 @@
+"""Checkpoints: written atomically, read with ``weights_only=True``, errors that say what's wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from etc.errors import EtcError
+from etc.io import atomic_path
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise EtcError(f"checkpoint {path} not found; train it first (`etc train ... --out {path}`)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or foreign file
+        raise EtcError(f"checkpoint {path} is corrupt or not an etc checkpoint ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0][:200]}); delete it and retrain") from None
+    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
+        raise EtcError(f"checkpoint {path} is not an etc checkpoint (no 'model'/'spec' entries)")
+    return state
+
+
+def load_model_from_checkpoint(path: str | Path, map_location="cpu"):
+    """Rebuild the network a checkpoint was trained as, with its weights (strict)."""
+    from etc.models import build_model
+
+    state = load_checkpoint(path, map_location)
+    model = build_model(state["spec"], state["num_classes"])
+    try:
+        model.load_state_dict(state["model"], strict=True)
+    except RuntimeError as exc:
+        raise EtcError(f"checkpoint {path} does not match its architecture {state['spec']}: "
+                       f"{str(exc).splitlines()[0][:300]}") from None
+    return model, state

@@ -1,0 +1,128 @@
+"""``etc infer``: strictly per-frame predictions for every frame of every clip of a split.
+
+Every frame goes through the network alone (batched across frames, no temporal state), so the
+ETC-trained student costs exactly what the baseline costs. Predictions are uint8 train-id maps
+in one HDF5 file (a dataset per clip, T×H×W); a timing JSON records the speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from etc.errors import EtcError
+from etc.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """B×3×H×W normalised images → B×H×W int64 labels (softmax-averaged flip TTA when asked)."""
+    probs = model(images)["logits"].softmax(1)
+    if flip:
+        probs = probs + model(images.flip(-1))["logits"].softmax(1).flip(-1)
+    return probs.argmax(1)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def infer(
+    config: dict,
+    model_ckpt: str | Path,
+    split: str,
+    out: str | Path,
+    *,
+    timing: str | Path | None = None,
+    flip: bool | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
+    import h5py
+    from tqdm import tqdm
+
+    from etc.checkpoint import load_model_from_checkpoint
+    from etc.data.clips import list_clips, read_image
+    from etc.data.pairs import normalise, to_tensor_image
+    from etc.train import pick_device
+
+    icfg = config["infer"]
+    flip = icfg["flip"] if flip is None else flip
+    batch_size = batch_size or int(icfg["batch_size"])
+    dev = pick_device(device)
+    model, state = load_model_from_checkpoint(model_ckpt, map_location=dev)
+    model.to(dev).eval()
+    ds = config["dataset"]
+    if state.get("dataset") not in (None, ds["name"]):
+        raise EtcError(f"{model_ckpt} was trained on {state['dataset']}, the config reads {ds['name']}")
+    clips = list_clips(ds["name"], ds["root"], split, strict=False)
+    out = Path(out)
+    timing = Path(timing) if timing else out.with_suffix(".timing.json")
+
+    frames = [(c, i) for c in clips for i in range(len(c))]
+    times: list[float] = []  # seconds per frame, per batch
+    warmup = int(icfg["warmup"])
+    size = None
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, tqdm(total=len(frames), desc="infer", unit="frame", disable=not progress or None) as bar:
+        h5.attrs.update({"checkpoint": str(model_ckpt), "split": split, "flip": flip, "dataset": ds["name"]})
+        for clip in clips:
+            preds = []
+            for lo in range(0, len(clip), batch_size):
+                imgs = torch.stack([normalise(to_tensor_image(read_image(f.image))) for f in clip.frames[lo:lo + batch_size]])
+                size = size or tuple(imgs.shape[-2:])
+                imgs = imgs.to(dev, non_blocking=True)
+                _sync(dev)
+                t0 = time.perf_counter()
+                pred = predict(model, imgs, flip)
+                _sync(dev)
+                if warmup > 0:
+                    warmup -= 1
+                else:
+                    times.append((time.perf_counter() - t0) / imgs.shape[0])
+                preds.append(pred.to(torch.uint8).cpu().numpy())
+                bar.update(imgs.shape[0])
+            labels = np.concatenate(preds)
+            dset = h5.create_dataset(clip.name, data=labels, chunks=(1, *labels.shape[1:]), compression="gzip", compression_opts=4)
+            dset.attrs["frame_numbers"] = [f.number for f in clip.frames]
+            dset.attrs["labelled"] = list(clip.labelled)
+    med = statistics.median(times) if times else float("nan")
+    info = {
+        "device": device_name(dev),
+        "resolution": list(size) if size else None,
+        "batch_size": batch_size,
+        "warmup_batches": int(icfg["warmup"]),
+        "flip": flip,
+        "frames": len(frames),
+        "median_ms_per_frame": med * 1000.0,
+        "fps": 1.0 / med if times and med > 0 else float("nan"),
+    }
+    write_json(timing, info)
+    return info
+
+
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    """clip name → T×H×W uint8 predictions."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise EtcError(f"predictions {path} not found; run `etc infer` first")
+    with h5py.File(path, "r") as h5:
+        return {name: h5[name][()] for name in h5}

@@ -1,0 +1,31 @@
+"""mIoU from a confusion matrix accumulated over every labelled frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+IGNORE = 255
+
+
+def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
+    """K×K counts, rows = ground truth, columns = prediction; ignore (255) pixels skipped."""
+    keep = gt != IGNORE
+    g = gt[keep].astype(np.int64)
+    p = pred[keep].astype(np.int64)
+    if g.size and (g.max() >= num_classes or p.max() >= num_classes):
+        raise ValueError(f"label ids must be < {num_classes} (or {IGNORE} in the ground truth)")
+    return np.bincount(g * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def iou_per_class(cm: np.ndarray) -> np.ndarray:
+    """IoU per class in [0, 1]; NaN where the class is in neither ground truth nor prediction."""
+    inter = np.diag(cm).astype(np.float64)
+    union = cm.sum(0) + cm.sum(1) - np.diag(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+
+
+def miou(cm: np.ndarray) -> float:
+    """Mean IoU (in %) over classes present in the ground truth or the prediction."""
+    iou = iou_per_class(cm)
+    return float(np.nanmean(iou) * 100.0) if np.any(~np.isnan(iou)) else float("nan")
