@@ -68,6 +68,65 @@ def check_data_cmd(dataset, root, manifest, splits, deep):
     report = check_dataset(dataset, root, splits=[s for s in splits.split(",") if s], manifest=manifest, deep=deep)
     click.echo(report.summary())
 
+ConfigOpt = click.option("--config", "config_path", type=ExistingFile, default="config.yaml", show_default=True,
+                         help="Pipeline config (validated against workflow/schemas/config.schema.yaml).")
+
+
+@cli.command("train")
+@ConfigOpt
+@click.option("--run", required=True, help="'teacher' or '<student>/<ablation>' (names from the config).")
+@click.option("--out", required=True, type=PathArg, help="Final checkpoint; FILE.last.pt holds the resumable state.")
+@click.option("--flow", type=ExistingFile, default=None, help="Training-split flow store (needed by the temporal loss).")
+@click.option("--teacher", type=ExistingFile, default=None, help="Teacher checkpoint (needed by distillation terms).")
+@click.option("--log-csv", type=PathArg, default=None, help="Per-iteration CSV (loss terms, lr, samples/s).")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA when present).")
+def train_cmd(config_path, run, out, flow, teacher, log_csv, device):
+    """Train the teacher or one student under one ablation; resumes after a kill.
+
+    Multi-GPU / multi-node: launch with `torchrun --nproc_per_node N -m etc train ...`
+    (DDP; gloo on CPU, NCCL + SyncBatchNorm on GPU); the global batch is split across ranks.
+    """
+    from etc.config import load_config
+    from etc.train import train
+
+    summary = train(load_config(config_path), run, out, flow=flow, teacher=teacher, log_csv=log_csv, device=device)
+    click.echo(f"{summary['run']}: {summary['iterations']} iterations (resumed from {summary['resumed_from']})")
+
+
+@cli.command("infer")
+@ConfigOpt
+@click.option("--model", "model_ckpt", required=True, type=ExistingFile, help="Checkpoint written by `etc train`.")
+@click.option("--split", default="val", show_default=True, help="Which split's clips to segment.")
+@click.option("--out", required=True, type=PathArg, help="HDF5 of uint8 label maps, one dataset per clip.")
+@click.option("--timing", type=PathArg, default=None, help="Timing JSON (default: OUT with .timing.json).")
+@click.option("--flip/--no-flip", default=None, help="Horizontal-flip test-time augmentation (default: config).")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Frames per forward pass (default: config).")
+@click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
+def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, device):
+    """Segment every frame of every clip independently (no temporal state) and time it."""
+    from etc.config import load_config
+    from etc.infer import infer
+
+    info = infer(load_config(config_path), model_ckpt, split, out, timing=timing, flip=flip,
+                 batch_size=batch_size, device=device)
+    click.echo(f"{info['frames']} frames, {info['median_ms_per_frame']:.2f} ms/frame on {info['device']}")
+
+
+@cli.command("evaluate")
+@ConfigOpt
+@click.option("--predictions", required=True, type=ExistingFile, help="Output of `etc infer`.")
+@click.option("--flow", required=True, type=ExistingFile, help="Flow store of the same split (consecutive pairs).")
+@click.option("--model", "model_ckpt", type=ExistingFile, default=None, help="Checkpoint, for parameters and GFLOPs.")
+@click.option("--timing", type=ExistingFile, default=None, help="Timing JSON of `etc infer`, for FPS.")
+@click.option("--out", required=True, type=PathArg, help="Metrics JSON.")
+def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out):
+    """mIoU, per-class IoU, TC, TC-occ, mVC_n, parameters, GFLOPs and FPS of one model."""
+    from etc.config import load_config
+    from etc.evaluate import evaluate
+
+    r = evaluate(load_config(config_path), predictions, flow, out, model_ckpt=model_ckpt, timing=timing)
+    click.echo(f"mIoU {r['miou']:.2f}  TC {r['tc']:.2f}  TC-occ {r['tc_occ']:.2f}")
+
 
 def main() -> None:
     try:

@@ -1,0 +1,106 @@
+"""Seaborn figures of the report; each is saved as PNG and SVG (atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _save(fig, out_png: Path) -> None:
+    from etc.io import atomic_path
+
+    out_png = Path(out_png)
+    for path in (out_png, out_png.with_suffix(".svg")):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix[1:])
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    return plt, sns
+
+
+def miou_vs_tc(table: pd.DataFrame, out_png: Path) -> None:
+    """mIoU against TC, one colour per student, an arrow from its baseline to each ablation."""
+    plt, sns = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    students = table[table["ablation"] != "-"]
+    sns.scatterplot(data=students, x="tc", y="miou", hue="model", style="ablation", s=90, ax=ax)
+    for _model, rows in students.groupby("model"):
+        base = rows[rows["ablation"] == "baseline"]
+        if base.empty:
+            continue
+        bx, by = float(base["tc"].iloc[0]), float(base["miou"].iloc[0])
+        for r in rows.itertuples():
+            if r.ablation != "baseline":
+                ax.annotate("", xy=(r.tc, r.miou), xytext=(bx, by), arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 1})
+            ax.annotate(r.ablation, (r.tc, r.miou), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    teacher = table[table["ablation"] == "-"]
+    if not teacher.empty:
+        ax.scatter(teacher["tc"], teacher["miou"], marker="*", s=200, color="black", label="teacher")
+    ax.set_xlabel("temporal consistency TC (%)")
+    ax.set_ylabel("mIoU (%)")
+    ax.legend(fontsize=8, loc="best")
+    _save(fig, out_png)
+    plt.close(fig)
+
+
+def class_iou_heatmap(metrics: list[dict], out_png: Path) -> None:
+    plt, sns = _plt()
+    rows = {f"{m['model']}/{m['ablation']}" if m["ablation"] != "-" else m["model"]: m["iou"] for m in metrics}
+    df = pd.DataFrame(rows).T
+    df = df.loc[:, df.notna().any(axis=0)]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * df.shape[1], 1.2 + 0.45 * df.shape[0]))
+    sns.heatmap(df.astype(float), annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100, ax=ax, cbar_kws={"label": "IoU (%)"})
+    ax.set_xlabel("class")
+    ax.set_ylabel("model")
+    _save(fig, out_png)
+    plt.close(fig)
+
+
+def tc_per_clip(metrics: list[dict], out_png: Path) -> None:
+    plt, sns = _plt()
+    recs = []
+    for m in metrics:
+        name = f"{m['model']}/{m['ablation']}" if m["ablation"] != "-" else m["model"]
+        recs += [{"model": name, "clip": c, "tc": v} for c, v in m.get("tc_per_clip", {}).items()]
+    df = pd.DataFrame(recs)
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * max(1, df["model"].nunique())))
+    sns.boxplot(data=df, y="model", x="tc", color="0.85", ax=ax, fliersize=0)
+    sns.stripplot(data=df, y="model", x="tc", size=3, alpha=0.6, ax=ax)
+    ax.set_xlabel("TC per validation clip (%)")
+    _save(fig, out_png)
+    plt.close(fig)
+
+
+def training_curves(logs: dict[str, Path], out_png: Path) -> None:
+    plt, sns = _plt()
+    frames = []
+    for run, path in logs.items():
+        d = pd.read_csv(path)
+        terms = [c for c in d.columns if c not in ("iteration", "lr", "samples_per_s")]
+        long = d.melt(id_vars="iteration", value_vars=terms, var_name="term", value_name="loss")
+        long["run"] = run
+        frames.append(long)
+    df = pd.concat(frames)
+    df["loss"] = df.groupby(["run", "term"])["loss"].transform(lambda s: s.rolling(20, min_periods=1).mean())
+    g = sns.relplot(data=df, x="iteration", y="loss", hue="term", col="run", col_wrap=min(4, len(logs)),
+                    kind="line", height=2.6, aspect=1.2, facet_kws={"sharey": False})
+    g.set(yscale="log")
+    _save(g.figure, out_png)
+    plt.close(g.figure)
+
+
+def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """H×W train ids → H×W×3 uint8 colours (ignore/unknown = black)."""
+    lut = np.zeros((256, 3), np.uint8)
+    lut[: len(palette)] = palette
+    return lut[labels]
