@@ -5,7 +5,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded default; a preset given with --configfile replaces it (presets are complete).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -16,6 +20,11 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/flow.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/infer.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

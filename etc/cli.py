@@ -128,6 +128,47 @@ def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out):
     click.echo(f"mIoU {r['miou']:.2f}  TC {r['tc']:.2f}  TC-occ {r['tc_occ']:.2f}")
 
 
+@cli.command("config")
+@click.option("--config", "config_path", type=ExistingFile, default=None, help="YAML config to start from.")
+@click.option("--json", "json_text", default=None, help="A complete or partial config as JSON (applied on top).")
+@click.option("--out", type=PathArg, default=None, help="Write the resolved YAML here (default: print it).")
+def config_cmd(config_path, json_text, out):
+    """Validate a config, fill its defaults and print or write it."""
+    import json
+
+    import yaml
+
+    from etc.config import load_config
+    from etc.io import write_text
+
+    try:
+        overrides = json.loads(json_text) if json_text else None
+    except json.JSONDecodeError as exc:
+        raise EtcError(f"--json is not valid JSON: {exc}") from None
+    text = yaml.safe_dump(load_config(config_path, overrides), sort_keys=False)
+    if out:
+        write_text(out, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("report")
+@ConfigOpt
+@click.option("--metrics-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of `etc evaluate` JSONs (teacher.json, <student>/<ablation>.json).")
+@click.option("--curves-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the training CSVs (same naming).")
+@click.option("--table", required=True, type=PathArg, help="Results table CSV (a .md twin is written beside it).")
+@click.option("--out-dir", required=True, type=PathArg, help="Folder for the figures (PNG + SVG).")
+def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
+    """The paper-style results table and the seaborn figures of the report."""
+    from etc.config import load_config
+    from etc.report.build import build_report
+
+    info = build_report(load_config(config_path), metrics_dir, curves_dir, table, out_dir)
+    click.echo(f"{info['rows']} rows -> {info['table']}")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

@@ -1,10 +1,14 @@
 # Helpers that turn config into paths and parameters; rules never hold literals.
+import hashlib
+import json
 import shlex
 import sys
 from pathlib import Path
 
-# The `etc` of the Python that runs Snakemake, so `.venv/bin/snakemake` works unactivated.
-ETC = f"{shlex.quote(sys.executable)} -m etc"
+# Rules call `etc`: put the bin folder of the Python that runs Snakemake first on PATH, so
+# `.venv/bin/snakemake` works without activating the virtual environment.
+shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
+DISTILL_TERMS = ("pi", "pf", "mf", "pa")
 
 
 def results(*parts):
@@ -13,6 +17,16 @@ def results(*parts):
 
 def dataset_root():
     return config["dataset"]["root"]
+
+
+def digest(*sections):
+    """A short hash of config sections: a rule reruns exactly when what it reads changes."""
+    blob = json.dumps([config[s] for s in sections], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_json():
+    return shlex.quote(json.dumps(config, sort_keys=True))
 
 
 def dataset_ready():
@@ -34,5 +48,43 @@ def data_splits():
     return f"{config['dataset']['train_split']},{config['dataset']['val_split']}"
 
 
+def student_runs():
+    return [f"{s}/{a}" for s in config["students"] for a in config["ablations"]]
+
+
+def all_models():
+    return ["teacher"] + student_runs()
+
+
+def student_inputs(wildcards):
+    """A student needs the training flow for TL and the teacher for distillation terms."""
+    terms = config["ablations"][wildcards.ablation]
+    inputs = {"config": ancient(results("config.yaml")), "manifest": results("data", "manifest.json")}
+    if terms.get("tl", 0) > 0:
+        inputs["flow"] = results("flow", f"{config['dataset']['train_split']}.h5")
+    if any(terms.get(t, 0) > 0 for t in DISTILL_TERMS):
+        inputs["teacher"] = results("models", "teacher.pt")
+    return inputs
+
+
+def student_flags(wildcards, input):
+    flags = []
+    if "flow" in input.keys():
+        flags.append(f"--flow {input.flow}")
+    if "teacher" in input.keys():
+        flags.append(f"--teacher {input.teacher}")
+    return " ".join(flags)
+
+
+def report_outputs():
+    names = ["miou_vs_tc", "class_iou", "tc_per_clip", "training_curves"]
+    return [results("report", f"{n}.png") for n in names]
+
+
 def all_targets():
-    return [results("data", "manifest.json")]
+    return [
+        results("data", "manifest.json"),
+        results("table.csv"),
+        results("table.md"),
+        *report_outputs(),
+    ]

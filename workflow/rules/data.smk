@@ -1,3 +1,16 @@
+rule resolve_config:
+    output:
+        results("config.yaml"),
+    params:
+        config=config_json(),
+    log:
+        results("logs", "resolve_config.log"),
+    benchmark:
+        results("benchmarks", "resolve_config.tsv")
+    shell:
+        "etc config --json {params.config} --out {output} > {log} 2>&1"
+
+
 rule make_synthetic:
     output:
         Path(dataset_root(), "synthetic.json"),
@@ -9,7 +22,7 @@ rule make_synthetic:
     benchmark:
         results("benchmarks", "make_synthetic.tsv")
     shell:
-        "{ETC} make-synthetic --out {params.root} {params.args} > {log} 2>&1"
+        "etc make-synthetic --out {params.root} {params.args} > {log} 2>&1"
 
 
 rule check_data:
@@ -26,5 +39,5 @@ rule check_data:
     benchmark:
         results("benchmarks", "check_data.tsv")
     shell:
-        "{ETC} check-data --dataset {params.dataset} --root {params.root} "
+        "etc check-data --dataset {params.dataset} --root {params.root} "
         "--splits {params.splits} --manifest {output} > {log} 2>&1"

@@ -1,0 +1,20 @@
+rule evaluate:
+    input:
+        config=ancient(results("config.yaml")),
+        predictions=results("predictions", "{model}.h5"),
+        timing=results("predictions", "{model}.timing.json"),
+        flow=results("flow", f"{config['dataset']['val_split']}.h5"),
+        model=results("models", "{model}.pt"),
+    output:
+        results("metrics", "{model}.json"),
+    params:
+        digest=digest("evaluate"),
+    log:
+        results("logs", "evaluate", "{model}.log"),
+    benchmark:
+        results("benchmarks", "evaluate", "{model}.tsv")
+    wildcard_constraints:
+        model="teacher|[^/]+/[^/]+",
+    shell:
+        "etc evaluate --config {input.config} --predictions {input.predictions} "
+        "--flow {input.flow} --model {input.model} --timing {input.timing} --out {output} > {log} 2>&1"

@@ -1,0 +1,15 @@
+rule precompute_flow:
+    input:
+        config=ancient(results("config.yaml")),
+        manifest=results("data", "manifest.json"),
+    output:
+        results("flow", "{split}.h5"),
+    params:
+        digest=digest("dataset", "flow"),
+    log:
+        results("logs", "precompute_flow_{split}.log"),
+    benchmark:
+        results("benchmarks", "precompute_flow_{split}.tsv")
+    shell:
+        "etc precompute-flow --config {input.config} --split {wildcards.split} "
+        "--out {output} > {log} 2>&1"

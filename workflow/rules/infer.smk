@@ -1,0 +1,19 @@
+rule infer:
+    input:
+        config=ancient(results("config.yaml")),
+        model=results("models", "{model}.pt"),
+    output:
+        predictions=results("predictions", "{model}.h5"),
+        timing=results("predictions", "{model}.timing.json"),
+    params:
+        digest=digest("dataset", "infer"),
+        split=config["dataset"]["val_split"],
+    log:
+        results("logs", "infer", "{model}.log"),
+    benchmark:
+        results("benchmarks", "infer", "{model}.tsv")
+    wildcard_constraints:
+        model="teacher|[^/]+/[^/]+",
+    shell:
+        "etc infer --config {input.config} --model {input.model} --split {params.split} "
+        "--out {output.predictions} --timing {output.timing} > {log} 2>&1"

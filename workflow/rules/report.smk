@@ -1,0 +1,23 @@
+rule report:
+    input:
+        config=ancient(results("config.yaml")),
+        metrics=expand(results("metrics", "{model}.json"), model=all_models()),
+        curves=expand(results("train", "{model}.csv"), model=all_models()),
+    output:
+        table=report(results("table.csv"), caption="../report/table.rst", category="Results"),
+        markdown=results("table.md"),
+        miou_vs_tc=report(results("report", "miou_vs_tc.png"), caption="../report/miou_vs_tc.rst", category="Results"),
+        class_iou=report(results("report", "class_iou.png"), caption="../report/class_iou.rst", category="Accuracy"),
+        tc_per_clip=report(results("report", "tc_per_clip.png"), caption="../report/tc_per_clip.rst", category="Consistency"),
+        curves=report(results("report", "training_curves.png"), caption="../report/training_curves.rst", category="Training"),
+    params:
+        outdir=lambda wildcards, output: Path(output.miou_vs_tc).parent,
+        metrics=lambda wildcards, input: Path(input.metrics[0]).parent,
+        curves=lambda wildcards, input: Path(input.curves[0]).parent,
+    log:
+        results("logs", "report.log"),
+    benchmark:
+        results("benchmarks", "report.tsv")
+    shell:
+        "etc report --config {input.config} --metrics-dir {params.metrics} --curves-dir {params.curves} "
+        "--table {output.table} --out-dir {params.outdir} > {log} 2>&1"
