@@ -169,6 +169,28 @@ def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
     click.echo(f"{info['rows']} rows -> {info['table']}")
 
 
+@cli.command("demo-video")
+@ConfigOpt
+@click.option("--clip", "clip_name", required=True, help="Validation clip name (see the manifest).")
+@click.option("--models", required=True,
+              help="Comma-separated NAME=PREDICTIONS.h5 (or just PREDICTIONS.h5; the name is then the file's stem).")
+@click.option("--flow", required=True, type=ExistingFile, help="Flow store of the validation split.")
+@click.option("--out", required=True, type=PathArg, help="MP4 (H.264) to write.")
+@click.option("--gif", type=PathArg, default=None, help="Also write a small animated GIF (for the report).")
+@click.option("--fps", type=float, default=None, help="Frame rate (default: config report.fps).")
+def demo_video_cmd(config_path, clip_name, models, flow, out, gif, fps):
+    """Baseline vs ETC side by side: overlays, flicker maps and running TC per model."""
+    from etc.config import load_config
+    from etc.report.video import demo_video
+
+    named = {}
+    for item in models.split(","):
+        name, _, path = item.rpartition("=")
+        named[name or Path(path).stem] = Path(path)
+    info = demo_video(load_config(config_path), clip_name, named, flow, out, gif=gif, fps=fps)
+    click.echo(f"{info['frames']} frames of {info['size'][0]}×{info['size'][1]} -> {info['out']}")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

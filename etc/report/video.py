@@ -1,0 +1,127 @@
+"""``etc demo-video``: baseline vs ETC side by side, with the flicker made visible.
+
+Per frame, a grid: the input frame, then for each model its prediction as a colour overlay
+(top) and its flicker map (bottom): pixels whose label differs from the previous frame's
+prediction warped into this frame (nearest, non-occluded pixels only; occluded pixels grey).
+Each panel carries the model name and its running TC over the frames shown so far.
+Encoded by imageio's packaged ffmpeg (H.264, yuv420p: plays in browsers) plus a small GIF.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from etc.errors import EtcError
+from etc.flow.warp import warp_labels
+
+FLICKER = np.array([255, 40, 40], np.uint8)
+OCCLUDED = np.array([90, 90, 90], np.uint8)
+
+
+def flicker_map(p_prev: np.ndarray, p_t: np.ndarray, flow_t_to_prev: torch.Tensor, occluded: np.ndarray | None = None) -> np.ndarray:
+    """H×W bool: pixels of frame t whose label differs from ``warp(P_{t-1}, F_{t→t-1})``.
+
+    Occluded pixels (``occluded``) and pixels sampling outside the image never flicker.
+    """
+    warped = warp_labels(torch.from_numpy(p_prev.astype(np.int64))[None], flow_t_to_prev[None].float())[0].numpy()
+    flicker = (warped != p_t) & (warped != 255)
+    if occluded is not None:
+        flicker &= ~occluded
+    return flicker
+
+
+def _title(panel: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    h, w = panel.shape[:2]
+    bar_h = max(14, h // 8)
+    bar = np.full((bar_h, w, 3), 20, np.uint8)
+    scale = bar_h / 30.0
+    cv2.putText(bar, text, (3, int(bar_h * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.concatenate([bar, panel], axis=0)
+
+
+def compose_frames(images, predictions: dict[str, np.ndarray], flows, palette: np.ndarray, upscale: int = 1):
+    """Yield the grid frames. ``images``: T×H×W×3; ``predictions``: name → T×H×W; ``flows``:
+    list over t ≥ 1 of (F_{t→t-1} 2×H×W tensor, occluded H×W bool)."""
+    from etc.metrics.consistency import PooledTC
+    from etc.report.plots import colorize
+
+    t_len, h, w = images.shape[:3]
+    for name, p in predictions.items():
+        if p.shape != (t_len, h, w):
+            raise EtcError(f"predictions of '{name}' are {p.shape[1]}×{p.shape[2]} × {p.shape[0]} frames; the clip is {h}×{w} × {t_len}: frames of different sizes cannot share a video")
+    tcs = {name: PooledTC(len(palette)) for name in predictions}
+    for t in range(t_len):
+        img = images[t]
+        top, bottom = [_title(img, "input")], [_title(np.zeros_like(img), "flicker: red = label changed")]
+        for name, p in predictions.items():
+            overlay = (0.45 * img + 0.55 * colorize(p[t], palette)).astype(np.uint8)
+            fmap = np.zeros_like(img)
+            if t > 0:
+                flow, occ = flows[t - 1]
+                occ_np = occ.numpy() if isinstance(occ, torch.Tensor) else occ
+                tcs[name].update(p[t], p[t - 1], flow, exclude=None)
+                fl = flicker_map(p[t - 1], p[t], flow, occ_np)
+                fmap[occ_np] = OCCLUDED
+                fmap[fl] = FLICKER
+                label = f"{name}  TC {tcs[name].value():.1f}"
+            else:
+                label = f"{name}"
+            top.append(_title(overlay, label))
+            bottom.append(_title(fmap, f"{name} flicker"))
+        grid = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
+        if upscale > 1:
+            grid = np.repeat(np.repeat(grid, upscale, axis=0), upscale, axis=1)
+        gh, gw = grid.shape[:2]
+        yield np.ascontiguousarray(grid[: gh - gh % 2, : gw - gw % 2])  # H.264 needs even sizes
+
+
+def write_video(frames: list[np.ndarray], out: str | Path, fps: float, gif: str | Path | None = None) -> None:
+    import imageio.v2 as imageio
+
+    from etc.io import atomic_path
+
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
+                                    macro_block_size=1, ffmpeg_log_level="error")
+        for f in frames:
+            writer.append_data(f)
+        writer.close()
+    if gif is not None:
+        small = [f[::2, ::2] if f.shape[1] > 900 else f for f in frames]
+        with atomic_path(gif) as tmp:
+            imageio.mimsave(tmp, small, format="GIF", duration=1000.0 / fps, loop=0)
+
+
+def demo_video(config: dict, clip_name: str, models: dict[str, str | Path], flow: str | Path, out: str | Path,
+               gif: str | Path | None = None, fps: float | None = None, upscale: int | None = None) -> dict:
+    """Render ``clip_name`` for ``models`` (display name → predictions HDF5)."""
+    from etc.data.clips import list_clips, read_image
+    from etc.data.labels import palette
+    from etc.flow.store import FlowStore
+    from etc.infer import read_predictions
+
+    ds = config["dataset"]
+    clips = {c.name: c for c in list_clips(ds["name"], ds["root"], ds["val_split"], strict=False)}
+    if clip_name not in clips:
+        raise EtcError(f"clip '{clip_name}' not in split {ds['val_split']}; e.g. {', '.join(sorted(clips)[:3])}")
+    clip = clips[clip_name]
+    preds = {}
+    for name, path in models.items():
+        allp = read_predictions(path)
+        if clip_name not in allp:
+            raise EtcError(f"{path} has no predictions for clip {clip_name}")
+        preds[name] = allp[clip_name]
+    images = np.stack([read_image(f.image) for f in clip.frames])
+    reader = FlowStore(flow).reader()
+    flows = [reader(clip_name, t, t - 1, images.shape[1:3]) for t in range(1, len(clip))]
+    fps = fps or float(config["report"]["fps"])
+    upscale = upscale or max(1, int(round(360 / images.shape[1])))
+    frames = list(compose_frames(images, preds, flows, palette(ds["name"]), upscale))
+    write_video(frames, out, fps, gif)
+    return {"frames": len(frames), "size": list(frames[0].shape[:2]), "out": str(out)}
