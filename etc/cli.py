@@ -171,14 +171,16 @@ def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
 
 @cli.command("demo-video")
 @ConfigOpt
-@click.option("--clip", "clip_name", required=True, help="Validation clip name (see the manifest).")
+@click.option("--clip", "clip_name", default=None, help="Validation clip name (see the manifest).")
+@click.option("--clip-index", type=click.IntRange(0), default=0, show_default=True,
+              help="Without --clip: the index of the clip in the sorted validation split.")
 @click.option("--models", required=True,
               help="Comma-separated NAME=PREDICTIONS.h5 (or just PREDICTIONS.h5; the name is then the file's stem).")
 @click.option("--flow", required=True, type=ExistingFile, help="Flow store of the validation split.")
 @click.option("--out", required=True, type=PathArg, help="MP4 (H.264) to write.")
 @click.option("--gif", type=PathArg, default=None, help="Also write a small animated GIF (for the report).")
 @click.option("--fps", type=float, default=None, help="Frame rate (default: config report.fps).")
-def demo_video_cmd(config_path, clip_name, models, flow, out, gif, fps):
+def demo_video_cmd(config_path, clip_name, clip_index, models, flow, out, gif, fps):
     """Baseline vs ETC side by side: overlays, flicker maps and running TC per model."""
     from etc.config import load_config
     from etc.report.video import demo_video
@@ -187,7 +189,7 @@ def demo_video_cmd(config_path, clip_name, models, flow, out, gif, fps):
     for item in models.split(","):
         name, _, path = item.rpartition("=")
         named[name or Path(path).stem] = Path(path)
-    info = demo_video(load_config(config_path), clip_name, named, flow, out, gif=gif, fps=fps)
+    info = demo_video(load_config(config_path), clip_name if clip_name else clip_index, named, flow, out, gif=gif, fps=fps)
     click.echo(f"{info['frames']} frames of {info['size'][0]}×{info['size'][1]} -> {info['out']}")
 
 

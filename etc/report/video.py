@@ -98,7 +98,7 @@ def write_video(frames: list[np.ndarray], out: str | Path, fps: float, gif: str 
             imageio.mimsave(tmp, small, format="GIF", duration=1000.0 / fps, loop=0)
 
 
-def demo_video(config: dict, clip_name: str, models: dict[str, str | Path], flow: str | Path, out: str | Path,
+def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path], flow: str | Path, out: str | Path,
                gif: str | Path | None = None, fps: float | None = None, upscale: int | None = None) -> dict:
     """Render ``clip_name`` for ``models`` (display name → predictions HDF5)."""
     from etc.data.clips import list_clips, read_image
@@ -108,6 +108,10 @@ def demo_video(config: dict, clip_name: str, models: dict[str, str | Path], flow
 
     ds = config["dataset"]
     clips = {c.name: c for c in list_clips(ds["name"], ds["root"], ds["val_split"], strict=False)}
+    if isinstance(clip_name, int):
+        if clip_name >= len(clips):
+            raise EtcError(f"clip index {clip_name} is out of range: split {ds['val_split']} has {len(clips)} clips")
+        clip_name = sorted(clips)[clip_name]
     if clip_name not in clips:
         raise EtcError(f"clip '{clip_name}' not in split {ds['val_split']}; e.g. {', '.join(sorted(clips)[:3])}")
     clip = clips[clip_name]

@@ -87,4 +87,28 @@ def all_targets():
         results("table.csv"),
         results("table.md"),
         *report_outputs(),
+        *demo_outputs(),
     ]
+
+
+def demo_models():
+    """Baseline against the richest ETC ablation of the first student."""
+    student = next(iter(config["students"]))
+    ablations = list(config["ablations"])
+    etc_run = "tl_kd" if "tl_kd" in ablations else ablations[-1]
+    return {"baseline": f"{student}/baseline", "etc": f"{student}/{etc_run}"}
+
+
+def demo_inputs(wildcards):
+    return {name: results("predictions", f"{run}.h5") for name, run in demo_models().items()}
+
+
+def demo_models_arg(wildcards, input):
+    return ",".join(f"{name}={input[name]}" for name in demo_models())
+
+
+def demo_outputs():
+    n = config["report"]["demo_clips"]
+    if "baseline" not in config["ablations"]:
+        return []
+    return [results("demo", f"clip{i}.mp4") for i in range(n)] + [results("demo", f"clip{i}.gif") for i in range(n)]

@@ -21,3 +21,25 @@ rule report:
     shell:
         "etc report --config {input.config} --metrics-dir {params.metrics} --curves-dir {params.curves} "
         "--table {output.table} --out-dir {params.outdir} > {log} 2>&1"
+
+
+rule demo_video:
+    input:
+        unpack(demo_inputs),
+        config=ancient(results("config.yaml")),
+        flow=results("flow", f"{config['dataset']['val_split']}.h5"),
+    output:
+        video=results("demo", "clip{index}.mp4"),
+        gif=report(results("demo", "clip{index}.gif"), caption="../report/demo.rst", category="Demo"),
+    params:
+        models=demo_models_arg,
+        fps=config["report"]["fps"],
+    log:
+        results("logs", "demo_video_{index}.log"),
+    benchmark:
+        results("benchmarks", "demo_video_{index}.tsv")
+    wildcard_constraints:
+        index=r"\d+",
+    shell:
+        "etc demo-video --config {input.config} --clip-index {wildcards.index} --models {params.models} "
+        "--flow {input.flow} --fps {params.fps} --out {output.video} --gif {output.gif} > {log} 2>&1"
