@@ -193,6 +193,31 @@ def demo_video_cmd(config_path, clip_name, clip_index, models, flow, out, gif, f
     click.echo(f"{info['frames']} frames of {info['size'][0]}×{info['size'][1]} -> {info['out']}")
 
 
+@cli.command("precompute-flow")
+@ConfigOpt
+@click.option("--split", required=True, help="Split whose pairs to compute (e.g. train, val).")
+@click.option("--out", required=True, type=PathArg, help="HDF5 store to write (OUT.partial.h5 while running).")
+@click.option("--estimator", default=None, help="dis | gt | ptlflow:<model> (default: config flow.estimator).")
+@click.option("--ckpt", type=PathArg, default=None, help="Local checkpoint of a ptlflow model (never downloaded).")
+@click.option("--pairs", type=click.Choice(["training", "consecutive", "both"]), default=None,
+              help="Labelled frame × window, consecutive frames, or both (default: training for the training split, else consecutive).")
+@click.option("--scale", type=click.FloatRange(0, 1, min_open=True), default=None, help="Store flow at this fraction of the resolution.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None, help="Stored precision.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Pairs per estimator call.")
+@click.option("--device", default=None, help="cpu, cuda, … for ptlflow models.")
+def precompute_flow_cmd(config_path, split, out, estimator, ckpt, pairs, scale, dtype, batch_size, device):
+    """Forward/backward flow and occlusion for every needed pair, in HDF5; resumable."""
+    from etc.config import load_config
+    from etc.flow.precompute import precompute_flow
+
+    r = precompute_flow(load_config(config_path), split, out, estimator=estimator, ckpt=ckpt, pairs=pairs,
+                        scale=scale, dtype=dtype, batch_size=batch_size, device=device)
+    if r.get("skipped"):
+        click.echo(f"{r['out']} is complete; nothing to do")
+    else:
+        click.echo(f"{r['done']}/{r['pairs']} pairs ({r['computed']} computed, {r['pairs_per_s']:.1f} pairs/s) -> {r['out']}")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)
