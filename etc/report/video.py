@@ -125,7 +125,7 @@ def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path]
     reader = FlowStore(flow).reader()
     flows = [reader(clip_name, t, t - 1, images.shape[1:3]) for t in range(1, len(clip))]
     fps = fps or float(config["report"]["fps"])
-    upscale = upscale or max(1, int(round(360 / images.shape[1])))
+    upscale = upscale or max(1, int(round(200 / images.shape[1])))
     frames = list(compose_frames(images, preds, flows, palette(ds["name"]), upscale))
     write_video(frames, out, fps, gif)
     return {"frames": len(frames), "size": list(frames[0].shape[:2]), "out": str(out)}
