@@ -83,7 +83,7 @@ ConfigOpt = click.option("--config", "config_path", type=ExistingFile, default="
 def train_cmd(config_path, run, out, flow, teacher, log_csv, device):
     """Train the teacher or one student under one ablation; resumes after a kill.
 
-    Multi-GPU / multi-node: launch with `torchrun --nproc_per_node N -m etc train ...`
+    Multi-GPU / multi-node: launch with `torchrun --nproc_per_node N -m etc -- train ...`
     (DDP; gloo on CPU, NCCL + SyncBatchNorm on GPU); the global batch is split across ranks.
     """
     from etc.config import load_config
