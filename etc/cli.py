@@ -218,6 +218,23 @@ def precompute_flow_cmd(config_path, split, out, estimator, ckpt, pairs, scale, 
         click.echo(f"{r['done']}/{r['pairs']} pairs ({r['computed']} computed, {r['pairs_per_s']:.1f} pairs/s) -> {r['out']}")
 
 
+@cli.command("bench")
+@ConfigOpt
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--quick", is_flag=True, help="Small sizes and few repeats: a couple of minutes on 2 CPU cores.")
+@click.option("--out", type=PathArg, default=Path("results/bench.csv"), show_default=True,
+              help="CSV of (benchmark, metric, value, unit, device); a .md twin is written beside it.")
+@click.option("--results", "results_dir", type=PathArg, default=None,
+              help="Results folder whose Snakemake benchmark TSVs to gather (default: OUT's folder).")
+def bench_cmd(config_path, device, quick, out, results_dir):
+    """Inference parity, pipeline efficiency, training overhead, flow stage, memory."""
+    from etc.bench import run_bench
+    from etc.config import load_config
+
+    rows = run_bench(load_config(config_path), out, device=device, quick=quick, results_dir=results_dir)
+    click.echo(f"{len(rows)} figures -> {out}")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

@@ -43,3 +43,19 @@ rule demo_video:
     shell:
         "etc demo-video --config {input.config} --clip-index {wildcards.index} --models {params.models} "
         "--flow {input.flow} --fps {params.fps} --out {output.video} --gif {output.gif} > {log} 2>&1"
+
+
+rule bench:
+    input:
+        config=ancient(results("config.yaml")),
+    output:
+        table=report(results("bench.csv"), caption="../report/bench.rst", category="Benchmarks"),
+        markdown=results("bench.md"),
+    params:
+        results=lambda wildcards, output: Path(output.table).parent,
+    log:
+        results("logs", "bench.log"),
+    benchmark:
+        results("benchmarks", "bench.tsv")
+    shell:
+        "etc bench --config {input.config} --out {output.table} --results {params.results} > {log} 2>&1"

@@ -1,0 +1,301 @@
+"""``etc bench``: measured ratios, each taken within one run (these machines are noisy).
+
+1. inference parity — ETC student vs baseline student (same architecture) and student vs
+   teacher, ms/frame at the requested resolutions;
+2. pipeline efficiency — `etc infer` frames/s over the bare network's forward frames/s;
+3. training overhead — step time of `tl` and `tl_kd` over `baseline`, and the reference
+   approach (flow computed by a ptlflow model inside every step) over ours;
+4. flow stage — `precompute-flow` pairs/s over the bare estimator's pairs/s; MB per pair;
+5. memory — peak RSS of a training and an inference run (subprocesses);
+6. per rule — Snakemake's benchmark TSVs of the last run, gathered.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class Rows:
+    def __init__(self, device: str):
+        self.rows: list[dict] = []
+        self.device = device
+
+    def add(self, benchmark: str, metric: str, value: float, unit: str) -> None:
+        self.rows.append({"benchmark": benchmark, "metric": metric, "value": float(value), "unit": unit, "device": self.device})
+        log.info("%s %s = %.4g %s", benchmark, metric, value, unit)
+
+
+def _median_time(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _forward_ms(model, h: int, w: int, device, repeats: int) -> float:
+    x = torch.randn(1, 3, h, w, device=device)
+
+    def run():
+        with torch.no_grad():
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    return 1000.0 * _median_time(run, repeats)
+
+
+def bench_inference_parity(rows: Rows, config: dict, sizes, device, repeats: int) -> None:
+    from etc.models import build_model
+
+    student_name, spec = next(iter(config["students"].items()))
+    torch.manual_seed(0)
+    baseline = build_model(spec, 19).to(device).eval()
+    torch.manual_seed(1)  # "ETC-trained": same architecture, other weights
+    etc_student = build_model(spec, 19).to(device).eval()
+    teacher = build_model(config["teacher"], 19).to(device).eval()
+    for h, w in sizes:
+        # interleave the two students so drift hits both alike
+        b1 = _forward_ms(baseline, h, w, device, repeats)
+        e1 = _forward_ms(etc_student, h, w, device, repeats)
+        b2 = _forward_ms(baseline, h, w, device, repeats)
+        e2 = _forward_ms(etc_student, h, w, device, repeats)
+        b, e = (b1 + b2) / 2, (e1 + e2) / 2
+        t = _forward_ms(teacher, h, w, device, max(1, repeats // 2))
+        tag = f"{h}x{w}"
+        rows.add("inference_parity", f"baseline_ms_{tag}", b, "ms/frame")
+        rows.add("inference_parity", f"etc_ms_{tag}", e, "ms/frame")
+        rows.add("inference_parity", f"etc_over_baseline_{tag}", e / b, "ratio")
+        rows.add("inference_parity", f"teacher_ms_{tag}", t, "ms/frame")
+        rows.add("inference_parity", f"student_over_teacher_{tag}", b / t, "ratio")
+
+
+def _tiny_setup(tmp: Path, config: dict, quick: bool) -> dict:
+    """A small synthetic set + flow stores + configs for the pipeline and training benches."""
+    from etc.config import load_config
+    from etc.data.synthetic import make_synthetic
+    from etc.flow.precompute import precompute_flow
+
+    h, w = (64, 128) if quick else (96, 192)
+    root = tmp / "data"
+    make_synthetic(root, train_clips=4, val_clips=2, frames=8, height=h, width=w, seed=0)
+    cfg = load_config(None, {
+        **{k: config[k] for k in ("teacher", "students", "losses", "augment")},
+        "dataset": {"name": "synthetic", "root": str(root), "window": [-1, 1, 2]},
+        "ablations": {"baseline": {"ce": 1.0}, "tl": {"ce": 1.0, "tl": 1.0},
+                      "tl_kd": {"ce": 1.0, "tl": 1.0, "pi": 1.0, "pf": 1.0, "mf": 1.0}},
+        "train": {"teacher": {"iterations": 2, "batch_size": 4}, "student": {"iterations": 2, "batch_size": 4}},
+        "infer": {"batch_size": 4, "warmup": 1},
+    })
+    precompute_flow(cfg, "train", tmp / "train.h5", estimator="gt", progress=False)
+    precompute_flow(cfg, "val", tmp / "val.h5", estimator="gt", progress=False)
+    return cfg
+
+
+def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device) -> None:
+    from etc.checkpoint import load_model_from_checkpoint
+    from etc.data.clips import list_clips
+    from etc.infer import infer
+    from etc.train import train
+
+    ckpt = tmp / "student.pt"
+    train(cfg, f"{next(iter(cfg['students']))}/baseline", ckpt, progress=False, device=str(device))
+    clips = list_clips("synthetic", cfg["dataset"]["root"], "val")
+    frames = sum(len(c) for c in clips)
+    t0 = time.perf_counter()
+    infer(cfg, ckpt, "val", tmp / "pred.h5", progress=False, device=str(device))
+    full = frames / (time.perf_counter() - t0)
+    model, _ = load_model_from_checkpoint(ckpt)
+    model.to(device).eval()
+    h, w = cfg_size(cfg)
+    bs = int(cfg["infer"]["batch_size"])
+    x = torch.randn(bs, 3, h, w, device=device)
+
+    def fwd():
+        with torch.no_grad():
+            model(x)["logits"].argmax(1)
+
+    bare = bs / _median_time(fwd, 5)
+    rows.add("pipeline", "infer_frames_per_s", full, "frames/s")
+    rows.add("pipeline", "bare_forward_frames_per_s", bare, "frames/s")
+    rows.add("pipeline", "infer_over_bare", full / bare, "ratio")
+
+
+def cfg_size(cfg: dict) -> tuple[int, int]:
+    from etc.data.clips import list_clips, read_image
+
+    clip = list_clips(cfg["dataset"]["name"], cfg["dataset"]["root"], "val")[0]
+    return read_image(clip.frames[0].image).shape[:2]
+
+
+def bench_training(rows: Rows, cfg: dict, tmp: Path, device, quick: bool) -> None:
+    """Seconds per step of each ablation, measured by running `train` for a few iterations."""
+    from etc.config import load_config
+    from etc.train import train
+
+    student = next(iter(cfg["students"]))
+    iters = 4 if quick else 10
+    c = load_config(None, {**cfg, "train": {**cfg["train"], "student": {**cfg["train"]["student"], "iterations": iters, "checkpoint_every": 10**6},
+                                             "teacher": {**cfg["train"]["teacher"], "iterations": 1}}})
+    teacher = tmp / "teacher.pt"
+    train(c, "teacher", teacher, progress=False, device=str(device))
+    step = {}
+    for ab in ("baseline", "tl", "tl_kd"):
+        csv = tmp / f"steps_{ab}.csv"
+        train(c, f"{student}/{ab}", tmp / f"{ab}.pt", flow=tmp / "train.h5", teacher=teacher, log_csv=csv, progress=False, device=str(device))
+        import pandas as pd
+
+        sps = pd.read_csv(csv)["samples_per_s"].iloc[1:]  # the first step pays for warm-up
+        step[ab] = float(c["train"]["student"]["batch_size"] / sps.median())
+        rows.add("training", f"{ab}_s_per_step", step[ab], "s")
+    rows.add("training", "tl_over_baseline", step["tl"] / step["baseline"], "ratio")
+    rows.add("training", "tl_kd_over_baseline", step["tl_kd"] / step["baseline"], "ratio")
+    # the reference approach: the flow network runs inside every step (random weights: speed only)
+    est = _ptlflow_random("rapidflow_it1", device)
+    if est is not None:
+        h, w = cfg_size(c)
+        bs = int(c["train"]["student"]["batch_size"])
+        imgs = torch.rand(bs, 2, 3, h + (-h) % 32, w + (-w) % 32, device=device)
+
+        def flow_step():
+            with torch.no_grad():
+                est({"images": imgs})
+
+        in_loop = _median_time(flow_step, 2 if quick else 4)
+        rows.add("training", "inloop_flow_s_per_step", in_loop, "s")
+        rows.add("training", "reference_inloop_over_ours_tl", (step["tl"] + in_loop) / step["tl"], "ratio")
+
+
+def _ptlflow_random(name: str, device):
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            import ptlflow
+
+            return ptlflow.get_model(name).to(device).eval()
+    except Exception as exc:  # speed-only extra; the bench goes on without it
+        log.warning("ptlflow model %s unavailable: %s", name, exc)
+        return None
+
+
+def bench_flow(rows: Rows, cfg: dict, tmp: Path, quick: bool) -> None:
+    from etc.data.clips import list_clips, read_image
+    from etc.flow.estimators import DISEstimator
+    from etc.flow.precompute import precompute_flow
+
+    clips = list_clips("synthetic", cfg["dataset"]["root"], "val")
+    pairs = [(c.frames[t].image, c.frames[t + 1].image) for c in clips for t in range(len(c) - 1)]
+    imgs = [(read_image(a), read_image(b)) for a, b in pairs]
+    dis = DISEstimator()
+
+    def bare():
+        for a, b in imgs:
+            dis([a, b], [b, a])  # forward and backward, as the stage computes
+
+    bare_pps = len(imgs) / _median_time(bare, 3)
+    sizes = {}
+    for dtype in ("float32", "float16"):
+        out = tmp / f"bench_val_{dtype}.h5"
+        t0 = time.perf_counter()
+        r = precompute_flow(cfg, "val", out, estimator="dis", dtype=dtype, progress=False)
+        pps = r["pairs"] / (time.perf_counter() - t0)
+        sizes[dtype] = out.stat().st_size / 1e6 / r["pairs"]
+        if dtype == "float16":
+            rows.add("flow", "precompute_pairs_per_s", pps, "pairs/s")
+            rows.add("flow", "bare_dis_pairs_per_s", bare_pps, "pairs/s")
+            rows.add("flow", "precompute_over_bare", pps / bare_pps, "ratio")
+    h, w = imgs[0][0].shape[:2]
+    for dtype, mb in sizes.items():
+        rows.add("flow", f"mb_per_pair_{dtype}_{h}x{w}", mb, "MB")
+
+
+def bench_memory(rows: Rows, cfg: dict, tmp: Path, device) -> None:
+    """Peak RSS of a training and an inference run, each in a fresh process."""
+    import yaml
+
+    cfg_path = tmp / "bench_config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    student = next(iter(cfg["students"]))
+    jobs = {
+        "train_tl_kd": ["train", "--config", str(cfg_path), "--run", f"{student}/tl_kd", "--flow", str(tmp / "train.h5"),
+                        "--teacher", str(tmp / "teacher.pt"), "--out", str(tmp / "mem.pt"), "--device", str(device)],
+        "infer": ["infer", "--config", str(cfg_path), "--model", str(tmp / "student.pt"), "--out", str(tmp / "mem.h5"),
+                  "--device", str(device)],
+    }
+    code = ("import resource, runpy, sys; sys.argv = ['etc'] + sys.argv[1:]\n"
+            "try:\n    runpy.run_module('etc', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    for name, args in jobs.items():
+        res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        peak = [ln for ln in res.stderr.splitlines() if ln.startswith("PEAK_KB")]
+        if peak:
+            rows.add("memory", f"{name}_peak_rss", int(peak[-1].split()[1]) / 1024.0, "MB")
+
+
+def bench_rules(rows: Rows, results_dir: Path, out_png: Path | None) -> None:
+    import pandas as pd
+
+    tsvs = sorted(Path(results_dir, "benchmarks").rglob("*.tsv"))
+    if not tsvs:
+        return
+    recs = []
+    for p in tsvs:
+        d = pd.read_csv(p, sep="\t")
+        name = str(p.relative_to(Path(results_dir, "benchmarks")).with_suffix(""))
+        recs.append({"rule": name, "s": float(d["s"].iloc[-1]), "max_rss": float(d["max_rss"].iloc[-1]) if "max_rss" in d else float("nan")})
+        rows.add("rules", f"{name}_s", recs[-1]["s"], "s")
+    if out_png is not None:
+        from etc.report.plots import _plt, _save
+
+        plt, sns = _plt()
+        df = pd.DataFrame(recs).sort_values("s", ascending=False)
+        fig, ax = plt.subplots(figsize=(7, 0.3 * len(df) + 1))
+        sns.barplot(data=df, y="rule", x="s", color="steelblue", ax=ax)
+        ax.set_xlabel("wall time of the last run (s)")
+        _save(fig, out_png)
+        plt.close(fig)
+
+
+def run_bench(config: dict, out_csv: str | Path, *, device: str = "cpu", quick: bool = False,
+              results_dir: str | Path | None = None) -> list[dict]:
+    import pandas as pd
+
+    from etc.infer import device_name
+    from etc.io import atomic_path, write_text
+
+    dev = torch.device(device)
+    rows = Rows(device_name(dev))
+    sizes = [(256, 512)] if quick else [(512, 1024), (1024, 2048)]
+    with tempfile.TemporaryDirectory(prefix="etc-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        bench_inference_parity(rows, config, sizes, dev, repeats=3 if quick else 5)
+        cfg = _tiny_setup(tmp, config, quick)
+        bench_pipeline(rows, cfg, tmp, dev)
+        bench_training(rows, cfg, tmp, dev, quick)
+        bench_flow(rows, cfg, tmp, quick)
+        bench_memory(rows, cfg, tmp, dev)
+    out_csv = Path(out_csv)
+    bench_rules(rows, Path(results_dir or out_csv.parent), out_csv.with_name("bench_rules.png"))
+    df = pd.DataFrame(rows.rows)
+    with atomic_path(out_csv) as t:
+        df.to_csv(t, index=False)
+    lines = ["| benchmark | metric | value | unit |", "|---|---|---|---|"]
+    lines += [f"| {r.benchmark} | {r.metric} | {r.value:.4g} | {r.unit} |" for r in df.itertuples()]
+    write_text(out_csv.with_suffix(".md"), f"Device: {rows.device}\n\n" + "\n".join(lines) + "\n")
+    return rows.rows
+
