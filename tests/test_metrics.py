@@ -81,3 +81,23 @@ def test_mvc_hand_made_three_frames():
     vc2, acc2 = video_consistency(pred, gt, 2)
     assert len(vc2) == 2
     assert video_consistency(pred, gt, 4) == ([], [])
+
+
+def test_tc_occ_of_ground_truth_with_exact_flow_is_100(synthetic_tree, tmp_path):
+    from etc.config import load_config
+    from etc.data.clips import list_clips, read_label
+    from etc.flow.precompute import precompute_flow
+    from etc.flow.store import FlowStore
+
+    cfg = load_config(None, {"dataset": {"root": str(synthetic_tree)}})
+    precompute_flow(cfg, "val", tmp_path / "val.h5", estimator="gt", progress=False)
+    store = FlowStore(tmp_path / "val.h5")
+    tc, tc_occ = PooledTC(19), PooledTC(19)
+    for clip in list_clips("synthetic", synthetic_tree, "val"):
+        gt = [read_label(f.dense_label, "synthetic") for f in clip.frames]
+        for t in range(len(clip) - 1):
+            flow, occ = store.read(clip.name, t, t + 1)
+            tc.update(gt[t], gt[t + 1], flow)
+            tc_occ.update(gt[t], gt[t + 1], flow, exclude=occ.numpy())
+    assert tc_occ.value() == pytest.approx(100.0)
+    assert tc.value() < 100.0  # occluded pixels change label even for perfect predictions
