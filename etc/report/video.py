@@ -33,14 +33,18 @@ def flicker_map(p_prev: np.ndarray, p_t: np.ndarray, flow_t_to_prev: torch.Tenso
     return flicker
 
 
-def _title(panel: np.ndarray, text: str) -> np.ndarray:
+def _title(panel: np.ndarray, text: str, upscale: int = 1) -> np.ndarray:
+    """Upscale the panel (nearest) and put a readable caption bar above it."""
     import cv2
 
-    h, w = panel.shape[:2]
-    bar_h = max(14, h // 8)
-    bar = np.full((bar_h, w, 3), 20, np.uint8)
-    scale = bar_h / 30.0
-    cv2.putText(bar, text, (3, int(bar_h * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    if upscale > 1:
+        panel = np.repeat(np.repeat(panel, upscale, axis=0), upscale, axis=1)
+    w = panel.shape[1]
+    bar = np.full((18, w, 3), 20, np.uint8)
+    scale = 0.42
+    while scale > 0.25 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > w - 6:
+        scale -= 0.02
+    cv2.putText(bar, text, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return np.concatenate([bar, panel], axis=0)
 
 
@@ -57,7 +61,8 @@ def compose_frames(images, predictions: dict[str, np.ndarray], flows, palette: n
     tcs = {name: PooledTC(len(palette)) for name in predictions}
     for t in range(t_len):
         img = images[t]
-        top, bottom = [_title(img, "input")], [_title(np.zeros_like(img), "flicker: red = label changed")]
+        top = [_title(img, f"input  frame {t}", upscale)]
+        bottom = [_title(np.zeros_like(img), "red: flicker, grey: occluded", upscale)]
         for name, p in predictions.items():
             overlay = (0.45 * img + 0.55 * colorize(p[t], palette)).astype(np.uint8)
             fmap = np.zeros_like(img)
@@ -71,11 +76,9 @@ def compose_frames(images, predictions: dict[str, np.ndarray], flows, palette: n
                 label = f"{name}  TC {tcs[name].value():.1f}"
             else:
                 label = f"{name}"
-            top.append(_title(overlay, label))
-            bottom.append(_title(fmap, f"{name} flicker"))
+            top.append(_title(overlay, label, upscale))
+            bottom.append(_title(fmap, f"{name}: flicker", upscale))
         grid = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
-        if upscale > 1:
-            grid = np.repeat(np.repeat(grid, upscale, axis=0), upscale, axis=1)
         gh, gw = grid.shape[:2]
         yield np.ascontiguousarray(grid[: gh - gh % 2, : gw - gw % 2])  # H.264 needs even sizes
 
