@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+import torch.nn as nn
 
 from etc.errors import EtcError
 from etc.models import BACKBONES, build_model, count_params, freeze, gflops
+from etc.models.pspnet import build_backbone
 
 SPECS = {
     "tiny": {"backbone": "tiny", "width": 0.5, "head_channels": 16},
@@ -23,33 +25,56 @@ def test_every_registered_backbone_is_tested():
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_builds_and_outputs_at_input_resolution(name):
     torch.manual_seed(0)
-    model = build_model(SPECS[name], 5)
-    model.train()
+    model = build_model(SPECS[name], 5).train()
     out = model(torch.randn(2, 3, 40, 56))
     assert out["logits"].shape == (2, 5, 40, 56) and out["aux"].shape == (2, 5, 40, 56)
-    assert out["feat"].shape[:2] == (2, SPECS[name]["head_channels"]) and out["feat"].shape[-2:] == (5, 7)  # stride 8
+    assert out["feat"].shape == (2, SPECS[name]["head_channels"], 5, 7)  # output stride 8
     model.eval()
     with torch.no_grad():
         ev = model(torch.randn(1, 3, 40, 56))
-    assert "aux" not in ev and ev["logits"].shape == (1, 5, 40, 56)
+    assert set(ev) == {"logits", "feat"} and ev["logits"].shape == (1, 5, 40, 56)
 
 
-# Regression guard, figures for 19 classes (inference parameters, auxiliary head excluded):
-# the default student 132,995, the default teacher 1,608,659, PSPNet-18 (head 256) 13,804,371,
-# PSPNet-101 (head 512) 65,583,699.
-@pytest.mark.parametrize("spec,count", [
-    ({"backbone": "tiny", "width": 0.5, "head_channels": 32}, 132_995),
-    ({"backbone": "tiny", "width": 2.0, "head_channels": 64}, 1_608_659),
-    ({"backbone": "resnet18", "head_channels": 256}, 13_804_371),
-])
-def test_parameter_counts_are_stable(spec, count):
-    assert count_params(build_model(spec, 19)) == count
+def test_no_aux_head_when_its_weight_is_zero():
+    model = build_model({**SPECS["tiny"], "aux_weight": 0.0}, 3).train()
+    assert model.aux is None and "aux" not in model(torch.randn(2, 3, 32, 32))
 
 
-def test_gflops_scale_with_pixels():
+def test_features_are_taken_before_dropout():
+    """PF/MF/PA compare ``feat``: dropout must not perturb it, but it does perturb the logits."""
+    torch.manual_seed(0)
+    model = build_model({**SPECS["tiny"], "dropout": 0.5}, 3).train()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()  # deterministic apart from dropout
+    x = torch.randn(2, 3, 32, 32)
+    a, b = model(x), model(x)
+    assert torch.equal(a["feat"], b["feat"]) and not torch.equal(a["logits"], b["logits"])
+
+
+# Regression guard, 19 classes, inference parameters (auxiliary head excluded):
+# default student (tiny ×0.5, head 32) 119,471; default teacher (tiny ×2.0, head 64) 1,595,267;
+# PSPNet-18 as in the reference code (resnet18, head 256) 13,804,371.
+@pytest.mark.parametrize(
+    "spec,count,with_aux",
+    [
+        ({"backbone": "tiny", "width": 0.5, "head_channels": 32}, 119_471, 129_378),
+        ({"backbone": "tiny", "width": 2.0, "head_channels": 64}, 1_595_267, 1_670_358),
+        ({"backbone": "resnet18", "head_channels": 256}, 13_804_371, 14_399_590),
+    ],
+)
+def test_parameter_counts_are_stable(spec, count, with_aux):
+    model = build_model(spec, 19)
+    assert count_params(model) == count and count_params(model, inference=False) == with_aux
+
+
+def test_gflops_counts_two_flops_per_mac_and_scales_with_pixels():
+    conv = nn.Conv2d(3, 8, 1, bias=False)
+    assert gflops(conv, 10, 10) == pytest.approx(2 * 3 * 8 * 100 / 1e9)
     model = build_model(SPECS["tiny"], 19)
     small, big = gflops(model, 64, 128), gflops(model, 128, 256)
     assert small > 0 and big == pytest.approx(4 * small, rel=0.05)
+    assert next(model.parameters()).device.type == "cpu"
 
 
 def test_freeze_stops_gradients():
@@ -57,19 +82,51 @@ def test_freeze_stops_gradients():
     assert not model.training and not any(p.requires_grad for p in model.parameters())
 
 
+def test_width_is_refused_for_timm_backbones():
+    with pytest.raises(EtcError, match="width scales only the 'tiny' backbone"):
+        build_backbone({"backbone": "resnet18", "width": 0.5})
+
+
 def test_missing_pretrained_file_is_a_clear_error(tmp_path):
-    with pytest.raises(EtcError, match="never downloaded at run time"):
-        build_model({"backbone": "tiny", "pretrained": str(tmp_path / "nope.pth")}, 3)
+    with pytest.raises(
+        EtcError, match="never downloaded at run time.*timm.create_model\\('resnet18'"
+    ):
+        build_model({"backbone": "resnet18", "pretrained": str(tmp_path / "resnet18.pth")}, 3)
 
 
 def test_pretrained_weights_load_and_wrong_ones_are_refused(tmp_path):
-    from etc.models.pspnet import build_backbone
-
     src = build_backbone({"backbone": "tiny", "width": 0.5})
     path = tmp_path / "w.pth"
-    torch.save(src.state_dict(), path)
+    # a whole-classifier state dict fits: keys the feature extractor lacks (fc.*) are ignored
+    torch.save({**src.state_dict(), "fc.weight": torch.zeros(10, 64)}, path)
     model = build_model({"backbone": "tiny", "width": 0.5, "pretrained": str(path)}, 3)
-    assert torch.equal(model.backbone.conv1.weight, src.conv1.weight)
+    assert torch.equal(model.backbone.conv1[0].weight, src.conv1[0].weight)
     torch.save(build_backbone({"backbone": "tiny", "width": 1.0}).state_dict(), path)
-    with pytest.raises(EtcError, match="does not fit backbone"):
+    with pytest.raises(EtcError, match="do not fit backbone 'tiny'"):
         build_model({"backbone": "tiny", "width": 0.5, "pretrained": str(path)}, 3)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(EtcError, match="cannot be read"):
+        build_model({"backbone": "tiny", "width": 0.5, "pretrained": str(path)}, 3)
+
+
+def test_model_info_command_prints_every_model():
+    from click.testing import CliRunner
+
+    from etc.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "model-info",
+            "--config",
+            "workflow/configs/smoke.yaml",
+            "--height",
+            "48",
+            "--width",
+            "96",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("teacher: tiny") and lines[1].startswith("student/student: tiny")
+    assert all("GFLOPs at 48×96" in line for line in lines)

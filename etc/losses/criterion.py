@@ -1,89 +1,218 @@
-"""An ablation (term → weight) turned into one callable: the loss terms, weighted, and their sum.
+"""The registry of loss terms, and an ablation (term → weight) turned into one callable.
 
-Adding an ablation is a config entry; adding a loss term is one entry in ``TERMS`` here.
+Adding an ablation is a config entry. Adding a loss term is a module in ``etc/losses/`` and one
+entry in ``LOSS_TERMS`` below (plus its name in the config schema's ablation properties).
+
+Batch contract of :class:`Criterion` — ``criterion(out_t, out_n, tout_t, tout_n, batch)``:
+
+- ``out_t``, ``out_n``: the student's output dicts (``logits``, ``feat``, ``aux`` in training;
+  see ``etc.models.pspnet``) for the labelled frame t and its neighbour n = t+k. ``out_n`` may
+  be None when no term of the ablation needs the neighbour (``criterion.needs_neighbour``).
+- ``tout_t``, ``tout_n``: the teacher's output dicts, or None when no term needs the teacher
+  (``criterion.needs_teacher``); they are detached here whatever the caller did.
+- ``batch``: ``label_t`` (B×H×W long, 255 = ignore; CE only looks at frame t), ``raw_t``,
+  ``raw_n`` (B×3×H×W images in [0, 1], for the motion weight), ``flow`` (F_{t→n}, B×2×H×W
+  at the logits' resolution), ``occ`` (B×H×W bool, True = occluded; needed by
+  ``tl_mask: occlusion`` only), ``k`` (B, frame offset n − t; MF orders the two frames in time
+  with it, and assumes k > 0 when absent).
+
+It returns ``{term: weight × value for each term of weight > 0, "total": their sum}``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 from etc.errors import EtcError
 from etc.losses.ce import ce_loss
-from etc.losses.distill import MultiFrameKD, pairwise_affinity_kd, pairwise_frame_kd, pixelwise_kd
-from etc.losses.temporal import temporal_loss, temporal_weight
+from etc.losses.mf import MultiFrameKD
+from etc.losses.pa import pairwise_affinity_kd
+from etc.losses.pf import pairwise_frame_kd
+from etc.losses.pi import pixelwise_kd
+from etc.losses.tl import temporal_loss, temporal_weight
 
-TERMS = {
-    "ce": "cross-entropy on the labelled frame (+ auxiliary head)",
-    "tl": "temporal loss: prediction of t vs flow-warped prediction of t+k",
-    "pi": "pixel-wise distillation (KL of softened class distributions)",
-    "pf": "pair-wise-frame distillation (cross-frame cosine affinity)",
-    "mf": "multi-frame distillation (affinities through a ConvLSTM)",
-    "pa": "intra-frame pair-wise distillation (structured KD)",
+# the schema's defaults of the `losses` section, for callers that pass a partial dict
+LOSS_DEFAULTS = {
+    "tl_on": "probs",
+    "tl_mask": "motion",
+    "temperature": 1.0,
+    "pool_nodes": 6,
+    "mf_convlstm": "fixed",
 }
-TEACHER_TERMS = ("pi", "pf", "mf", "pa")
-NEIGHBOUR_TERMS = ("tl", "pf", "mf")
+
+
+@dataclass
+class LossInputs:
+    """What one training step hands to every term (see the module docstring)."""
+
+    out_t: dict
+    out_n: dict | None
+    tout_t: dict | None
+    tout_n: dict | None
+    batch: dict
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """A registered term: ``compute(inputs, settings, module)`` → scalar tensor.
+
+    ``module`` builds the term's own state (MF's ConvLSTM) from the settings, or is None.
+    """
+
+    description: str
+    compute: Callable[[LossInputs, dict, nn.Module | None], torch.Tensor]
+    needs_teacher: bool = False
+    needs_neighbour: bool = False
+    needs_flow: bool = False
+    module: Callable[[dict], nn.Module] | None = None
+
+
+def _ce(x: LossInputs, s: dict, _m) -> torch.Tensor:
+    return ce_loss(x.out_t, x.batch["label_t"], s["aux_weight"])
+
+
+def _tl(x: LossInputs, s: dict, _m) -> torch.Tensor:
+    b = x.batch
+    v = temporal_weight(b["raw_t"], b["raw_n"], b["flow"], s["tl_mask"], b.get("occ"))
+    return temporal_loss(x.out_t["logits"], x.out_n["logits"], b["flow"], v, s["tl_on"])
+
+
+def _pi(x: LossInputs, s: dict, _m) -> torch.Tensor:
+    """On both frames of the pair when the neighbour was run (DESIGN §1), else on frame t."""
+    tau = float(s["temperature"])
+    pi = pixelwise_kd(x.out_t["logits"], x.tout_t["logits"], tau)
+    if x.out_n is not None and x.tout_n is not None:
+        pi = 0.5 * (pi + pixelwise_kd(x.out_n["logits"], x.tout_n["logits"], tau))
+    return pi
+
+
+def _pf(x: LossInputs, s: dict, _m) -> torch.Tensor:
+    return pairwise_frame_kd(
+        x.out_t["feat"], x.out_n["feat"], x.tout_t["feat"], x.tout_n["feat"], int(s["pool_nodes"])
+    )
+
+
+def _pa(x: LossInputs, s: dict, _m) -> torch.Tensor:
+    return pairwise_affinity_kd(x.out_t["feat"], x.tout_t["feat"], int(s["pool_nodes"]))
+
+
+def _time_ordered(x: LossInputs, key: str, which: str) -> list[torch.Tensor]:
+    """[earlier frame, later frame] per sample, from the sign of ``k``."""
+    a, b = (x.out_t, x.out_n) if which == "student" else (x.tout_t, x.tout_n)
+    k = x.batch.get("k")
+    if k is None:
+        return [a[key], b[key]]
+    forward = (k > 0).view(-1, 1, 1, 1).to(a[key].device)
+    return [torch.where(forward, a[key], b[key]), torch.where(forward, b[key], a[key])]
+
+
+def _mf(x: LossInputs, _s: dict, module: nn.Module | None) -> torch.Tensor:
+    return module(_time_ordered(x, "feat", "student"), _time_ordered(x, "feat", "teacher"))
+
+
+LOSS_TERMS: dict[str, LossTerm] = {
+    "ce": LossTerm("cross-entropy on the labelled frame (+ auxiliary head)", _ce),
+    "tl": LossTerm(
+        "temporal loss: prediction of t vs flow-warped prediction of t+k",
+        _tl,
+        needs_neighbour=True,
+        needs_flow=True,
+    ),
+    "pi": LossTerm(
+        "pixel-wise distillation (KL of softened class distributions)", _pi, needs_teacher=True
+    ),
+    "pf": LossTerm(
+        "pair-wise-frame distillation (cross-frame cosine affinity)",
+        _pf,
+        needs_teacher=True,
+        needs_neighbour=True,
+    ),
+    "mf": LossTerm(
+        "multi-frame distillation (affinity maps through a ConvLSTM)",
+        _mf,
+        needs_teacher=True,
+        needs_neighbour=True,
+        module=lambda s: MultiFrameKD(int(s["pool_nodes"]), trained=s["mf_convlstm"] == "trained"),
+    ),
+    "pa": LossTerm("intra-frame pair-wise distillation (structured KD)", _pa, needs_teacher=True),
+}
+TERMS = {name: term.description for name, term in LOSS_TERMS.items()}
 
 
 class Criterion(nn.Module):
-    """``forward(out_t, out_n, tout_t, tout_n, batch)`` → {term: weighted loss, "total": sum}.
+    """The weighted sum of an ablation's terms; an ``nn.Module`` so that MF's ConvLSTM moves
+    with ``.to(device)`` and travels in ``state_dict()`` (resumable training)."""
 
-    ``out_*``: student outputs (dicts with logits/feat/aux) for the labelled frame t and the
-    neighbour t+k (``out_n`` None when no term needs it); ``tout_*``: the teacher's, or None.
-    ``batch``: ``label_t``, ``raw_t``, ``raw_n`` (images in [0, 1]), ``flow`` (F_{t→t+k}),
-    ``occ`` (occluded, bool), ``k``.
-    """
-
-    def __init__(self, weights: dict[str, float], losses_cfg: dict, aux_weight: float = 0.4):
+    def __init__(
+        self, weights: dict[str, float], losses_cfg: dict | None = None, aux_weight: float = 0.4
+    ):
         super().__init__()
-        unknown = sorted(set(weights) - set(TERMS))
+        unknown = sorted(set(weights) - set(LOSS_TERMS))
         if unknown:
-            raise EtcError(f"unknown loss term(s) {unknown}; known: {', '.join(TERMS)}")
+            raise EtcError(
+                f"unknown loss term(s) {unknown} in the ablation; known: {', '.join(LOSS_TERMS)}"
+            )
         self.weights = {k: float(v) for k, v in weights.items() if float(v) > 0}
-        self.cfg = dict(losses_cfg)
-        self.aux_weight = aux_weight
-        self.nodes = int(self.cfg.get("pool_nodes", 6))
-        self.mf = (MultiFrameKD(self.nodes, trained=self.cfg.get("mf_convlstm", "fixed") == "trained")
-                   if "mf" in self.weights else None)
+        self.settings = {**LOSS_DEFAULTS, **(losses_cfg or {}), "aux_weight": float(aux_weight)}
+        self.term_modules = nn.ModuleDict(
+            {
+                k: LOSS_TERMS[k].module(self.settings)
+                for k in self.weights
+                if LOSS_TERMS[k].module is not None
+            }
+        )
+
+    def _any(self, flag: str) -> bool:
+        return any(getattr(LOSS_TERMS[k], flag) for k in self.weights)
 
     @property
     def needs_teacher(self) -> bool:
-        return any(t in self.weights for t in TEACHER_TERMS)
+        return self._any("needs_teacher")
 
     @property
     def needs_neighbour(self) -> bool:
-        return any(t in self.weights for t in NEIGHBOUR_TERMS)
+        return self._any("needs_neighbour")
 
-    def forward(self, out_t, out_n, tout_t, tout_n, batch) -> dict[str, torch.Tensor]:
-        terms: dict[str, torch.Tensor] = {}
-        w = self.weights
-        if "ce" in w:
-            terms["ce"] = ce_loss(out_t, batch["label_t"], self.aux_weight)
-        if "tl" in w:
-            v = temporal_weight(batch["raw_t"], batch["raw_n"], batch["flow"], self.cfg.get("tl_mask", "motion"), batch.get("occ"))
-            terms["tl"] = temporal_loss(out_t["logits"], out_n["logits"], batch["flow"], v, self.cfg.get("tl_on", "probs"))
-        if self.needs_teacher and tout_t is None:
-            raise EtcError("this ablation distils from the teacher, but no teacher outputs were given")
-        tau = float(self.cfg.get("temperature", 1.0))
-        if "pi" in w:
-            pi = pixelwise_kd(out_t["logits"], tout_t["logits"], tau)
-            if out_n is not None and tout_n is not None:
-                pi = 0.5 * (pi + pixelwise_kd(out_n["logits"], tout_n["logits"], tau))
-            terms["pi"] = pi
-        if "pf" in w:
-            terms["pf"] = pairwise_frame_kd(out_t["feat"], out_n["feat"], tout_t["feat"], tout_n["feat"], self.nodes)
-        if "pa" in w:
-            terms["pa"] = pairwise_affinity_kd(out_t["feat"], tout_t["feat"], self.nodes)
-        if "mf" in w:
-            # time order per sample: the earlier frame first
-            forward = (batch["k"] > 0).view(-1, 1, 1, 1)
-            s_seq = [torch.where(forward, out_t["feat"], out_n["feat"]), torch.where(forward, out_n["feat"], out_t["feat"])]
-            t_seq = [torch.where(forward, tout_t["feat"], tout_n["feat"]), torch.where(forward, tout_n["feat"], tout_t["feat"])]
-            terms["mf"] = self.mf(s_seq, t_seq)
-        weighted = {k: w[k] * v for k, v in terms.items()}
-        weighted["total"] = sum(weighted.values())
-        return weighted
+    @property
+    def needs_flow(self) -> bool:
+        return self._any("needs_flow")
+
+    def forward(
+        self, out_t: dict, out_n: dict | None, tout_t: dict | None, tout_n: dict | None, batch: dict
+    ) -> dict[str, torch.Tensor]:
+        for name in self.weights:
+            term = LOSS_TERMS[name]
+            missing = [
+                what
+                for what, needed, given in (
+                    ("student neighbour outputs (out_n)", term.needs_neighbour, out_n),
+                    ("teacher outputs (tout_t)", term.needs_teacher, tout_t),
+                    (
+                        "teacher neighbour outputs (tout_n)",
+                        term.needs_teacher and term.needs_neighbour,
+                        tout_n,
+                    ),
+                )
+                if needed and given is None
+            ]
+            if missing:
+                raise ValueError(f"loss term '{name}' needs {' and '.join(missing)}")
+        x = LossInputs(out_t, out_n, tout_t, tout_n, batch)
+        out = {}
+        for name, weight in self.weights.items():
+            module = self.term_modules[name] if name in self.term_modules else None
+            out[name] = weight * LOSS_TERMS[name].compute(x, self.settings, module)
+        out["total"] = sum(out.values()) if out else torch.zeros((), device=out_t["logits"].device)
+        return out
 
 
-def build_criterion(ablation: dict[str, float], losses_cfg: dict, aux_weight: float = 0.4) -> Criterion:
+def build_criterion(
+    ablation: dict[str, float], losses_cfg: dict | None = None, aux_weight: float = 0.4
+) -> Criterion:
+    """The loss of one ablation: ``ablation`` = {term: weight}, ``losses_cfg`` = the config's
+    ``losses`` section, ``aux_weight`` = the model entry's auxiliary-head weight."""
     return Criterion(ablation, losses_cfg, aux_weight)
