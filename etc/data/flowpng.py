@@ -15,9 +15,12 @@ from etc.io import read_png, write_png
 
 
 def encode_flow(flow: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """H×W×2 flow (pixels) and H×W valid mask → H×W×3 uint16 in RGB order (KITTI)."""
+    if flow.ndim != 3 or flow.shape[2] != 2 or valid.shape != flow.shape[:2]:
+        raise ValueError(f"flow must be H×W×2 and valid H×W, got {flow.shape} and {valid.shape}")
     q = np.round(flow.astype(np.float64) * 64.0 + 32768.0)
-    if q.min() < 0 or q.max() > 65535:
-        raise ValueError("flow vectors beyond ±512 px cannot be stored in a KITTI PNG")
+    if not np.isfinite(q).all() or q.min() < 0 or q.max() > 65535:
+        raise ValueError("flow vectors must be finite and within ±512 px to be stored in a KITTI PNG")
     out = np.empty((*flow.shape[:2], 3), np.uint16)
     out[..., 0], out[..., 1] = q[..., 0], q[..., 1]
     out[..., 2] = valid.astype(np.uint16)
