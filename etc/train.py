@@ -22,8 +22,6 @@ from etc.errors import EtcError
 log = logging.getLogger(__name__)
 
 TEACHER = "teacher"
-DISTILL_TERMS = ("pi", "pf", "mf", "pa")
-NEIGHBOUR_TERMS = ("tl", "pf", "mf")
 
 
 @dataclass(frozen=True)
@@ -33,17 +31,22 @@ class RunSpec:
     schedule: dict
     ablation: dict
 
+    def _needs(self, what: str) -> bool:
+        from etc.losses import LOSS_TERMS
+
+        return any(w > 0 and getattr(LOSS_TERMS[t], what) for t, w in self.ablation.items() if t in LOSS_TERMS)
+
     @property
     def needs_teacher(self) -> bool:
-        return any(self.ablation.get(t, 0) > 0 for t in DISTILL_TERMS)
+        return self._needs("needs_teacher")
 
     @property
     def needs_neighbour(self) -> bool:
-        return any(self.ablation.get(t, 0) > 0 for t in NEIGHBOUR_TERMS)
+        return self._needs("needs_neighbour")
 
     @property
     def needs_flow(self) -> bool:
-        return self.ablation.get("tl", 0) > 0
+        return self._needs("needs_flow")
 
 
 def run_names(config: dict) -> list[str]:
