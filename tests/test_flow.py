@@ -1,7 +1,10 @@
-"""Flow stage: estimators against exact flow, the store, resume, and clear errors."""
+"""Flow stage: estimators against exact flow, the store, resume after kills, and clear errors."""
 
-import contextlib
-import io
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -10,14 +13,17 @@ import torch
 from etc.config import load_config
 from etc.data.clips import list_clips, read_label
 from etc.errors import EtcError
-from etc.flow.precompute import gt_flow, precompute_flow
+from etc.flow.estimators import PtlflowEstimator, build_ptlflow_model, gt_flow
+from etc.flow.precompute import precompute_flow, select_pairs
 from etc.flow.store import FlowStore
 from etc.flow.warp import fb_occlusion, warp_labels
+
+WINDOW = [-2, -1, 1, 2]
 
 
 @pytest.fixture(scope="module")
 def cfg(synthetic_tree):
-    return load_config(None, {"dataset": {"root": str(synthetic_tree), "window": [-2, -1, 1, 2]}, "flow": {"batch_size": 3}})
+    return load_config(None, {"dataset": {"root": str(synthetic_tree), "window": WINDOW}, "flow": {"batch_size": 3}})
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +34,37 @@ def stores(cfg, tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def rapidflow_ckpt(tmp_path_factory):
+    """Random weights of a small ptlflow model as a Lightning-style checkpoint (plumbing only)."""
+    path = tmp_path_factory.mktemp("ckpt") / "rapidflow_it1.ckpt"
+    torch.manual_seed(0)
+    torch.save({"state_dict": build_ptlflow_model("rapidflow_it1").state_dict()}, path)
+    return path
+
+
 def _contents(path):
     import h5py
 
     out = {}
     with h5py.File(path, "r") as h5:
         h5.visititems(lambda name, obj: out.__setitem__(name, obj[()].tobytes()) if hasattr(obj, "shape") else None)
+        out["/attrs"] = sorted((k, str(v)) for k, v in h5.attrs.items())
     return out
 
 
-def test_dis_has_low_endpoint_error(cfg, stores, synthetic_tree):
+def test_pair_sets(cfg, synthetic_tree):
+    train = list_clips("synthetic", synthetic_tree, "train")
+    training = select_pairs(train, WINDOW, "training")
+    assert len(training) == sum(len([k for k in WINDOW if 0 <= t + k < len(c)]) for c in train for t in c.labelled)
+    assert all(a in c.labelled for c, a, _ in training)
+    both = select_pairs(train, WINDOW, "both")
+    consecutive = {(c.name, a, b) for c, a, b in select_pairs(train, WINDOW, "consecutive")}
+    unordered = {(c.name, min(a, b), max(a, b)) for c, a, b in both}
+    assert consecutive <= unordered and len(unordered) == len(both)
+
+
+def test_dis_has_low_endpoint_error(stores, synthetic_tree):
     store = FlowStore(stores / "val_dis.h5", expect={"estimator": "dis"})
     epe = []
     for clip in list_clips("synthetic", synthetic_tree, "val"):
@@ -45,16 +72,18 @@ def test_dis_has_low_endpoint_error(cfg, stores, synthetic_tree):
             exact, valid = gt_flow(synthetic_tree, clip, t, t + 1)
             est, _ = store.read(clip.name, t, t + 1)
             epe.append(np.linalg.norm(est.permute(1, 2, 0).numpy() - exact, axis=2)[valid].mean())
-    # measured 0.56 px at 96×192 (default set) and ~0.9 px on this 48×96 set
+    # measured 0.56 px at 96×192 (the default set) and ~0.9 px on this 48×96 set (float16 store)
     assert np.mean(epe) < 1.5
 
 
 def test_gt_store_reproduces_labels_on_non_occluded_pixels(stores, synthetic_tree):
-    store = FlowStore(stores / "train_gt.h5")
+    store = FlowStore(stores / "train_gt.h5", expect={"estimator": "gt", "image_size": [48, 96]})
     for clip in list_clips("synthetic", synthetic_tree, "train"):
         t = clip.labelled[0]
         lab_t = read_label(clip.frames[t].dense_label, "synthetic")
-        for k in (-2, -1, 1, 2):
+        for k in WINDOW:
+            if not 0 <= t + k < len(clip):
+                continue
             flow, occ = store.read(clip.name, t, t + k)
             lab_n = torch.from_numpy(read_label(clip.frames[t + k].dense_label, "synthetic").astype(np.int64))[None]
             warped = warp_labels(lab_n, flow[None])[0].numpy()
@@ -75,6 +104,17 @@ def test_fb_occlusion_of_exact_flow_matches_generator(synthetic_tree):
     assert union > 0 and inter / union > 0.95  # measured IoU 1.0 (integer motion)
 
 
+def test_chained_gt_flow_equals_composition_of_steps(synthetic_tree):
+    clip = list_clips("synthetic", synthetic_tree, "train")[0]
+    f02, v02 = gt_flow(synthetic_tree, clip, 0, 2)
+    f01, _ = gt_flow(synthetic_tree, clip, 0, 1)
+    f12, _ = gt_flow(synthetic_tree, clip, 1, 2)
+    ys, xs = np.nonzero(v02)
+    mid_x, mid_y = (xs + f01[ys, xs, 0]).astype(int), (ys + f01[ys, xs, 1]).astype(int)
+    assert np.array_equal(f02[ys, xs], f01[ys, xs] + f12[mid_y, mid_x])
+    assert v02.mean() > 0.5
+
+
 def test_store_reads_both_directions_and_rescales(stores, synthetic_tree):
     store = FlowStore(stores / "val_dis.h5")
     clip = list_clips("synthetic", synthetic_tree, "val")[0]
@@ -82,55 +122,193 @@ def test_store_reads_both_directions_and_rescales(stores, synthetic_tree):
     bw, _ = store.read(clip.name, 1, 0)
     assert not torch.equal(fw, bw)
     big, occ = store.read(clip.name, 0, 1, size=(96, 192))
-    assert big.shape == (2, 96, 192) and occ.shape == (96, 192)
+    assert big.shape == (2, 96, 192) and occ.shape == (96, 192) and occ.dtype == torch.bool
     assert torch.allclose(big.abs().mean(), 2 * fw.abs().mean(), rtol=0.1)
     with pytest.raises(EtcError, match="no flow for frames 0→3"):
         store.read(clip.name, 0, 3)
+    with pytest.raises(EtcError, match="not a scaled version"):
+        store.read(clip.name, 0, 1, size=(48, 48))
 
 
-def test_mismatched_store_is_a_clear_error(stores):
-    with pytest.raises(EtcError, match="attribute 'estimator' is 'dis'"):
+def test_reduced_scale_store_reads_back_at_full_resolution(cfg, stores, tmp_path, synthetic_tree):
+    out = tmp_path / "half.h5"
+    precompute_flow(cfg, "train", out, estimator="gt", scale=0.5, dtype="float32", progress=False)
+    half, full = FlowStore(out, expect={"stored_size": [24, 48]}), FlowStore(stores / "train_gt.h5")
+    clip = list_clips("synthetic", synthetic_tree, "train")[0]
+    t = clip.labelled[0]
+    f_half, _ = half.read(clip.name, t, t + 1, size=(48, 96))
+    f_full, occ = full.read(clip.name, t, t + 1)
+    # same vectors in full-resolution pixels, up to the resampling of motion boundaries
+    assert (f_half - f_full).norm(dim=0)[~occ].median() < 0.25
+
+
+def test_mismatched_store_is_a_clear_error(cfg, stores, tmp_path):
+    with pytest.raises(EtcError, match=r"val_dis.h5: attribute 'estimator' is 'dis', the request needs 'gt'"):
         FlowStore(stores / "val_dis.h5", expect={"estimator": "gt"})
+    with pytest.raises(EtcError, match=r"val_dis.h5 exists with other settings \(estimator='dis'"):
+        precompute_flow(cfg, "val", stores / "val_dis.h5", estimator="gt", progress=False)
+    with pytest.raises(EtcError, match=r"has no clip"):
+        FlowStore(stores / "val_dis.h5").read("nope", 0, 1)
+    with pytest.raises(EtcError, match=r"missing.h5 not found; run `etc precompute-flow"):
+        FlowStore(tmp_path / "missing.h5")
 
 
 def test_resume_after_interruption_equals_uninterrupted(cfg, tmp_path):
+    import h5py
+
     whole = tmp_path / "whole.h5"
     precompute_flow(cfg, "train", whole, progress=False)
     part = tmp_path / "part.h5"
-    r = precompute_flow(cfg, "train", part, stop_after=2, progress=False)
-    assert not part.exists() and r["computed"] == 3  # one batch of 3 pairs, then "killed"
     partial = tmp_path / "part.partial.h5"
-    assert partial.exists()
+    r = precompute_flow(cfg, "train", part, limit=4, progress=False)
+    assert not part.exists() and partial.exists() and r["computed"] == 4
+    with pytest.raises(EtcError, match=r"part.partial.h5 exists: rerun the same command"):
+        FlowStore(part)
+    with h5py.File(partial, "a") as h5:  # a pair whose data landed but whose mark did not
+        clip = next(iter(h5))
+        key = next(iter(h5[clip]))
+        del h5[clip][key].attrs["complete"]
     r2 = precompute_flow(cfg, "train", part, progress=False)
-    assert r2["computed"] == r2["pairs"] - 3
+    assert r2["computed"] == r2["pairs"] - 3 and r2["out"] == str(part)
     assert _contents(part) == _contents(whole)
-    # an unreadable partial file (killed mid-write) is started anew, not trusted
-    partial.write_bytes(b"garbage")
-    precompute_flow(cfg, "train", tmp_path / "part2.h5", progress=False)
     assert precompute_flow(cfg, "train", part, progress=False)["skipped"] == "complete"
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_damaged_partial_file_is_started_anew(cfg, tmp_path, damage):
+    whole = tmp_path / "whole.h5"
+    precompute_flow(cfg, "val", whole, estimator="gt", progress=False)
+    part, partial = tmp_path / "part.h5", tmp_path / "part.partial.h5"
+    precompute_flow(cfg, "val", part, estimator="gt", limit=2, progress=False)
+    if damage == "garbage":
+        partial.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(1000))
+    else:
+        data = partial.read_bytes()
+        partial.write_bytes(data[: len(data) // 2])
+    precompute_flow(cfg, "val", part, estimator="gt", progress=False)
+    assert _contents(part) == _contents(whole)
+
+
+_KILL_SCRIPT = """
+import sys, time
+import h5py
+from etc.config import load_config
+from etc.flow.precompute import precompute_flow
+flush = h5py.File.flush
+def slow_flush(self):  # widen the windows between a pair's data, its mark and the next pair
+    flush(self)
+    time.sleep(0.02)
+h5py.File.flush = slow_flush
+cfg = load_config(None, {"dataset": {"root": sys.argv[1], "window": [-2, -1, 1, 2]}, "flow": {"batch_size": 1}})
+precompute_flow(cfg, "train", sys.argv[2], estimator="dis", pairs="both", progress=False)
+"""
+
+
+def test_kill_9_mid_run_then_rerun_equals_uninterrupted(cfg, synthetic_tree, tmp_path):
+    """Two real SIGKILLs at arbitrary moments of the writes, then a rerun finishes the file."""
+    whole = tmp_path / "whole.h5"
+    precompute_flow(cfg, "train", whole, estimator="dis", pairs="both", batch_size=1, progress=False)
+    part, partial = tmp_path / "part.h5", tmp_path / "part.partial.h5"
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(synthetic_tree), str(part)])
+        start = partial.stat().st_size if partial.exists() else 0
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:  # wait for new pairs to land
+            if partial.exists() and partial.stat().st_size > start + 30_000:
+                break
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.05))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL and not part.exists() and partial.exists()
+    r = precompute_flow(cfg, "train", part, estimator="dis", pairs="both", batch_size=1, progress=False)
+    assert 0 < r["computed"] < r["pairs"]
+    assert _contents(part) == _contents(whole)
+
+
 def test_missing_ptlflow_checkpoint_says_what_to_fetch(cfg, tmp_path):
-    with pytest.raises(EtcError, match=r"ptlflow:rapidflow_it1 needs a local checkpoint .*never downloaded"):
+    msg = r"ptlflow:rapidflow_it1 needs a local checkpoint .*nope.ckpt does not exist.*weights/.*never downloaded"
+    with pytest.raises(EtcError, match=msg):
         precompute_flow(cfg, "val", tmp_path / "x.h5", estimator="ptlflow:rapidflow_it1", ckpt=tmp_path / "nope.ckpt")
+    with pytest.raises(EtcError, match=r"needs a local checkpoint: download the weights of 'raft_small'"):
+        precompute_flow(cfg, "val", tmp_path / "x.h5", estimator="ptlflow:raft_small")
+    with pytest.raises(EtcError, match=r"unknown ptlflow model 'no_such_net'"):
+        precompute_flow(cfg, "val", tmp_path / "x.h5", estimator="ptlflow:no_such_net", ckpt=tmp_path / "nope.ckpt")
+    with pytest.raises(EtcError, match=r"unknown flow estimator 'farneback'"):
+        precompute_flow(cfg, "val", tmp_path / "x.h5", estimator="farneback")
 
 
-def test_random_ptlflow_model_runs_through_the_store(cfg, tmp_path):
-    """Plumbing only: random weights saved as a Lightning-style checkpoint."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        import ptlflow
+def test_ptlflow_checkpoint_formats_and_wrong_architecture(rapidflow_ckpt, tmp_path):
+    state = torch.load(rapidflow_ckpt, weights_only=True)["state_dict"]
+    bare = tmp_path / "bare.pt"
+    torch.save(state, bare)
+    a = PtlflowEstimator("rapidflow_it1", rapidflow_ckpt)
+    b = PtlflowEstimator("rapidflow_it1", bare)
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True))
+    with pytest.raises(EtcError, match=r"bare.pt does not fit ptlflow model 'raft_small'.*checkpoint made for that"):
+        PtlflowEstimator("raft_small", bare)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(EtcError, match=r"cannot read checkpoint .*junk.ckpt"):
+        PtlflowEstimator("rapidflow_it1", junk)
+    # frames go in as BGR in [0, 1], padded to the output stride
+    red = np.zeros((13, 21, 3), np.uint8)
+    red[..., 0] = 255
+    x = a.to_input([red], [red])
+    assert x.shape[:3] == (1, 2, 3) and x.shape[-2] >= 13 and x.shape[-1] >= 21
+    assert x.shape[-2] % a.stride == 0 and x.shape[-1] % a.stride == 0
+    assert x[0, 0, 2].min() == 1.0 and x[0, 0, :2].max() == 0.0
 
-        model = ptlflow.get_model("rapidflow_it1")
-    ckpt = tmp_path / "rapidflow_it1.ckpt"
-    torch.save({"state_dict": model.state_dict()}, ckpt)
-    small = load_config(None, {**cfg, "dataset": {**cfg["dataset"]}})
-    out = tmp_path / "ptl.h5"
-    r = precompute_flow(small, "val", out, estimator="ptlflow:rapidflow_it1", ckpt=ckpt, pairs="consecutive", progress=False)
-    assert r["computed"] == r["pairs"] > 0
-    store = FlowStore(out, expect={"estimator": "ptlflow:rapidflow_it1"})
-    flow, occ = store.read(list_clips("synthetic", cfg["dataset"]["root"], "val")[0].name, 0, 1)
-    assert flow.shape == (2, 48, 96) and torch.isfinite(flow).all()
-    bad = tmp_path / "bad.ckpt"
-    torch.save({"state_dict": {"nope": torch.zeros(1)}}, bad)
-    with pytest.raises(EtcError, match="does not fit ptlflow model"):
-        precompute_flow(small, "val", tmp_path / "bad.h5", estimator="ptlflow:rapidflow_it1", ckpt=bad, progress=False)
+
+@pytest.mark.parametrize("estimator", ["dis", "dis:fast", "gt", "ptlflow:rapidflow_it1"])
+def test_every_estimator_writes_a_readable_store(cfg, estimator, rapidflow_ckpt, tmp_path, synthetic_tree):
+    """The registry end to end through the store (for ptlflow: random weights, plumbing only)."""
+    out = tmp_path / "flow.h5"
+    ckpt = rapidflow_ckpt if estimator.startswith("ptlflow") else None
+    r = precompute_flow(cfg, "val", out, estimator=estimator, ckpt=ckpt, progress=False)
+    clip = list_clips("synthetic", synthetic_tree, "val")[0]
+    assert r["computed"] == r["pairs"] == len(clip) - 1 and r["out"] == str(out)
+    store = FlowStore(out, expect={"estimator": estimator, "pairs": "consecutive", "dtype": "float16"})
+    assert len(store.attrs["ckpt_sha256"]) == (64 if ckpt else 0)
+    for t in range(len(clip) - 1):
+        flow, occ = store.read(clip.name, t + 1, t)
+        assert flow.shape == (2, 48, 96) and occ.shape == (48, 96) and torch.isfinite(flow).all()
+
+
+def test_cli_precompute_flow_with_dataset_and_root(synthetic_tree, rapidflow_ckpt, tmp_path):
+    """A fresh process, so that ptlflow's import banner would show if it leaked to stdout."""
+    out = tmp_path / "val.h5"
+    args = ["precompute-flow", "--dataset", "synthetic", "--root", str(synthetic_tree), "--split", "val",
+            "--estimator", "ptlflow:rapidflow_it1", "--ckpt", str(rapidflow_ckpt), "--out", str(out)]
+    res = subprocess.run([sys.executable, "-m", "etc", *args], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("5/5 pairs") and len(res.stdout.splitlines()) == 1, res.stdout
+    assert FlowStore(out, expect={"estimator": "ptlflow:rapidflow_it1"}).attrs["split"] == "val"
+    assert "xFormers" not in res.stderr and "Warning" not in res.stderr, res.stderr
+    res = subprocess.run([sys.executable, "-m", "etc", *args, "--window", "1,x"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr == "error: --window must be comma-separated integers like -2,-1,1,2; got '1,x'\n"
+
+
+class _PairsFromStore(torch.utils.data.Dataset):
+    def __init__(self, store, clip, n):
+        self.store, self.clip, self.n = store, clip, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, t):
+        return self.store.read(self.clip, t, t + 1, size=(24, 48))[0]
+
+
+def test_store_serves_dataloader_workers(stores, synthetic_tree):
+    """Each worker process opens its own handle (an HDF5 handle must not cross a fork)."""
+    import pickle
+
+    store = FlowStore(stores / "val_dis.h5")
+    clip = list_clips("synthetic", synthetic_tree, "val")[0]
+    expected = torch.stack([store.read(clip.name, t, t + 1, size=(24, 48))[0] for t in range(len(clip) - 1)])
+    assert store._h5 is not None and pickle.loads(pickle.dumps(store))._h5 is None
+    loader = torch.utils.data.DataLoader(_PairsFromStore(store, clip.name, len(clip) - 1), batch_size=len(clip) - 1,
+                                         num_workers=2)
+    assert torch.equal(next(iter(loader)), expected)

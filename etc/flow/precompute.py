@@ -1,24 +1,26 @@
 """``etc precompute-flow``: forward and backward flow plus occlusion for every pair that
 training (labelled frame × window) and evaluation (consecutive frames) need, computed once.
 
-Resumable and never silently corrupt: work goes to ``OUT.partial.h5``; each pair is flushed with
-a ``complete`` mark written after its data; a rerun skips complete pairs, drops a half-written
-one, and starts anew if the partial file itself is unreadable (a kill during an HDF5 write). The
-finished file is renamed to ``OUT`` only when every pair is in.
+A three-stage pipeline keeps the estimator busy: a thread decodes the next batch's frames,
+the estimator runs in the caller's thread, and a writer thread runs the fb check (on the
+estimator's device), compresses and appends to the store (torch, h5py and cv2 release the GIL). Resumable and never
+silently corrupt: see etc.flow.store.StoreWriter. Deterministic: same inputs, same datasets.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from etc.errors import EtcError
-from etc.flow.store import CONVENTION, FORMAT, pair_key
-from etc.flow.warp import fb_occlusion, resize_flow
+from etc.flow.store import StoreWriter, mismatched, read_attrs
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +28,13 @@ PAIR_SETS = ("training", "consecutive", "both")
 
 
 def select_pairs(clips, window, which: str):
+    """``training``: each labelled frame t with t+k for every k of the window (inside the clip);
+    ``consecutive``: (t, t+1) for every t; ``both``: the union. A pair and its reverse are one
+    entry (the store holds both directions)."""
     from etc.data.clips import consecutive_pairs, training_pairs
 
+    if which not in PAIR_SETS:
+        raise EtcError(f"--pairs must be one of {', '.join(PAIR_SETS)}, got '{which}'")
     chosen = []
     if which in ("training", "both"):
         chosen += training_pairs(clips, window)
@@ -42,58 +49,76 @@ def select_pairs(clips, window, which: str):
     return out
 
 
-def gt_flow(root: Path, clip, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact F_{a→b} of the synthetic set, chaining one-step flows (nearest: they are integer).
-    Returns (H×W×2 float32, H×W bool valid)."""
-    from etc.data.clips import synthetic_dense_path
-    from etc.data.flowpng import read_flow_png
-
-    if "city" not in clip.extra:
-        raise EtcError("estimator 'gt' needs the synthetic dataset (it reads the generator's exact flow)")
-    step = 1 if b > a else -1
-    kind = "flow_fw" if step > 0 else "flow_bw"
-    total, valid = None, None
-    for pos in range(a, b, step):
-        f, v = read_flow_png(synthetic_dense_path(root, clip.split, clip.extra["city"], clip.extra["seq"], clip.frames[pos].number, kind))
-        h, w = v.shape
-        if total is None:
-            total, valid = np.zeros((h, w, 2), np.float32), np.ones((h, w), bool)
-        ys, xs = np.mgrid[0:h, 0:w]
-        ty, tx = np.round(ys + total[..., 1]).astype(int), np.round(xs + total[..., 0]).astype(int)
-        inside = (ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)
-        ty, tx = np.clip(ty, 0, h - 1), np.clip(tx, 0, w - 1)
-        total = total + f[ty, tx]
-        valid &= inside & v[ty, tx]
-    return total, valid
+def default_pairs(config: dict, split: str) -> str:
+    """Training split: what the losses read; any other split: what TC reads."""
+    return "training" if split == config["dataset"]["train_split"] else "consecutive"
 
 
-def _open_partial(partial: Path, attrs: dict):
-    import h5py
+class _Writer(threading.Thread):
+    """Finishes and writes batches in order, overlapping the estimator's next batch: the fb
+    check, resizing and casting (with one torch thread: two OpenMP teams on two cores slow
+    each other down 10-20×), then compression and HDF5 writes. Its errors are re-raised in the
+    caller's thread."""
 
-    if partial.exists():
-        try:
-            h5 = h5py.File(partial, "a")
-            same = all(_eq(h5.attrs.get(k), v) for k, v in attrs.items())
-            if same:
-                return h5
-            h5.close()
-            log.warning("%s was started with other settings; starting anew", partial)
-        except OSError:
-            log.warning("%s is unreadable (interrupted during a write); starting anew", partial)
-        partial.unlink()
-    h5 = h5py.File(partial, "w")
-    h5.attrs.update(attrs)
-    return h5
+    def __init__(self, store: StoreWriter, size: tuple[int, int], dtype: torch.dtype, on_pair):
+        super().__init__(daemon=True, name="flow-writer")
+        self.store, self.size, self.dtype, self.on_pair = store, size, dtype, on_pair
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.written = 0
+
+    def run(self) -> None:
+        torch.set_num_threads(1)  # per thread: the estimator's thread keeps its own count
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._write(*item)
+                except BaseException as exc:  # handed to the caller's thread
+                    self.error = exc
+
+    @torch.no_grad()
+    def _write(self, batch, fw, bw, occ_fw, occ_bw) -> None:
+        from etc.flow.estimators import occlusion
+
+        occ_fw, occ_bw = occlusion(fw, bw, occ_fw, occ_bw)
+        fw, occ_fw = _to_numpy(fw, occ_fw, self.size, self.dtype)
+        bw, occ_bw = _to_numpy(bw, occ_bw, self.size, self.dtype)
+        for j, (clip, a, b) in enumerate(batch):
+            self.store.write(clip.name, a, b, fw[j], bw[j], occ_fw[j], occ_bw[j])
+            self.written += 1
+            self.on_pair()
+
+    def put(self, item) -> None:
+        while True:
+            self._raise()
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        self.stop()
+        self._raise()
+
+    def stop(self) -> None:
+        """Let the queued batches land (they are complete results), then end the thread."""
+        if self.is_alive():
+            self.queue.put(None)
+            self.join()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
-def _eq(a, b) -> bool:
-    if isinstance(a, bytes):
-        a = a.decode()
-    if isinstance(a, np.ndarray):
-        a = a.tolist()
-    if isinstance(b, tuple):
-        b = list(b)
-    return a == b
+def _to_numpy(flow: torch.Tensor, occ: torch.Tensor, size, dtype) -> tuple[np.ndarray, np.ndarray]:
+    from etc.flow.warp import resize_flow
+
+    if tuple(flow.shape[-2:]) != tuple(size):
+        flow = resize_flow(flow, tuple(size))
+        occ = torch.nn.functional.interpolate(occ[:, None].float(), tuple(size), mode="nearest")[:, 0] > 0.5
+    return flow.to(dtype).cpu().numpy(), occ.to(torch.uint8).cpu().numpy()
 
 
 def precompute_flow(
@@ -108,111 +133,119 @@ def precompute_flow(
     dtype: str | None = None,
     batch_size: int | None = None,
     device: str | None = None,
-    stop_after: int | None = None,
+    compression: str = "lzf",
+    limit: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Compute the store for ``split``; returns counts and throughput."""
-    import time
+    """Compute the store of ``split`` into ``out`` (arguments left None come from ``config``).
 
+    ``limit``: stop after this many newly computed pairs, leaving ``OUT.partial.h5`` (a
+    planned interruption: tests, or spreading a long run over several jobs). Returns counts and
+    throughput (``pairs_per_s`` excludes loading the estimator).
+    """
     from tqdm import tqdm
 
     from etc.data.clips import list_clips, read_image
     from etc.flow.estimators import make_estimator
 
     fcfg, ds = config["flow"], config["dataset"]
-    estimator = estimator or fcfg["estimator"]
+    spec = estimator or fcfg["estimator"]
     ckpt = ckpt if ckpt is not None else fcfg.get("ckpt")
     scale = float(scale if scale is not None else fcfg["scale"])
     dtype = dtype or fcfg["dtype"]
     batch_size = int(batch_size or fcfg["batch_size"])
-    pairs = pairs or ("training" if split == ds["train_split"] else "consecutive")
-    if pairs not in PAIR_SETS:
-        raise EtcError(f"--pairs must be one of {', '.join(PAIR_SETS)}, got '{pairs}'")
-    out = Path(out)
-    if out.is_file():
-        return {"pairs": 0, "skipped": "complete", "out": str(out)}
-
-    root = Path(ds["root"])
+    pairs = pairs or default_pairs(config, split)
+    if dtype not in ("float16", "float32"):
+        raise EtcError(f"flow dtype must be float16 or float32, got '{dtype}'")
+    if not 0 < scale <= 1:
+        raise EtcError(f"flow scale must be in (0, 1], got {scale}")
+    out, root = Path(out), Path(ds["root"])
     clips = list_clips(ds["name"], root, split, strict=False)
+    if not clips:
+        raise EtcError(f"no clips in split '{split}' of {ds['name']} under {root}; run `etc check-data`")
     todo = select_pairs(clips, ds["window"], pairs)
     h, w = read_image(clips[0].frames[0].image).shape[:2]
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    est = None if estimator == "gt" else make_estimator(estimator, ckpt, device or "cpu")
+    device = device or ("cuda" if torch.cuda.is_available() and spec.startswith("ptlflow:") else "cpu")
+    est = make_estimator(spec, ckpt, device, root=root)
     attrs = {
-        "format": FORMAT, "estimator": estimator, "ckpt_sha256": getattr(est, "ckpt_sha256", ""),
-        "dataset": ds["name"], "split": split, "pairs": pairs,
-        "image_size": [h, w], "stored_size": [sh, sw], "scale": scale, "dtype": dtype,
-        "convention": CONVENTION, "units": "pixels at stored_size",
+        "estimator": est.name, "ckpt_sha256": est.ckpt_sha256, "dataset": ds["name"], "split": split,
+        "pairs": pairs, "image_size": [h, w], "stored_size": [sh, sw], "scale": scale, "dtype": dtype,
+        "units": "pixels at stored_size",
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.stem + ".partial.h5")
-    h5 = _open_partial(partial, attrs)
-    np_dtype = np.float16 if dtype == "float16" else np.float32
-    pending = []
-    for clip, a, b in todo:
-        g = h5.require_group(clip.name)
-        key = pair_key(a, b)
-        if key in g and g[key].attrs.get("complete"):
-            continue
-        if key in g:
-            del g[key]
-        pending.append((clip, a, b))
-    computed = 0
+    if out.is_file():
+        stored = read_attrs(out)
+        if bad := mismatched(stored, attrs):
+            raise EtcError(f"{out} exists with other settings ({', '.join(f'{k}={stored.get(k)!r}' for k in bad)}); "
+                           f"delete it or choose another --out")
+        return {"pairs": len(todo), "done": len(todo), "computed": 0, "skipped": "complete", "out": str(out),
+                "pairs_per_s": float("nan"), "seconds": 0.0}
+
+    store = StoreWriter(out, attrs, compression)
+    pending = [(c, a, b) for c, a, b in todo if not store.has(c.name, a, b)]
+    already = len(todo) - len(pending)
+    if limit is not None:
+        pending = pending[:limit]
+    batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+    torch_dtype = torch.float16 if dtype == "float16" else torch.float32
+
+    def check_size(path, img):
+        if img.shape[:2] != (h, w):
+            raise EtcError(f"{path} is {img.shape[0]}×{img.shape[1]}, other frames of split '{split}' are "
+                           f"{h}×{w}; one store holds one resolution (run `etc check-data`)")
+        return img
+
+    def load(batch, previous):  # runs in the prefetch thread; neighbouring pairs share frames
+        if not est.uses_images:
+            return {}
+        paths = {c.frames[i].image for c, a, b in batch for i in (a, b)}
+        return {p: previous[p] if p in previous else check_size(p, read_image(p)) for p in paths}
+
+    bar = tqdm(total=len(todo), initial=already, desc=f"flow {split} ({est.name})", unit="pair",
+               disable=not progress or None, smoothing=0.1)
+    writer = _Writer(store, (sh, sw), torch_dtype, bar.update)
+    writer.start()
     t0 = time.perf_counter()
-    cache: dict[Path, np.ndarray] = {}
-
-    def image(path):
-        if path not in cache:
-            if len(cache) > 64:
-                cache.clear()
-            cache[path] = read_image(path)
-        return cache[path]
-
-    bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=f"flow {split} ({estimator})", unit="pair",
-               disable=not progress or None)
+    finished = False
     try:
-        for lo in range(0, len(pending), batch_size):
-            chunk = pending[lo : lo + batch_size]
-            if est is None:
-                res = []
-                for clip, a, b in chunk:
-                    f_ab, v_ab = gt_flow(root, clip, a, b)
-                    f_ba, v_ba = gt_flow(root, clip, b, a)
-                    res.append((torch.from_numpy(f_ab).permute(2, 0, 1), torch.from_numpy(f_ba).permute(2, 0, 1),
-                                torch.from_numpy(~v_ab), torch.from_numpy(~v_ba)))
-            else:
-                ia = [image(c.frames[a].image) for c, a, _ in chunk]
-                ib = [image(c.frames[b].image) for c, _, b in chunk]
-                flows = est(ia + ib, ib + ia)
-                fw, bw = flows[: len(chunk)], flows[len(chunk) :]
-                occ_fw, occ_bw = fb_occlusion(fw, bw), fb_occlusion(bw, fw)
-                res = [(fw[i], bw[i], occ_fw[i], occ_bw[i]) for i in range(len(chunk))]
-            for (clip, a, b), (f_ab, f_ba, o_ab, o_ba) in zip(chunk, res, strict=True):
-                if (sh, sw) != (h, w):
-                    f_ab, f_ba = resize_flow(f_ab[None], (sh, sw))[0], resize_flow(f_ba[None], (sh, sw))[0]
-                    o_ab = torch.nn.functional.interpolate(o_ab[None, None].float(), (sh, sw), mode="nearest")[0, 0] > 0.5
-                    o_ba = torch.nn.functional.interpolate(o_ba[None, None].float(), (sh, sw), mode="nearest")[0, 0] > 0.5
-                pg = h5[clip.name].create_group(pair_key(a, b))
-                opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-                pg.create_dataset("fw", data=f_ab.numpy().astype(np_dtype), chunks=(2, sh, sw), **opts)
-                pg.create_dataset("bw", data=f_ba.numpy().astype(np_dtype), chunks=(2, sh, sw), **opts)
-                pg.create_dataset("occ_fw", data=o_ab.numpy().astype(np.uint8), chunks=(sh, sw), **opts)
-                pg.create_dataset("occ_bw", data=o_ba.numpy().astype(np.uint8), chunks=(sh, sw), **opts)
-                pg.attrs["complete"] = True
-                h5.flush()
-                computed += 1
-                bar.update()
-            if stop_after is not None and computed >= stop_after:
-                break
-    finally:
-        bar.close()
-        finished = computed == len(pending)
+        with ThreadPoolExecutor(1, thread_name_prefix="flow-frames") as pool:
+            nxt = pool.submit(load, batches[0], {}) if batches else None
+            for i, batch in enumerate(batches):
+                images = nxt.result()
+                nxt = pool.submit(load, batches[i + 1], images) if i + 1 < len(batches) else None
+                writer.put((batch, *est.pair_flows(batch, images.__getitem__)))
+        writer.close()
+        elapsed = time.perf_counter() - t0
+        finished = all(store.has(c.name, a, b) for c, a, b in todo)
         if finished:
-            h5.attrs["complete"] = True
-        h5.close()
-    elapsed = time.perf_counter() - t0
-    if finished:
-        os.replace(partial, out)
-    done = len(todo) - len(pending) + computed
-    return {"pairs": len(todo), "done": done, "computed": computed, "seconds": elapsed,
-            "pairs_per_s": computed / elapsed if elapsed > 0 else float("nan"), "out": str(out if finished else partial)}
+            store.finish()
+    finally:
+        writer.stop()  # after an error or Ctrl-C too: queued pairs are whole results
+        store.close()
+        bar.close()
+    computed = writer.written
+    return {"pairs": len(todo), "done": already + computed, "computed": computed,
+            "seconds": elapsed, "pairs_per_s": computed / elapsed if elapsed > 0 else float("nan"),
+            "out": str(out if finished else store.partial)}
+
+
+def resolve_config(config_path: str | Path | None, dataset: str | None = None, root: str | Path | None = None,
+                   window: str | None = None) -> dict:
+    """The config for a command line that may give the dataset directly: ``config_path`` (or
+    ./config.yaml when present, else the schema defaults) with ``--dataset/--root/--window``
+    on top, validated like any config."""
+    from etc.config import load_config
+
+    if config_path is None and Path("config.yaml").is_file():
+        config_path = Path("config.yaml")
+    ds: dict = {}
+    if dataset:
+        ds["name"] = dataset
+    if root:
+        ds["root"] = str(root)
+    if window:
+        try:
+            ds["window"] = [int(k) for k in window.split(",") if k.strip()]
+        except ValueError:
+            raise EtcError(f"--window must be comma-separated integers like -2,-1,1,2; got '{window}'") from None
+    return load_config(config_path, {"dataset": ds} if ds else None)

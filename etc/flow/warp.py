@@ -12,18 +12,20 @@ import torch
 import torch.nn.functional as F
 
 
+def _target(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel coordinates ``p + F(p)`` (x, y: B×H×W each); the pixel grid is broadcast, not built."""
+    _, _, h, w = flow.shape
+    xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
+    ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
+    return flow[:, 0] + xs, flow[:, 1] + ys
+
+
 def _sampling_grid(flow: torch.Tensor) -> torch.Tensor:
     """Normalised grid_sample coordinates (align_corners=True) of ``p + flow(p)``."""
-    b, _, h, w = flow.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=flow.dtype, device=flow.device),
-        torch.arange(w, dtype=flow.dtype, device=flow.device),
-        indexing="ij",
-    )
-    x = xs + flow[:, 0]
-    y = ys + flow[:, 1]
-    gx = 2.0 * x / max(w - 1, 1) - 1.0
-    gy = 2.0 * y / max(h - 1, 1) - 1.0
+    _, _, h, w = flow.shape
+    x, y = _target(flow)
+    gx = x.mul_(2.0 / max(w - 1, 1)).sub_(1.0)
+    gy = y.mul_(2.0 / max(h - 1, 1)).sub_(1.0)
     return torch.stack((gx, gy), dim=-1)
 
 
@@ -52,11 +54,8 @@ def warp_labels(labels: torch.Tensor, flow: torch.Tensor, fill: int = 255) -> to
 def out_of_frame(flow: torch.Tensor) -> torch.Tensor:
     """B×H×W bool: pixels whose target ``p + F(p)`` falls outside the image (nearest rounding)."""
     _, _, h, w = flow.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=flow.device), torch.arange(w, device=flow.device), indexing="ij"
-    )
-    x = torch.round(xs + flow[:, 0])
-    y = torch.round(ys + flow[:, 1])
+    x, y = _target(flow)
+    x, y = x.round_(), y.round_()
     return (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
 
 
@@ -71,9 +70,9 @@ def fb_occlusion(
     Returns B×H×W bool, True = occluded / out of frame.
     """
     bw_at_fw = warp_backward(flow_bw, flow_fw, mode="bilinear")
-    sq = lambda v: (v**2).sum(dim=1)  # noqa: E731
-    occluded = sq(flow_fw + bw_at_fw) > alpha * (sq(flow_fw) + sq(bw_at_fw)) + beta
-    return occluded | out_of_frame(flow_fw)
+    round_trip = (flow_fw + bw_at_fw).square_().sum(dim=1)
+    scale = flow_fw.square().sum(dim=1).add_(bw_at_fw.square_().sum(dim=1)).mul_(alpha).add_(beta)
+    return (round_trip > scale) | out_of_frame(flow_fw)
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
