@@ -44,7 +44,7 @@ def evaluate(
     preds = read_predictions(predictions)
     reader = FlowStore(flow).reader()
     cm = np.zeros((k, k), np.int64)
-    tc, tc_occ = PooledTC(k), PooledTC(k)
+    tc, tc_occ, tc_gt = PooledTC(k), PooledTC(k), PooledTC(k)
     per_clip_tc: dict[str, float] = {}
     vc_windows = config["evaluate"]["vc_windows"]
     vc = {n: ([], []) for n in vc_windows}
@@ -59,15 +59,18 @@ def evaluate(
             if gt.shape != p[t].shape:
                 raise EtcError(f"prediction {p[t].shape} and label {gt.shape} differ in size for {clip.frames[t].label}")
             cm += confusion(p[t], gt, k)
+        dense = all(f.dense_label is not None for f in clip.frames)
+        gt_seq = np.stack([read_label(f.dense_label, ds["name"]) for f in clip.frames]) if dense else None
         clip_tc = PooledTC(k)
         for t in range(len(clip) - 1):
             fw, occ = reader(clip.name, t, t + 1, p.shape[1:])
             tc.update(p[t], p[t + 1], fw)
             clip_tc.update(p[t], p[t + 1], fw)
             tc_occ.update(p[t], p[t + 1], fw, exclude=occ.numpy())
+            if dense:  # the same measure on the ground truth: what a perfect model would score
+                tc_gt.update(gt_seq[t], gt_seq[t + 1], fw)
         per_clip_tc[clip.name] = clip_tc.value()
-        if all(f.dense_label is not None for f in clip.frames):
-            gt_seq = np.stack([read_label(f.dense_label, ds["name"]) for f in clip.frames])
+        if dense:
             for n in vc_windows:
                 a, b = video_consistency(p, gt_seq, n)
                 vc[n][0].extend(a)
@@ -82,6 +85,8 @@ def evaluate(
         "iou": {names[i]: (None if np.isnan(v) else float(v * 100)) for i, v in enumerate(iou)},
         "tc": tc.value(),
         "tc_occ": tc_occ.value(),
+        "flicker_pct": tc_occ.changed_pct(),
+        "tc_ground_truth": tc_gt.value() if tc_gt.counted else None,
         "tc_per_clip": per_clip_tc,
         "confusion": cm.tolist(),
     }

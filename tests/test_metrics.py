@@ -66,6 +66,7 @@ def test_tc_occ_excludes_masked_pixels():
     mask[0, 0] = True
     occ.update(p_t, p_n, flow, exclude=mask)
     assert plain.value() < 100 and occ.value() == 100
+    assert plain.changed_pct() == pytest.approx(100 / 16) and occ.changed_pct() == 0
 
 
 def test_mvc_hand_made_three_frames():

@@ -30,6 +30,8 @@ class PooledTC:
         self.k = num_classes
         self.inter = np.zeros(num_classes, np.int64)
         self.union = np.zeros(num_classes, np.int64)
+        self.changed = 0  # pixels whose label differs from the warped next one
+        self.counted = 0
 
     def update(self, p_t: np.ndarray, p_next: np.ndarray, flow: torch.Tensor, exclude: np.ndarray | None = None) -> None:
         """``flow`` = F_{t→t+1} (2×H×W); ``exclude`` (H×W bool) leaves pixels out (occlusion)."""
@@ -38,6 +40,8 @@ class PooledTC:
         if exclude is not None:
             valid &= ~exclude
         a, b = p_t[valid].astype(np.int64), warped[valid]
+        self.changed += int((a != b).sum())
+        self.counted += int(a.size)
         self.inter += np.bincount(a[a == b], minlength=self.k)[: self.k]
         ca, cb = np.bincount(a, minlength=self.k)[: self.k], np.bincount(b, minlength=self.k)[: self.k]
         self.union += ca + cb - np.bincount(a[a == b], minlength=self.k)[: self.k]
@@ -45,6 +49,10 @@ class PooledTC:
     def per_class(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.union > 0, self.inter / np.maximum(self.union, 1), np.nan)
+
+    def changed_pct(self) -> float:
+        """Share (%) of the compared pixels whose label changes between the frames."""
+        return 100.0 * self.changed / self.counted if self.counted else float("nan")
 
     def value(self) -> float:
         pc = self.per_class()

@@ -17,7 +17,7 @@ REFERENCE_CITYSCAPES = {
     "tl_kd": {"ref_miou": 73.06, "ref_tc": 70.56},
 }
 
-COLUMNS = ["model", "ablation", "miou", "tc", "tc_occ", "delta_miou", "delta_tc", "mvc8", "mvc8_acc",
+COLUMNS = ["model", "ablation", "miou", "tc", "tc_occ", "delta_miou", "delta_tc", "flicker_pct", "mvc8", "mvc8_acc",
            "fps", "ms_per_frame", "params_m", "gflops", "device"]
 
 
