@@ -85,6 +85,7 @@ def evaluate(
         "iou": {names[i]: (None if np.isnan(v) else float(v * 100)) for i, v in enumerate(iou)},
         "tc": tc.value(),
         "tc_occ": tc_occ.value(),
+        "tc_per_class": {names[i]: (None if np.isnan(v) else float(v * 100)) for i, v in enumerate(tc.per_class())},
         "flicker_pct": tc_occ.changed_pct(),
         "tc_ground_truth": tc_gt.value() if tc_gt.counted else None,
         "tc_per_clip": per_clip_tc,

@@ -49,10 +49,7 @@ def results_table(metrics: list[dict], dataset: str, baseline: str = "baseline")
         df["ref_miou"] = [REFERENCE_CITYSCAPES.get(a, {}).get("ref_miou") for a in df["ablation"]]
         df["ref_tc"] = [REFERENCE_CITYSCAPES.get(a, {}).get("ref_tc") for a in df["ablation"]]
         cols += ["ref_miou", "ref_tc"]
-    order = {"-": -1}
-    df["_o"] = [order.get(a, 0) for a in df["ablation"]]
-    df = df.sort_values(["_o", "model"], kind="stable").drop(columns="_o")
-    return df[cols].reset_index(drop=True)
+    return df[cols].reset_index(drop=True)  # rows in run order: teacher, then the config's order
 
 
 def to_markdown(df: pd.DataFrame) -> str:
