@@ -26,7 +26,7 @@ def digest(*sections):
 
 
 def config_json():
-    return shlex.quote(json.dumps(config, sort_keys=True))
+    return shlex.quote(json.dumps(config))  # key order kept: the table lists ablations as the config does
 
 
 def dataset_ready():
