@@ -31,22 +31,11 @@ class RunSpec:
     schedule: dict
     ablation: dict
 
-    def _needs(self, what: str) -> bool:
-        from etc.losses import LOSS_TERMS
+    def needs(self, flag: str) -> bool:
+        """needs_teacher / needs_neighbour / needs_flow, from the loss registry."""
+        from etc.losses.criterion import ablation_needs
 
-        return any(w > 0 and getattr(LOSS_TERMS[t], what) for t, w in self.ablation.items() if t in LOSS_TERMS)
-
-    @property
-    def needs_teacher(self) -> bool:
-        return self._needs("needs_teacher")
-
-    @property
-    def needs_neighbour(self) -> bool:
-        return self._needs("needs_neighbour")
-
-    @property
-    def needs_flow(self) -> bool:
-        return self._needs("needs_flow")
+        return ablation_needs(self.ablation, flag)
 
 
 def run_names(config: dict) -> list[str]:
@@ -157,7 +146,7 @@ def train(
         raise EtcError(f"no training pairs: no labelled frame has a neighbour in window {window}")
 
     flow_reader = None
-    if spec.needs_flow:
+    if spec.needs("needs_flow"):
         if flow is None:
             raise EtcError(f"run '{run}' uses the temporal loss: pass the training flow store (--flow FILE.h5)")
         from etc.flow.store import FlowStore
@@ -166,7 +155,7 @@ def train(
 
     model = build_model(spec.model, n_classes).to(dev)
     teacher_model = None
-    if spec.needs_teacher:
+    if spec.needs("needs_teacher"):
         if teacher is None:
             raise EtcError(f"run '{run}' distils from the teacher: pass its checkpoint (--teacher CKPT)")
         teacher_model, _ = load_model_from_checkpoint(teacher, map_location=dev)
@@ -237,7 +226,7 @@ def train(
         b = {k: v.to(dev, non_blocking=True) for k, v in batch_data.items()}
         net.train()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            if spec.needs_neighbour:
+            if spec.needs("needs_neighbour"):
                 both = net(torch.cat([b["image_t"], b["image_n"]]))
                 n = b["image_t"].shape[0]
                 out_t = {k: v[:n] for k, v in both.items()}
@@ -248,7 +237,7 @@ def train(
             if teacher_model is not None:
                 with torch.no_grad():
                     tout_t = teacher_model(b["image_t"])
-                    tout_n = teacher_model(b["image_n"]) if spec.needs_neighbour else None
+                    tout_n = teacher_model(b["image_n"]) if spec.needs("needs_neighbour") else None
         terms = criterion(out_t, out_n, tout_t, tout_n, b)
         total = terms["total"]
         if not torch.isfinite(total):

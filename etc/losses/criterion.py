@@ -167,7 +167,7 @@ class Criterion(nn.Module):
         )
 
     def _any(self, flag: str) -> bool:
-        return any(getattr(LOSS_TERMS[k], flag) for k in self.weights)
+        return ablation_needs(self.weights, flag)
 
     @property
     def needs_teacher(self) -> bool:
@@ -208,6 +208,11 @@ class Criterion(nn.Module):
             out[name] = weight * LOSS_TERMS[name].compute(x, self.settings, module)
         out["total"] = sum(out.values()) if out else torch.zeros((), device=out_t["logits"].device)
         return out
+
+
+def ablation_needs(weights: dict[str, float], flag: str) -> bool:
+    """Whether any term of positive weight has ``flag`` (needs_teacher/_neighbour/_flow)."""
+    return any(float(w) > 0 and getattr(LOSS_TERMS[t], flag) for t, w in weights.items() if t in LOSS_TERMS)
 
 
 def build_criterion(
