@@ -237,9 +237,12 @@ def bench_memory(rows: Rows, cfg: dict, tmp: Path, device) -> None:
         "infer": ["infer", "--config", str(cfg_path), "--model", str(tmp / "student.pt"), "--out", str(tmp / "mem.h5"),
                   "--device", str(device)],
     }
-    code = ("import resource, runpy, sys; sys.argv = ['etc'] + sys.argv[1:]\n"
+    # VmHWM of the child's own address space: ru_maxrss would carry over the parent's peak,
+    # which Linux keeps across fork + exec.
+    code = ("import runpy, sys; sys.argv = ['etc'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('etc', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+            "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]\n"
+            "print('PEAK_KB', hwm, file=sys.stderr)")
     for name, args in jobs.items():
         res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
         peak = [ln for ln in res.stderr.splitlines() if ln.startswith("PEAK_KB")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,31 +70,41 @@ def infer(
     timing = Path(timing) if timing else out.with_suffix(".timing.json")
 
     frames = [(c, i) for c in clips for i in range(len(c))]
+    batches = [(ci, lo) for ci, c in enumerate(clips) for lo in range(0, len(c), batch_size)]
     times: list[float] = []  # seconds per frame, per batch
     warmup = int(icfg["warmup"])
     size = None
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, tqdm(total=len(frames), desc="infer", unit="frame", disable=not progress or None) as bar:
+
+    def load(item):  # runs in a prefetch thread: PNG decoding overlaps the network
+        ci, lo = item
+        return torch.stack([normalise(to_tensor_image(read_image(f.image))) for f in clips[ci].frames[lo:lo + batch_size]])
+
+    preds: dict[int, list] = {}
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, ThreadPoolExecutor(1) as pool, \
+            tqdm(total=len(frames), desc="infer", unit="frame", disable=not progress or None) as bar:
         h5.attrs.update({"checkpoint": str(model_ckpt), "split": split, "flip": flip, "dataset": ds["name"]})
-        for clip in clips:
-            preds = []
-            for lo in range(0, len(clip), batch_size):
-                imgs = torch.stack([normalise(to_tensor_image(read_image(f.image))) for f in clip.frames[lo:lo + batch_size]])
-                size = size or tuple(imgs.shape[-2:])
-                imgs = imgs.to(dev, non_blocking=True)
-                _sync(dev)
-                t0 = time.perf_counter()
-                pred = predict(model, imgs, flip)
-                _sync(dev)
-                if warmup > 0:
-                    warmup -= 1
-                else:
-                    times.append((time.perf_counter() - t0) / imgs.shape[0])
-                preds.append(pred.to(torch.uint8).cpu().numpy())
-                bar.update(imgs.shape[0])
-            labels = np.concatenate(preds)
-            dset = h5.create_dataset(clip.name, data=labels, chunks=(1, *labels.shape[1:]), compression="gzip", compression_opts=4)
-            dset.attrs["frame_numbers"] = [f.number for f in clip.frames]
-            dset.attrs["labelled"] = list(clip.labelled)
+        pending = pool.submit(load, batches[0]) if batches else None
+        for i, (ci, lo) in enumerate(batches):
+            imgs = pending.result()
+            pending = pool.submit(load, batches[i + 1]) if i + 1 < len(batches) else None
+            size = size or tuple(imgs.shape[-2:])
+            imgs = imgs.to(dev, non_blocking=True)
+            _sync(dev)
+            t0 = time.perf_counter()
+            pred = predict(model, imgs, flip)
+            _sync(dev)
+            if warmup > 0:
+                warmup -= 1
+            else:
+                times.append((time.perf_counter() - t0) / imgs.shape[0])
+            preds.setdefault(ci, []).append(pred.to(torch.uint8).cpu().numpy())
+            bar.update(imgs.shape[0])
+            clip = clips[ci]
+            if lo + batch_size >= len(clip):  # clip complete: write it
+                labels = np.concatenate(preds.pop(ci))
+                dset = h5.create_dataset(clip.name, data=labels, chunks=(1, *labels.shape[1:]), compression="lzf")
+                dset.attrs["frame_numbers"] = [f.number for f in clip.frames]
+                dset.attrs["labelled"] = list(clip.labelled)
     med = statistics.median(times) if times else float("nan")
     info = {
         "device": device_name(dev),
