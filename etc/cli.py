@@ -32,7 +32,7 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-@cli.command("make-synthetic")
+@cli.command("make-synthetic", short_help="Generate the synthetic driving-video dataset.")
 @click.option("--out", required=True, type=PathArg, help="Dataset root to write (Cityscapes layout).")
 @click.option("--clips", "train_clips", default=160, show_default=True, type=click.IntRange(1), help="Training clips.")
 @click.option("--val-clips", default=40, show_default=True, type=click.IntRange(1), help="Validation clips.")
@@ -50,7 +50,7 @@ def make_synthetic_cmd(out, train_clips, val_clips, frames, height, width, seed)
     click.echo(summary)
 
 
-@cli.command("check-data")
+@cli.command("check-data", short_help="Verify a dataset tree and write its manifest.")
 @click.option("--dataset", type=click.Choice(DATASETS), required=True, help="Which loader reads ROOT.")
 @click.option("--root", type=PathArg, required=True, help="Dataset root folder.")
 @click.option("--manifest", type=PathArg, default=None, help="Write the manifest (JSON) that later stages read.")
@@ -72,7 +72,7 @@ ConfigOpt = click.option("--config", "config_path", type=ExistingFile, default="
                          help="Pipeline config (validated against workflow/schemas/config.schema.yaml).")
 
 
-@cli.command("train")
+@cli.command("train", short_help="Train the teacher or one student × ablation.")
 @ConfigOpt
 @click.option("--run", required=True, help="'teacher' or '<student>/<ablation>' (names from the config).")
 @click.option("--out", required=True, type=PathArg, help="Final checkpoint; FILE.last.pt holds the resumable state.")
@@ -93,7 +93,7 @@ def train_cmd(config_path, run, out, flow, teacher, log_csv, device):
     click.echo(f"{summary['run']}: {summary['iterations']} iterations (resumed from {summary['resumed_from']})")
 
 
-@cli.command("infer")
+@cli.command("infer", short_help="Per-frame predictions of every clip, timed.")
 @ConfigOpt
 @click.option("--model", "model_ckpt", required=True, type=ExistingFile, help="Checkpoint written by `etc train`.")
 @click.option("--split", default="val", show_default=True, help="Which split's clips to segment.")
@@ -112,7 +112,7 @@ def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, dev
     click.echo(f"{info['frames']} frames, {info['median_ms_per_frame']:.2f} ms/frame on {info['device']}")
 
 
-@cli.command("evaluate")
+@cli.command("evaluate", short_help="mIoU, TC, TC-occ, mVC, cost of one model.")
 @ConfigOpt
 @click.option("--predictions", required=True, type=ExistingFile, help="Output of `etc infer`.")
 @click.option("--flow", required=True, type=ExistingFile, help="Flow store of the same split (consecutive pairs).")
@@ -128,7 +128,7 @@ def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out):
     click.echo(f"mIoU {r['miou']:.2f}  TC {r['tc']:.2f}  TC-occ {r['tc_occ']:.2f}")
 
 
-@cli.command("config")
+@cli.command("config", short_help="Validate a config and print it resolved.")
 @click.option("--config", "config_path", type=ExistingFile, default=None, help="YAML config to start from.")
 @click.option("--json", "json_text", default=None, help="A complete or partial config as JSON (applied on top).")
 @click.option("--out", type=PathArg, default=None, help="Write the resolved YAML here (default: print it).")
@@ -152,7 +152,7 @@ def config_cmd(config_path, json_text, out):
         click.echo(text, nl=False)
 
 
-@cli.command("report")
+@cli.command("report", short_help="Results table and figures.")
 @ConfigOpt
 @click.option("--metrics-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of `etc evaluate` JSONs (teacher.json, <student>/<ablation>.json).")
@@ -169,7 +169,7 @@ def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
     click.echo(f"{info['rows']} rows -> {info['table']}")
 
 
-@cli.command("demo-video")
+@cli.command("demo-video", short_help="Baseline vs ETC video with flicker maps.")
 @ConfigOpt
 @click.option("--clip", "clip_name", default=None, help="Validation clip name (see the manifest).")
 @click.option("--clip-index", type=click.IntRange(0), default=0, show_default=True,
@@ -193,7 +193,7 @@ def demo_video_cmd(config_path, clip_name, clip_index, models, flow, out, gif, f
     click.echo(f"{info['frames']} frames of {info['size'][0]}×{info['size'][1]} -> {info['out']}")
 
 
-@cli.command("precompute-flow")
+@cli.command("precompute-flow", short_help="Flow + occlusion of every needed pair (HDF5).")
 @click.option("--config", "config_path", type=ExistingFile, default=None,
               help="Pipeline config (default: ./config.yaml when present, else the built-in defaults).")
 @click.option("--dataset", type=click.Choice(DATASETS), default=None, help="Overrides dataset.name.")
@@ -226,7 +226,7 @@ def precompute_flow_cmd(config_path, dataset, root, window, split, out, estimato
         click.echo(f"{r['done']}/{r['pairs']} pairs ({r['computed']} computed, {r['pairs_per_s']:.1f} pairs/s) -> {r['out']}")
 
 
-@cli.command("bench")
+@cli.command("bench", short_help="Measured speed, overhead and memory ratios.")
 @ConfigOpt
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--quick", is_flag=True, help="Small sizes and few repeats: a couple of minutes on 2 CPU cores.")
@@ -243,7 +243,7 @@ def bench_cmd(config_path, device, quick, out, results_dir):
     click.echo(f"{len(rows)} figures -> {out}")
 
 
-@cli.command("model-info")
+@cli.command("model-info", short_help="Parameters and GFLOPs of every model.")
 @ConfigOpt
 @click.option("--height", type=click.IntRange(8), default=1024, show_default=True, help="Frame height for GFLOPs.")
 @click.option("--width", type=click.IntRange(8), default=2048, show_default=True, help="Frame width for GFLOPs.")
