@@ -83,6 +83,28 @@ def bench_inference_parity(rows: Rows, config: dict, sizes, device, repeats: int
         rows.add("inference_parity", f"student_over_teacher_{tag}", b / t, "ratio")
 
 
+def bench_inference_options(rows: Rows, config: dict, device, repeats: int, size=(512, 1024)) -> None:
+    """NHWC layout and bfloat16 autocast against the plain fp32 forward of the student."""
+    from etc.models import build_model
+
+    _, spec = next(iter(config["students"].items()))
+    model = build_model(spec, 19).to(device).eval()
+    h, w = size
+    plain = _forward_ms(model, h, w, device, repeats)
+    model.to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
+
+    def run(bf16: bool):
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            model(x)
+
+    nhwc = 1000.0 * _median_time(lambda: run(False), repeats)
+    nhwc_bf16 = 1000.0 * _median_time(lambda: run(True), repeats)
+    tag = f"{h}x{w}"
+    rows.add("inference_options", f"channels_last_over_plain_{tag}", nhwc / plain, "ratio")
+    rows.add("inference_options", f"channels_last_bf16_over_plain_{tag}", nhwc_bf16 / plain, "ratio")
+
+
 def _tiny_setup(tmp: Path, config: dict, quick: bool) -> dict:
     """A small synthetic set + flow stores + configs for the pipeline and training benches."""
     from etc.config import load_config
@@ -287,6 +309,7 @@ def run_bench(config: dict, out_csv: str | Path, *, device: str = "cpu", quick: 
     with tempfile.TemporaryDirectory(prefix="etc-bench-") as tmp_name:
         tmp = Path(tmp_name)
         bench_inference_parity(rows, config, sizes, dev, repeats=3 if quick else 5)
+        bench_inference_options(rows, config, dev, repeats=3 if quick else 5, size=sizes[0])
         cfg = _tiny_setup(tmp, config, quick)
         bench_pipeline(rows, cfg, tmp, dev)
         bench_training(rows, cfg, tmp, dev, quick)

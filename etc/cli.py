@@ -101,13 +101,17 @@ def train_cmd(config_path, run, out, flow, teacher, log_csv, device):
 @click.option("--timing", type=PathArg, default=None, help="Timing JSON (default: OUT with .timing.json).")
 @click.option("--flip/--no-flip", default=None, help="Horizontal-flip test-time augmentation (default: config).")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Frames per forward pass (default: config).")
+@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: config infer.bf16).")
 @click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
-def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, device):
+def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, device):
     """Segment every frame of every clip independently (no temporal state) and time it."""
     from etc.config import load_config
     from etc.infer import infer
 
-    info = infer(load_config(config_path), model_ckpt, split, out, timing=timing, flip=flip,
+    config = load_config(config_path)
+    if bf16 is not None:
+        config["infer"]["bf16"] = bf16
+    info = infer(config, model_ckpt, split, out, timing=timing, flip=flip,
                  batch_size=batch_size, device=device)
     click.echo(f"{info['frames']} frames, {info['median_ms_per_frame']:.2f} ms/frame on {info['device']}")
 

@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
+def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False, bf16: bool = False) -> torch.Tensor:
     """B×3×H×W normalised images → B×H×W int64 labels (softmax-averaged flip TTA when asked)."""
-    probs = model(images)["logits"].softmax(1)
-    if flip:
-        probs = probs + model(images.flip(-1))["logits"].softmax(1).flip(-1)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+        probs = model(images)["logits"].float().softmax(1)
+        if flip:
+            probs = probs + model(images.flip(-1))["logits"].float().softmax(1).flip(-1)
     return probs.argmax(1)
 
 
@@ -62,6 +63,9 @@ def infer(
     dev = pick_device(device)
     model, state = load_model_from_checkpoint(model_ckpt, map_location=dev)
     model.to(dev).eval()
+    layout = torch.channels_last if icfg["channels_last"] else torch.contiguous_format
+    model.to(memory_format=layout)
+    bf16 = bool(icfg["bf16"])
     ds = config["dataset"]
     if state.get("dataset") not in (None, ds["name"]):
         raise EtcError(f"{model_ckpt} was trained on {state['dataset']}, the config reads {ds['name']}")
@@ -88,10 +92,10 @@ def infer(
             imgs = pending.result()
             pending = pool.submit(load, batches[i + 1]) if i + 1 < len(batches) else None
             size = size or tuple(imgs.shape[-2:])
-            imgs = imgs.to(dev, non_blocking=True)
+            imgs = imgs.to(dev, non_blocking=True).contiguous(memory_format=layout)
             _sync(dev)
             t0 = time.perf_counter()
-            pred = predict(model, imgs, flip)
+            pred = predict(model, imgs, flip, bf16)
             _sync(dev)
             if warmup > 0:
                 warmup -= 1
@@ -112,6 +116,8 @@ def infer(
         "batch_size": batch_size,
         "warmup_batches": int(icfg["warmup"]),
         "flip": flip,
+        "channels_last": bool(icfg["channels_last"]),
+        "bf16": bf16,
         "frames": len(frames),
         "median_ms_per_frame": med * 1000.0,
         "fps": 1.0 / med if times and med > 0 else float("nan"),

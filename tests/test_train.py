@@ -136,6 +136,14 @@ def test_inference_is_per_frame_with_valid_ids_and_flip_is_symmetric(setup, tmp_
     model.eval()
     x = torch.randn(2, 3, 48, 96)
     assert torch.equal(predict(model, x.flip(-1), flip=True), predict(model, x, flip=True).flip(-1))
+    # NHWC layout gives the same labels; bf16 autocast nearly the same
+    assert torch.equal(predict(model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)),
+                       predict(model.to(memory_format=torch.contiguous_format), x))
+    assert (predict(model, x, bf16=True) == predict(model, x)).float().mean() > 0.95
+    out16 = tmp_path / "pred16.h5"
+    cfg16 = load_config(None, {**cfg, "infer": {**cfg["infer"], "bf16": True}})
+    assert infer(cfg16, teacher, "val", out16, progress=False)["bf16"] is True
+    assert all(p.max() < 19 for p in read_predictions(out16).values())
     # per-frame: a frame's prediction does not depend on the other frames in its batch
     alone = predict(model, x[:1])
     assert torch.equal(alone, predict(model, x)[:1])
