@@ -52,6 +52,8 @@ def test_tc_constant_prediction_is_100_and_random_is_low():
         const.update(np.full((h, w), 2, np.uint8), np.full((h, w), 2, np.uint8), _shift_flow(h, w, 1, 0))
         rand.update(rng.integers(0, 5, (h, w)).astype(np.uint8), rng.integers(0, 5, (h, w)).astype(np.uint8), _shift_flow(h, w, 1, 0))
     assert const.value() == 100.0
+    gt = rng.integers(0, 5, (h, w)).astype(np.uint8)
+    assert miou(confusion(np.full((h, w), 2, np.uint8), gt, 5)) < 10  # consistent, but wrong
     assert rand.value() < 20  # independent uniform labels over 5 classes: I/U ≈ 1/9
 
 
