@@ -183,6 +183,14 @@ def bench_training(rows: Rows, cfg: dict, tmp: Path, device, quick: bool) -> Non
         sps = pd.read_csv(csv)["samples_per_s"].iloc[1:]  # the first step pays for warm-up
         step[ab] = float(c["train"]["student"]["batch_size"] / sps.median())
         rows.add("training", f"{ab}_s_per_step", step[ab], "s")
+    c_sg = load_config(None, {**c, "losses": {**c["losses"], "neighbour_grad": False}})
+    csv = tmp / "steps_tl_stopgrad.csv"
+    train(c_sg, f"{student}/tl", tmp / "tl_sg.pt", flow=tmp / "train.h5", log_csv=csv, progress=False, device=str(device))
+    import pandas as pd
+
+    step["tl_stopgrad"] = float(c["train"]["student"]["batch_size"] / pd.read_csv(csv)["samples_per_s"].iloc[1:].median())
+    rows.add("training", "tl_stopgrad_s_per_step", step["tl_stopgrad"], "s")
+    rows.add("training", "tl_stopgrad_over_baseline", step["tl_stopgrad"] / step["baseline"], "ratio")
     rows.add("training", "tl_over_baseline", step["tl"] / step["baseline"], "ratio")
     rows.add("training", "tl_kd_over_baseline", step["tl_kd"] / step["baseline"], "ratio")
     # the reference approach: the flow network runs inside every step (random weights: speed only)

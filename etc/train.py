@@ -202,6 +202,7 @@ def train(
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                                          pin_memory=dev.type == "cuda", persistent_workers=workers > 0)
     use_amp = dev.type == "cuda"
+    neighbour_grad = bool(config["losses"].get("neighbour_grad", True))
     csv_writer = _CsvLog(log_csv, start) if (log_csv and rank == 0) else None
 
     def state_dict(iteration: int) -> dict:
@@ -226,11 +227,15 @@ def train(
         b = {k: v.to(dev, non_blocking=True) for k, v in batch_data.items()}
         net.train()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            if spec.needs("needs_neighbour"):
+            if spec.needs("needs_neighbour") and neighbour_grad:
                 both = net(torch.cat([b["image_t"], b["image_n"]]))
                 n = b["image_t"].shape[0]
                 out_t = {k: v[:n] for k, v in both.items()}
                 out_n = {k: v[n:] for k, v in both.items()}
+            elif spec.needs("needs_neighbour"):  # the neighbour is a fixed target: no backward
+                out_t = net(b["image_t"])
+                with torch.no_grad():
+                    out_n = net(b["image_n"])
             else:
                 out_t, out_n = net(b["image_t"]), None
             tout_t = tout_n = None

@@ -65,22 +65,23 @@ def _fixed_batch_loss(cfg, ckpt_state, run, flow, teacher):
         return build_criterion(spec.ablation, cfg["losses"])(out_t, out_n, tmodel(b["image_t"]), tmodel(b["image_n"]), b)["total"].item()
 
 
-@pytest.mark.parametrize("ablation", ["baseline", "tl", "tl_kd"])
-def test_a_few_iterations_reduce_the_loss(setup, ablation):
+@pytest.mark.parametrize("ablation,neighbour_grad", [("baseline", True), ("tl", True), ("tl_kd", True), ("tl", False)])
+def test_a_few_iterations_reduce_the_loss(setup, ablation, neighbour_grad):
     cfg, d, flow, teacher = setup
     run = f"s/{ablation}"
-    out = d / f"{ablation}.pt"
-    cfg = load_config(None, {**cfg, "train": {**cfg["train"], "student": {**SCHEDULE, "iterations": 12}}})
+    out = d / f"{ablation}_{neighbour_grad}.pt"
+    cfg = load_config(None, {**cfg, "train": {**cfg["train"], "student": {**SCHEDULE, "iterations": 12}},
+                             "losses": {**cfg["losses"], "neighbour_grad": neighbour_grad}})
     from etc.models import build_model
 
     torch.manual_seed(cfg["train"]["student"]["seed"])
     initial = build_model(cfg["students"]["s"], 19).state_dict()
-    train(cfg, run, out, flow=flow, teacher=teacher, log_csv=d / f"{ablation}.csv", progress=False)
+    train(cfg, run, out, flow=flow, teacher=teacher, log_csv=d / f"{ablation}_{neighbour_grad}.csv", progress=False)
     final = load_checkpoint(out)["model"]
     before = _fixed_batch_loss(cfg, initial, run, flow, teacher)
     after = _fixed_batch_loss(cfg, final, run, flow, teacher)
     assert after < before
-    rows = (d / f"{ablation}.csv").read_text().splitlines()
+    rows = (d / f"{ablation}_{neighbour_grad}.csv").read_text().splitlines()
     assert len(rows) == 13 and rows[0].startswith("iteration,ce")
 
 
