@@ -210,47 +210,26 @@ def bench_training(rows: Rows, cfg: dict, tmp: Path, device, quick: bool) -> Non
 
 
 def _ptlflow_random(name: str, device):
-    import contextlib
-    import io
+    from etc.flow.estimators import build_ptlflow_model
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            import ptlflow
-
-            return ptlflow.get_model(name).to(device).eval()
+        return build_ptlflow_model(name).to(device).eval()
     except Exception as exc:  # speed-only extra; the bench goes on without it
         log.warning("ptlflow model %s unavailable: %s", name, exc)
         return None
 
 
 def bench_flow(rows: Rows, cfg: dict, tmp: Path, quick: bool) -> None:
-    from etc.data.clips import list_clips, read_image
-    from etc.flow.estimators import DISEstimator
-    from etc.flow.precompute import precompute_flow
+    """The flow stage against bare DIS, by etc.flow.bench_flow (which owns that measurement)."""
+    from etc.flow.bench_flow import bench_flow as flow_stage
 
-    clips = list_clips("synthetic", cfg["dataset"]["root"], "val")
-    pairs = [(c.frames[t].image, c.frames[t + 1].image) for c in clips for t in range(len(c) - 1)]
-    imgs = [(read_image(a), read_image(b)) for a, b in pairs]
-    dis = DISEstimator()
-
-    def bare():
-        for a, b in imgs:
-            dis([a, b], [b, a])  # forward and backward, as the stage computes
-
-    bare_pps = len(imgs) / _median_time(bare, 3)
-    sizes = {}
+    h, w = cfg_size(cfg)
+    got = {r["metric"]: r["value"] for r in flow_stage(h, w, pairs=4 if quick else 8, estimators=("dis",), workdir=tmp)}
+    rows.add("flow", "precompute_pairs_per_s", got["precompute_pairs_per_s_float16"], "pairs/s")
+    rows.add("flow", "bare_dis_pairs_per_s", got["raw_pairs_per_s"], "pairs/s")
+    rows.add("flow", "precompute_over_bare", got["precompute_over_raw_float16"], "ratio")
     for dtype in ("float32", "float16"):
-        out = tmp / f"bench_val_{dtype}.h5"
-        t0 = time.perf_counter()
-        r = precompute_flow(cfg, "val", out, estimator="dis", dtype=dtype, progress=False)
-        pps = r["pairs"] / (time.perf_counter() - t0)
-        sizes[dtype] = out.stat().st_size / 1e6 / r["pairs"]
-        if dtype == "float16":
-            rows.add("flow", "precompute_pairs_per_s", pps, "pairs/s")
-            rows.add("flow", "bare_dis_pairs_per_s", bare_pps, "pairs/s")
-            rows.add("flow", "precompute_over_bare", pps / bare_pps, "ratio")
-    h, w = imgs[0][0].shape[:2]
-    for dtype, mb in sizes.items():
+        mb = next(v for k, v in got.items() if k.startswith(f"mb_per_pair_{dtype}_"))
         rows.add("flow", f"mb_per_pair_{dtype}_{h}x{w}", mb, "MB")
 
 

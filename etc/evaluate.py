@@ -96,7 +96,7 @@ def evaluate(
         result[f"mvc{n}"] = float(np.mean(a) * 100) if a else None
         result[f"mvc{n}_acc"] = float(np.mean(b) * 100) if b else None
     if model_ckpt is not None:
-        result.update(model_cost(model_ckpt, config))
+        result.update(model_cost(model_ckpt, next(iter(preds.values())).shape[1:]))
     if timing is not None:
         t = json.loads(Path(timing).read_text())
         result.update({"fps": t.get("fps"), "ms_per_frame": t.get("median_ms_per_frame"), "device": t.get("device")})
@@ -104,16 +104,13 @@ def evaluate(
     return result
 
 
-def model_cost(model_ckpt: str | Path, config: dict) -> dict:
-    """Parameters (millions) and GFLOPs at the dataset's image size."""
+def model_cost(model_ckpt: str | Path, size: tuple[int, int]) -> dict:
+    """Parameters (millions) and GFLOPs at the evaluated frame size (H, W)."""
     from etc.checkpoint import load_model_from_checkpoint
-    from etc.data.clips import list_clips, read_image
     from etc.models import count_params, gflops
 
     model, state = load_model_from_checkpoint(model_ckpt)
-    ds = config["dataset"]
-    clip = list_clips(ds["name"], ds["root"], ds["val_split"], strict=False)[0]
-    h, w = read_image(clip.frames[0].image).shape[:2]
+    h, w = (int(v) for v in size)
     return {
         "run": state.get("run"),
         "params_m": count_params(model) / 1e6,
