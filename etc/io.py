@@ -64,6 +64,6 @@ def read_png(path: str | os.PathLike, *, color: bool | None = None):
 
     flags = cv2.IMREAD_UNCHANGED if color is None else (cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
     img = cv2.imread(str(path), flags)
-    if img is not None and img.ndim == 3:
-        img = img[..., ::-1].copy()
+    if img is not None and img.ndim == 3:  # OpenCV decodes to BGR(A)
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
     return img

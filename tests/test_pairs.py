@@ -23,3 +23,17 @@ def test_ranks_split_the_global_batch():
     r1 = list(IterationSampler(10, 4, 5, seed=1, rank=1, world_size=2))
     for g, a, b in zip(single, r0, r1, strict=True):
         assert sorted(a + b) == sorted(g) and len(a) == len(b) == 2
+
+
+def test_images_to_batch_is_bitwise_the_training_preprocessing():
+    import numpy as np
+    import torch
+
+    from etc.data.pairs import images_to_batch, normalise, to_tensor_image
+
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (7, 9, 3), dtype=np.uint8) for _ in range(3)]
+    ref = torch.stack([normalise(to_tensor_image(i)) for i in imgs])
+    nhwc, nchw = images_to_batch(imgs, channels_last=True), images_to_batch(imgs, channels_last=False)
+    assert torch.equal(nhwc, ref) and torch.equal(nchw, ref)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and nchw.is_contiguous()
