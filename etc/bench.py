@@ -46,16 +46,27 @@ def _median_time(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def _forward_ms(model, h: int, w: int, device, repeats: int) -> float:
+def _interleaved_ms(models: dict, h: int, w: int, device, repeats: int, warmup: int = 2) -> dict:
+    """Best ms per forward of each model, the models taking turns forward by forward so that
+    drift (thermal, other processes, allocator state) hits all of them alike. The minimum, not
+    the median: the work is deterministic and noise only adds (medians of two identical
+    networks differed by up to 7 % at 1024×2048 on 2 cores)."""
     x = torch.randn(1, 3, h, w, device=device)
-
-    def run():
-        with torch.no_grad():
-            model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    return 1000.0 * _median_time(run, repeats)
+    times: dict = {name: [] for name in models}
+    with torch.no_grad():
+        for _ in range(warmup):
+            for m in models.values():
+                m(x)
+        for _ in range(repeats):
+            for name, m in models.items():
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+                m(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times[name].append(time.perf_counter() - t0)
+    return {name: 1000.0 * min(v) for name, v in times.items()}
 
 
 def bench_inference_parity(rows: Rows, config: dict, sizes, device, repeats: int) -> None:
@@ -68,13 +79,9 @@ def bench_inference_parity(rows: Rows, config: dict, sizes, device, repeats: int
     etc_student = build_model(spec, 19).to(device).eval()
     teacher = build_model(config["teacher"], 19).to(device).eval()
     for h, w in sizes:
-        # interleave the two students so drift hits both alike
-        b1 = _forward_ms(baseline, h, w, device, repeats)
-        e1 = _forward_ms(etc_student, h, w, device, repeats)
-        b2 = _forward_ms(baseline, h, w, device, repeats)
-        e2 = _forward_ms(etc_student, h, w, device, repeats)
-        b, e = (b1 + b2) / 2, (e1 + e2) / 2
-        t = _forward_ms(teacher, h, w, device, max(1, repeats // 2))
+        ms = _interleaved_ms({"baseline": baseline, "etc": etc_student}, h, w, device, repeats)
+        b, e = ms["baseline"], ms["etc"]
+        t = _interleaved_ms({"teacher": teacher}, h, w, device, max(1, repeats // 2), warmup=1)["teacher"]
         tag = f"{h}x{w}"
         rows.add("inference_parity", f"baseline_ms_{tag}", b, "ms/frame")
         rows.add("inference_parity", f"etc_ms_{tag}", e, "ms/frame")
@@ -83,26 +90,73 @@ def bench_inference_parity(rows: Rows, config: dict, sizes, device, repeats: int
         rows.add("inference_parity", f"student_over_teacher_{tag}", b / t, "ratio")
 
 
-def bench_inference_options(rows: Rows, config: dict, device, repeats: int, size=(512, 1024)) -> None:
-    """NHWC layout and bfloat16 autocast against the plain fp32 forward of the student."""
+def bench_inference_options(rows: Rows, config: dict, device, repeats: int, size=(512, 1024),
+                            heavy: bool = True) -> None:
+    """Images → labels (forward + argmax) of the student under each execution option, against
+    the plain fp32 NCHW eager forward. ``heavy`` adds the options that cost seconds to prepare:
+    torch.compile and ONNX Runtime (the latter only where the `onnx` extra is installed)."""
+    from etc.infer import make_predictor
     from etc.models import build_model
 
     _, spec = next(iter(config["students"].items()))
     model = build_model(spec, 19).to(device).eval()
     h, w = size
-    plain = _forward_ms(model, h, w, device, repeats)
+    x = torch.randn(1, 3, h, w, device=device)
+    xc = x.contiguous(memory_format=torch.channels_last)
+
+    def timed(fn, inp) -> float:
+        def run():
+            fn(inp)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        return 1000.0 * _median_time(run, repeats)
+
+    plain = timed(make_predictor(model), x)
     model.to(memory_format=torch.channels_last)
-    x = torch.randn(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
-
-    def run(bf16: bool):
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            model(x)
-
-    nhwc = 1000.0 * _median_time(lambda: run(False), repeats)
-    nhwc_bf16 = 1000.0 * _median_time(lambda: run(True), repeats)
+    ms = {"channels_last": timed(make_predictor(model), xc),
+          "channels_last_bf16": timed(make_predictor(model, bf16=True), xc)}
+    if heavy:
+        ms["channels_last_compiled"] = timed(make_predictor(model, compile=True), xc)
+        ort = _onnxruntime_labels(model.to(memory_format=torch.contiguous_format), x, device)
+        if ort is not None:
+            ms["onnxruntime"] = timed(ort, x)
     tag = f"{h}x{w}"
-    rows.add("inference_options", f"channels_last_over_plain_{tag}", nhwc / plain, "ratio")
-    rows.add("inference_options", f"channels_last_bf16_over_plain_{tag}", nhwc_bf16 / plain, "ratio")
+    rows.add("inference_options", f"plain_ms_{tag}", plain, "ms/frame")
+    for name, v in ms.items():
+        rows.add("inference_options", f"{name}_over_plain_{tag}", v / plain, "ratio")
+
+
+def _onnxruntime_labels(model, example: torch.Tensor, device):
+    """The student + argmax exported to ONNX (dynamo exporter: the TorchScript one rejects
+    adaptive pooling whose bins do not divide the feature map) and run by ONNX Runtime."""
+    if device.type != "cpu":
+        return None
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        log.warning("onnxruntime not installed (pip install -e '.[onnx]'); ONNX bench skipped")
+        return None
+
+    class Labels(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)["logits"].argmax(1)
+
+    with tempfile.TemporaryDirectory(prefix="etc-onnx-") as d:
+        path = Path(d) / "student.onnx"
+        try:
+            torch.onnx.export(Labels(model).eval(), (example,), str(path), input_names=["images"],
+                              output_names=["labels"], dynamo=True, verbose=False)
+        except Exception as exc:  # an optional measurement; the bench goes on without it
+            log.warning("ONNX export failed: %s", exc)
+            return None
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = torch.get_num_threads()
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return lambda images: sess.run(None, {"images": images.numpy()})[0]
 
 
 def _tiny_setup(tmp: Path, config: dict, quick: bool) -> dict:
@@ -113,7 +167,7 @@ def _tiny_setup(tmp: Path, config: dict, quick: bool) -> dict:
 
     h, w = (64, 128) if quick else (96, 192)
     root = tmp / "data"
-    make_synthetic(root, train_clips=4, val_clips=2, frames=8, height=h, width=w, seed=0)
+    make_synthetic(root, train_clips=4, val_clips=8, frames=8, height=h, width=w, seed=0)
     cfg = load_config(None, {
         **{k: config[k] for k in ("teacher", "students", "losses", "augment")},
         "dataset": {"name": "synthetic", "root": str(root), "window": [-1, 1, 2]},
@@ -127,33 +181,65 @@ def _tiny_setup(tmp: Path, config: dict, quick: bool) -> dict:
     return cfg
 
 
-def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device) -> None:
+def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device, big: tuple[int, int], compile: bool) -> None:
+    """`etc infer` end to end (decode → network → argmax → HDF5) against the bare forward.
+
+    Measured on the tiny set and on a few frames at ``big`` (a real frame size, where the
+    network's share is representative). Each infer call is preceded by an untimed one, so
+    one-off costs (imports, first-touch allocations, compilation) are left out; the bare
+    forward uses the same batch size and memory layout as infer.
+    """
     from etc.checkpoint import load_model_from_checkpoint
-    from etc.data.clips import list_clips
+    from etc.config import load_config
+    from etc.data.clips import list_clips, read_image
+    from etc.data.synthetic import make_synthetic
     from etc.infer import infer
     from etc.train import train
 
     ckpt = tmp / "student.pt"
     train(cfg, f"{next(iter(cfg['students']))}/baseline", ckpt, progress=False, device=str(device))
-    clips = list_clips("synthetic", cfg["dataset"]["root"], "val")
-    frames = sum(len(c) for c in clips)
-    t0 = time.perf_counter()
-    infer(cfg, ckpt, "val", tmp / "pred.h5", progress=False, device=str(device))
-    full = frames / (time.perf_counter() - t0)
     model, _ = load_model_from_checkpoint(ckpt)
     model.to(device).eval()
-    h, w = cfg_size(cfg)
-    bs = int(cfg["infer"]["batch_size"])
-    x = torch.randn(bs, 3, h, w, device=device)
+    layout = torch.channels_last if cfg["infer"]["channels_last"] else torch.contiguous_format
+    model.to(memory_format=layout)
+    h, w = big
+    root = tmp / "big"
+    # enough frames that the per-call fixed costs (checkpoint, model, file) weigh what they
+    # would on a real split: little
+    make_synthetic(root, train_clips=1, val_clips=3, frames=8, height=h, width=w, seed=0)
+    variants = [("", cfg)]
+    variants.append((f"_{h}x{w}", load_config(None, {**cfg, "dataset": {**cfg["dataset"], "root": str(root)}})))
+    if compile:
+        c = variants[-1][1]
+        variants.append((f"_{h}x{w}_compiled", load_config(None, {**c, "infer": {**c["infer"], "compile": True}})))
+    for tag, c in variants:
+        clips = list_clips("synthetic", c["dataset"]["root"], "val")
+        frames = sum(len(clip) for clip in clips)
+        infer(c, ckpt, "val", tmp / "pred.h5", progress=False, device=str(device))  # untimed warm-up
+        t0 = time.perf_counter()
+        info = infer(c, ckpt, "val", tmp / "pred.h5", progress=False, device=str(device))
+        full = frames / (time.perf_counter() - t0)
+        ih, iw = read_image(clips[0].frames[0].image).shape[:2]
+        bs = int(c["infer"]["batch_size"])
+        x = torch.randn(bs, 3, ih, iw, device=device).contiguous(memory_format=layout)
 
-    def fwd():
-        with torch.no_grad():
-            model(x)["logits"].argmax(1)
+        def fwd(x=x):
+            with torch.no_grad():
+                model(x)["logits"]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
 
-    bare = bs / _median_time(fwd, 5)
-    rows.add("pipeline", "infer_frames_per_s", full, "frames/s")
-    rows.add("pipeline", "bare_forward_frames_per_s", bare, "frames/s")
-    rows.add("pipeline", "infer_over_bare", full / bare, "ratio")
+        bare = bs / _median_time(fwd, 5)
+        t0 = time.perf_counter()
+        for clip in clips:
+            for f in clip.frames:
+                read_image(f.image)
+        decode_ms = 1000.0 * (time.perf_counter() - t0) / frames
+        rows.add("pipeline", f"infer_frames_per_s{tag}", full, "frames/s")
+        rows.add("pipeline", f"bare_forward_frames_per_s{tag}", bare, "frames/s")
+        rows.add("pipeline", f"predict_ms_per_frame{tag}", info["median_ms_per_frame"], "ms/frame")
+        rows.add("pipeline", f"png_decode_ms_per_frame{tag}", decode_ms, "ms/frame")
+        rows.add("pipeline", f"infer_over_bare{tag}", full / bare, "ratio")
 
 
 def cfg_size(cfg: dict) -> tuple[int, int]:
@@ -259,6 +345,40 @@ def bench_memory(rows: Rows, cfg: dict, tmp: Path, device) -> None:
             rows.add("memory", f"{name}_peak_rss", int(peak[-1].split()[1]) / 1024.0, "MB")
 
 
+def bench_malloc(rows: Rows, config: dict, size: tuple[int, int], repeats: int) -> None:
+    """Student forward with the `etc` allocator tuning (etc.malloc) against glibc's defaults,
+    each in a fresh process (the setting is process-wide and sticky)."""
+    import json
+    import os
+
+    h, w = size
+    code = ("import json, sys, time, torch\n"
+            "from etc.malloc import keep_freed_memory\n"
+            "from etc.models import build_model\n"
+            "keep_freed_memory()\n"
+            f"torch.set_num_threads({torch.get_num_threads()})\n"
+            "m = build_model(json.loads(sys.argv[1]), 19).eval()\n"
+            f"x = torch.randn(1, 3, {h}, {w})\n"
+            "ts = []\n"
+            "with torch.no_grad():\n"
+            f"    for _ in range({repeats + 1}):\n"
+            "        t0 = time.perf_counter(); m(x); ts.append(time.perf_counter() - t0)\n"
+            "print(1000 * min(ts[1:]))\n")
+    spec = json.dumps(next(iter(config["students"].values())))
+    ms = {}
+    for tune in ("0", "1"):
+        res = subprocess.run([sys.executable, "-c", code, spec], capture_output=True, text=True,
+                             env={**os.environ, "ETC_MALLOC_TUNE": tune})
+        if res.returncode != 0:
+            log.warning("malloc bench failed: %s", res.stderr[-500:])
+            return
+        ms[tune] = float(res.stdout.split()[-1])
+    tag = f"{h}x{w}"
+    rows.add("memory", f"student_ms_glibc_default_{tag}", ms["0"], "ms/frame")
+    rows.add("memory", f"student_ms_heap_kept_{tag}", ms["1"], "ms/frame")
+    rows.add("memory", f"heap_kept_over_glibc_default_{tag}", ms["1"] / ms["0"], "ratio")
+
+
 def bench_rules(rows: Rows, results_dir: Path, out_png: Path | None) -> None:
     import pandas as pd
 
@@ -295,13 +415,15 @@ def run_bench(config: dict, out_csv: str | Path, *, device: str = "cpu", quick: 
     sizes = [(256, 512)] if quick else [(512, 1024), (1024, 2048)]
     with tempfile.TemporaryDirectory(prefix="etc-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        bench_inference_parity(rows, config, sizes, dev, repeats=3 if quick else 5)
-        bench_inference_options(rows, config, dev, repeats=3 if quick else 5, size=sizes[0])
+        bench_inference_parity(rows, config, sizes, dev, repeats=3 if quick else 11)
+        bench_inference_options(rows, config, dev, repeats=3 if quick else 5, size=sizes[0], heavy=not quick)
         cfg = _tiny_setup(tmp, config, quick)
-        bench_pipeline(rows, cfg, tmp, dev)
+        bench_pipeline(rows, cfg, tmp, dev, big=sizes[0], compile=not quick)
         bench_training(rows, cfg, tmp, dev, quick)
         bench_flow(rows, cfg, tmp, quick)
         bench_memory(rows, cfg, tmp, dev)
+        if dev.type == "cpu":
+            bench_malloc(rows, config, sizes[-1], repeats=2 if quick else 5)
     out_csv = Path(out_csv)
     bench_rules(rows, Path(results_dir or out_csv.parent), out_csv.with_name("bench_rules.png"))
     df = pd.DataFrame(rows.rows)

@@ -30,6 +30,9 @@ def cli(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from etc.malloc import keep_freed_memory
+
+    keep_freed_memory()  # large tensors reuse freed memory instead of page-faulting anew
 
 
 @cli.command("make-synthetic", short_help="Generate the synthetic driving-video dataset.")
@@ -102,15 +105,18 @@ def train_cmd(config_path, run, out, flow, teacher, log_csv, device):
 @click.option("--flip/--no-flip", default=None, help="Horizontal-flip test-time augmentation (default: config).")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Frames per forward pass (default: config).")
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: config infer.bf16).")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile network + argmax: pays off at real frame sizes (default: config infer.compile).")
 @click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
-def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, device):
+def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, compile_, device):
     """Segment every frame of every clip independently (no temporal state) and time it."""
     from etc.config import load_config
     from etc.infer import infer
 
     config = load_config(config_path)
-    if bf16 is not None:
-        config["infer"]["bf16"] = bf16
+    for key, value in (("bf16", bf16), ("compile", compile_)):
+        if value is not None:
+            config["infer"][key] = value
     info = infer(config, model_ckpt, split, out, timing=timing, flip=flip,
                  batch_size=batch_size, device=device)
     click.echo(f"{info['frames']} frames, {info['median_ms_per_frame']:.2f} ms/frame on {info['device']}")

@@ -65,9 +65,11 @@ def make_predictor(model: torch.nn.Module, flip: bool = False, bf16: bool = Fals
     """images → labels, optionally through ``torch.compile``.
 
     Compiling fuses the final upsampling with the argmax, so full-resolution logits are never
-    written: measured 0.55–0.66× the eager time at 512×1024 on 2 CPU cores (labels differ on
-    ~3 pixels in 10⁷: float rounding at ties), no gain at 96×192, and ~10 s of compilation per
-    batch shape — worth it for real frame sizes.
+    materialised. On 2 CPU cores at 512×1024 that made images → labels 0.55–0.66× the eager
+    time under glibc's default allocator, but with the heap tuning the `etc` CLI applies
+    (etc.malloc) eager channels_last is as fast (bench: 0.315 vs 0.295 of plain NCHW). Labels
+    differ on ~3 pixels in 10⁷ (rounding at ties); ~10 s of compilation per batch shape. Kept
+    opt-in for accelerators, where fusion matters more; not measured on a GPU yet.
     """
     if not compile:
         return lambda images: predict(model, images, flip, bf16)

@@ -55,6 +55,7 @@ rule bench:
         results=lambda wildcards, output: Path(output.table).parent,
     log:
         results("logs", "bench.log"),
+    threads: workflow.cores
     benchmark:
         results("benchmarks", "bench.tsv")
     shell:
