@@ -337,12 +337,18 @@ def bench_memory(rows: Rows, cfg: dict, tmp: Path, device) -> None:
     code = ("import runpy, sys; sys.argv = ['etc'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('etc', run_name='__main__')\nexcept SystemExit:\n    pass\n"
             "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]\n"
-            "print('PEAK_KB', hwm, file=sys.stderr)")
+            "print('PEAK_KB', hwm, file=sys.stderr)\n"
+            "import torch\n"
+            "if torch.cuda.is_available() and torch.cuda.is_initialized():\n"
+            "    print('PEAK_CUDA_B', torch.cuda.max_memory_allocated(), file=sys.stderr)")
     for name, args in jobs.items():
         res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
         peak = [ln for ln in res.stderr.splitlines() if ln.startswith("PEAK_KB")]
         if peak:
             rows.add("memory", f"{name}_peak_rss", int(peak[-1].split()[1]) / 1024.0, "MB")
+        cuda = [ln for ln in res.stderr.splitlines() if ln.startswith("PEAK_CUDA_B")]
+        if cuda:
+            rows.add("memory", f"{name}_peak_cuda", int(cuda[-1].split()[1]) / 2**20, "MB")
 
 
 def bench_malloc(rows: Rows, config: dict, size: tuple[int, int], repeats: int) -> None:

@@ -85,6 +85,9 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--compression", default="lzf", choices=["lzf", "gzip", "none"])
     args = p.parse_args(argv)
+    from etc.malloc import keep_freed_memory
+
+    keep_freed_memory()  # as the `etc` command line does (ETC_MALLOC_TUNE=0 to compare)
     rows = bench_flow(args.height, args.width, args.pairs, args.estimator or ["dis"], args.device,
                       compression=args.compression)
     print("| estimator | metric | value | unit | device |\n|---|---|---|---|---|")
