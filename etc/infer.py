@@ -73,8 +73,7 @@ def make_predictor(model: torch.nn.Module, flip: bool = False, bf16: bool = Fals
     """
     if not compile:
         return lambda images: predict(model, images, flip, bf16)
-    compiled = torch.compile(lambda images: predict(model, images, flip, bf16), dynamic=False)
-    return compiled
+    return torch.compile(lambda images: predict(model, images, flip, bf16), dynamic=False)
 
 
 def _sync(device: torch.device) -> None:
