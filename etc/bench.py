@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from etc.train import sync
+
 log = logging.getLogger(__name__)
 
 
@@ -59,12 +61,10 @@ def _interleaved_ms(models: dict, h: int, w: int, device, repeats: int, warmup: 
                 m(x)
         for _ in range(repeats):
             for name, m in models.items():
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                sync(device)
                 t0 = time.perf_counter()
                 m(x)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                sync(device)
                 times[name].append(time.perf_counter() - t0)
     return {name: 1000.0 * min(v) for name, v in times.items()}
 
@@ -107,8 +107,7 @@ def bench_inference_options(rows: Rows, config: dict, device, repeats: int, size
     def timed(fn, inp) -> float:
         def run():
             fn(inp)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            sync(device)
         return 1000.0 * _median_time(run, repeats)
 
     plain = timed(make_predictor(model), x)
@@ -212,6 +211,7 @@ def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device, big: tuple[int, int
     if compile:
         c = variants[-1][1]
         variants.append((f"_{h}x{w}_compiled", load_config(None, {**c, "infer": {**c["infer"], "compile": True}})))
+    bare_fps: dict = {}  # frame size → bare forward frames/s (the compiled variant shares it)
     for tag, c in variants:
         clips = list_clips("synthetic", c["dataset"]["root"], "val")
         frames = sum(len(clip) for clip in clips)
@@ -219,17 +219,18 @@ def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device, big: tuple[int, int
         t0 = time.perf_counter()
         info = infer(c, ckpt, "val", tmp / "pred.h5", progress=False, device=str(device))
         full = frames / (time.perf_counter() - t0)
-        ih, iw = read_image(clips[0].frames[0].image).shape[:2]
-        bs = int(c["infer"]["batch_size"])
-        x = torch.randn(bs, 3, ih, iw, device=device).contiguous(memory_format=layout)
+        size = cfg_size(c)
+        if size not in bare_fps:
+            bs = int(c["infer"]["batch_size"])
+            x = torch.randn(bs, 3, *size, device=device).contiguous(memory_format=layout)
 
-        def fwd(x=x):
-            with torch.no_grad():
-                model(x)["logits"]
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            def fwd(x=x):
+                with torch.no_grad():
+                    model(x)["logits"]
+                sync(device)
 
-        bare = bs / _median_time(fwd, 5)
+            bare_fps[size] = bs / _median_time(fwd, 5)
+        bare = bare_fps[size]
         t0 = time.perf_counter()
         for clip in clips:
             for f in clip.frames:
@@ -251,6 +252,8 @@ def cfg_size(cfg: dict) -> tuple[int, int]:
 
 def bench_training(rows: Rows, cfg: dict, tmp: Path, device, quick: bool) -> None:
     """Seconds per step of each ablation, measured by running `train` for a few iterations."""
+    import pandas as pd
+
     from etc.config import load_config
     from etc.train import train
 
@@ -260,21 +263,21 @@ def bench_training(rows: Rows, cfg: dict, tmp: Path, device, quick: bool) -> Non
                                              "teacher": {**cfg["train"]["teacher"], "iterations": 1}}})
     teacher = tmp / "teacher.pt"
     train(c, "teacher", teacher, progress=False, device=str(device))
+    bs = int(c["train"]["student"]["batch_size"])
+
+    def s_per_step(csv: Path) -> float:  # the first step pays for warm-up
+        return float(bs / pd.read_csv(csv)["samples_per_s"].iloc[1:].median())
+
     step = {}
     for ab in ("baseline", "tl", "tl_kd"):
         csv = tmp / f"steps_{ab}.csv"
         train(c, f"{student}/{ab}", tmp / f"{ab}.pt", flow=tmp / "train.h5", teacher=teacher, log_csv=csv, progress=False, device=str(device))
-        import pandas as pd
-
-        sps = pd.read_csv(csv)["samples_per_s"].iloc[1:]  # the first step pays for warm-up
-        step[ab] = float(c["train"]["student"]["batch_size"] / sps.median())
+        step[ab] = s_per_step(csv)
         rows.add("training", f"{ab}_s_per_step", step[ab], "s")
     c_sg = load_config(None, {**c, "losses": {**c["losses"], "neighbour_grad": False}})
     csv = tmp / "steps_tl_stopgrad.csv"
     train(c_sg, f"{student}/tl", tmp / "tl_sg.pt", flow=tmp / "train.h5", log_csv=csv, progress=False, device=str(device))
-    import pandas as pd
-
-    step["tl_stopgrad"] = float(c["train"]["student"]["batch_size"] / pd.read_csv(csv)["samples_per_s"].iloc[1:].median())
+    step["tl_stopgrad"] = s_per_step(csv)
     rows.add("training", "tl_stopgrad_s_per_step", step["tl_stopgrad"], "s")
     rows.add("training", "tl_stopgrad_over_baseline", step["tl_stopgrad"] / step["baseline"], "ratio")
     rows.add("training", "tl_over_baseline", step["tl"] / step["baseline"], "ratio")
@@ -283,7 +286,6 @@ def bench_training(rows: Rows, cfg: dict, tmp: Path, device, quick: bool) -> Non
     est = _ptlflow_random("rapidflow_it1", device)
     if est is not None:
         h, w = cfg_size(c)
-        bs = int(c["train"]["student"]["batch_size"])
         imgs = torch.rand(bs, 2, 3, h + (-h) % 32, w + (-w) % 32, device=device)
 
         def flow_step():
@@ -358,18 +360,14 @@ def bench_malloc(rows: Rows, config: dict, size: tuple[int, int], repeats: int) 
     import os
 
     h, w = size
-    code = ("import json, sys, time, torch\n"
+    code = ("import json, sys, torch\n"
+            "from etc.bench import _interleaved_ms\n"
             "from etc.malloc import keep_freed_memory\n"
             "from etc.models import build_model\n"
             "keep_freed_memory()\n"
             f"torch.set_num_threads({torch.get_num_threads()})\n"
             "m = build_model(json.loads(sys.argv[1]), 19).eval()\n"
-            f"x = torch.randn(1, 3, {h}, {w})\n"
-            "ts = []\n"
-            "with torch.no_grad():\n"
-            f"    for _ in range({repeats + 1}):\n"
-            "        t0 = time.perf_counter(); m(x); ts.append(time.perf_counter() - t0)\n"
-            "print(1000 * min(ts[1:]))\n")
+            f"print(_interleaved_ms({{'s': m}}, {h}, {w}, torch.device('cpu'), {repeats}, warmup=1)['s'])\n")
     spec = json.dumps(next(iter(config["students"].values())))
     ms = {}
     for tune in ("0", "1"):

@@ -76,11 +76,6 @@ def make_predictor(model: torch.nn.Module, flip: bool = False, bf16: bool = Fals
     return torch.compile(lambda images: predict(model, images, flip, bf16), dynamic=False)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def infer(
     config: dict,
     model_ckpt: str | Path,
@@ -99,7 +94,7 @@ def infer(
     from etc.checkpoint import load_model_from_checkpoint
     from etc.data.clips import list_clips, read_image
     from etc.data.pairs import images_to_batch
-    from etc.train import pick_device
+    from etc.train import pick_device, sync
 
     icfg = config["infer"]
     flip = icfg["flip"] if flip is None else flip
@@ -139,10 +134,10 @@ def infer(
             pending = pool.submit(load, batches[i + 1]) if i + 1 < len(batches) else None
             size = size or tuple(imgs.shape[-2:])
             imgs = imgs.to(dev, non_blocking=True)
-            _sync(dev)
+            sync(dev)
             t0 = time.perf_counter()
             pred = run(imgs)
-            _sync(dev)
+            sync(dev)
             if warmup > 0:
                 warmup -= 1
             else:

@@ -77,6 +77,12 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def sync(device: torch.device | str) -> None:
+    """Wait for queued CUDA work, so that wall-clock timings cover it; no-op elsewhere."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 # ------------------------------------------------------------------------------------------
 
 def param_groups(model: torch.nn.Module, lr: float, head_mult: float) -> list[dict]:

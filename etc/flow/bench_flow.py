@@ -21,11 +21,6 @@ from pathlib import Path
 import torch
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
 def bench_flow(height: int = 512, width: int = 1024, pairs: int = 4, estimators=("dis",), device: str = "cpu",
                dtypes=("float32", "float16"), compression: str = "lzf", workdir: str | Path | None = None) -> list[dict]:
     """Rows ``{estimator, metric, value, unit, device}``; see the module docstring."""
@@ -34,6 +29,7 @@ def bench_flow(height: int = 512, width: int = 1024, pairs: int = 4, estimators=
     from etc.data.synthetic import make_synthetic
     from etc.flow.estimators import build_ptlflow_model, make_estimator
     from etc.flow.precompute import precompute_flow
+    from etc.train import sync
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
@@ -57,12 +53,12 @@ def bench_flow(height: int = 512, width: int = 1024, pairs: int = 4, estimators=
                 torch.save({"state_dict": build_ptlflow_model(spec.split(":", 1)[1]).state_dict()}, ckpt)
             est = make_estimator(spec, ckpt, device, root=root)
             est.flows(frames[:2], frames[1::-1])  # warm-up, same batch shape as timed below
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             for t in range(1, pairs + 1):  # pairs (1,2) … : the ones precompute times below
                 a, b = frames[t], frames[t + 1]
                 est.flows([a, b], [b, a])
-            _sync(device)
+            sync(device)
             raw = pairs / (time.perf_counter() - t0)
             add(spec, "raw_pairs_per_s", raw, "pairs/s")
             for dtype in dtypes:
