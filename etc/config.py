@@ -44,10 +44,17 @@ def _validator_with_defaults():
     return validators.extend(Draft202012Validator, {"properties": set_defaults})
 
 
-def _format_error(err, source: str) -> str:
+def _format_error(err, source: str, flags: dict[str, str] | None = None) -> str:
     key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
     sub = err.schema if isinstance(err.schema, dict) else {}
     allowed = ""
+    message = err.message
+    if err.validator == "not":  # jsonschema would print the negated sub-schema
+        message = f"{err.instance!r} is not allowed"
+    given = next((k for k in flags or {} if key == k or key.startswith(k + ".")), None)
+    if given:
+        about = _schema_at(given.split(".")).get("description")
+        return f"{flags[given]}: {message}" + (f" ({about})" if about else "")
     if err.validator == "enum":
         allowed = f"; allowed: {', '.join(map(str, err.validator_value))}"
     elif err.validator == "additionalProperties" and isinstance(err.instance, dict):
@@ -56,21 +63,68 @@ def _format_error(err, source: str) -> str:
             allowed = f"; known keys here: {', '.join(known)}"
     elif err.validator == "pattern":
         allowed = f"; {sub.get('description', '')}".rstrip("; ")
-    return f"{source}: config key '{key}': {err.message}{allowed}"
+    return f"{source}: config key '{key}': {message}{allowed}"
 
 
-def validate_config(config: dict, source: str = "config") -> dict:
-    """Validate ``config`` in place, filling defaults; raise EtcError naming the first bad key."""
+def _schema_at(path: list[str]) -> dict:
+    """The schema node of a dotted config key (``$ref`` followed), or {} where there is none."""
+    schema = root = load_schema()
+    for part in path:
+        if "$ref" in schema:
+            schema = root["definitions"][schema["$ref"].rsplit("/", 1)[-1]]
+        props = schema.get("properties") or {}
+        schema = props.get(part) or (schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else None) or {}
+    if "$ref" in schema:
+        schema = {**root["definitions"][schema["$ref"].rsplit("/", 1)[-1]], **schema}
+    return schema
+
+
+def schema_defaults(section: str) -> dict:
+    """The defaults the schema gives one section (for callers that build a section by hand)."""
+    return validate_config({})[section]
+
+
+def validate_config(config: dict, source: str = "config", flags: dict[str, str] | None = None) -> dict:
+    """Validate ``config`` in place, filling defaults; raise EtcError naming the first bad key
+    (or the command-line option in ``flags`` — dotted key → option — that set it)."""
     import jsonschema  # noqa: F401  (import error here means a broken install, not a user error)
 
     validator = _validator_with_defaults()(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
-        raise EtcError(_format_error(errors[0], source))
+        raise EtcError(_format_error(errors[0], source, flags))
     return config
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+def command_config(path: str | Path | None, options: dict[str, tuple[str, Any]] | None = None) -> dict:
+    """The one way every subcommand builds its config.
+
+    ``path`` (or ./config.yaml when there is one, else the schema defaults alone) with the
+    command-line options the user gave on top: ``options`` maps a dotted config key to
+    ``(option name, value)``; a value of None means "not given". A bad value is reported under
+    the option's name, not the config key's.
+    """
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    overrides: dict[str, Any] = {}
+    flags = {}
+    for key, (flag, value) in (options or {}).items():
+        if value is None:
+            continue
+        flags[key] = flag
+        node = overrides
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return load_config(path, overrides, flags=flags)
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None, *,
+                flags: dict[str, str] | None = None) -> dict:
     """Load ``path`` (default: the schema defaults alone), apply ``overrides``, validate."""
     import yaml
 
@@ -89,7 +143,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         source = str(path)
     if overrides:
         config = deep_merge(config, overrides)
-    return validate_config(config, source)
+    return validate_config(config, source, flags)
 
 
 def deep_merge(base: dict, update: dict) -> dict:

@@ -49,3 +49,51 @@ def test_bad_yaml_file_names_the_file(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text(yaml.safe_dump({"flow": {"estimator": "ptlflow:raft_small", "ckpt": "x.ckpt"}}))
     assert load_config(ok)["flow"]["estimator"] == "ptlflow:raft_small"
+
+
+def test_schema_loss_terms_are_the_registry():
+    from etc.config import load_schema
+    from etc.losses.registry import TERMS
+
+    props = load_schema()["properties"]["ablations"]["additionalProperties"]["properties"]
+    assert set(props) == set(TERMS)
+
+
+def test_schema_estimator_pattern_is_the_registry():
+    import re
+
+    from etc.config import load_schema
+    from etc.flow.estimators import ESTIMATORS
+
+    pattern = load_schema()["properties"]["flow"]["properties"]["estimator"]["pattern"]
+    families = set(re.findall(r"[a-z]+", pattern.split(":")[0] + "|" + pattern)) & {"dis", "gt", "ptlflow"}
+    assert families == set(ESTIMATORS)
+    for spec in ("dis", "dis:fast", "dis:ultrafast", "dis:medium", "gt", "ptlflow:raft_small"):
+        assert re.match(pattern, spec), spec
+    assert not re.match(pattern, "farneback")
+
+
+def test_workflow_asks_the_loss_registry_what_a_student_needs():
+    """common.smk keeps no list of its own: the registry answers without importing torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from etc.losses import ablation_needs; "
+            "assert ablation_needs({'ce': 1, 'pa': 1}, 'needs_teacher'); "
+            "assert not ablation_needs({'ce': 1, 'tl': 0}, 'needs_flow'); "
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    assert "ablation_needs" in text and "DISTILL_TERMS" not in text
+
+
+def test_command_config_names_the_option_not_the_key(tmp_path, monkeypatch):
+    from etc.config import command_config
+
+    monkeypatch.chdir(tmp_path)  # no ./config.yaml: the schema defaults
+    cfg = command_config(None, {"infer.flip": ("--flip", True), "infer.batch_size": ("--batch-size", None)})
+    assert cfg["infer"]["flip"] is True and cfg["infer"]["batch_size"] == 8
+    with pytest.raises(EtcError, match=r"^--window: 0 is not allowed \(Offsets k"):
+        command_config(None, {"dataset.window": ("--window", [0])})
+    (tmp_path / "config.yaml").write_text("infer: {batch_size: 3}\n")
+    assert command_config(None)["infer"]["batch_size"] == 3  # ./config.yaml when present

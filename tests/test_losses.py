@@ -119,10 +119,10 @@ def test_tl_unknown_switches_are_user_errors():
 def test_ce_ignores_255_adds_the_aux_share_and_survives_an_unlabelled_crop():
     logits = torch.zeros(1, 4, 2, 2)
     labels = torch.tensor([[[0, 255], [255, 255]]])
-    assert ce_loss({"logits": logits}, labels).item() == pytest.approx(math.log(4))
+    assert ce_loss({"logits": logits}, labels, aux_weight=0.4).item() == pytest.approx(math.log(4))
     out = {"logits": logits, "aux": torch.zeros(1, 4, 2, 2)}
     assert ce_loss(out, labels, aux_weight=0.4).item() == pytest.approx(1.4 * math.log(4))
-    none = ce_loss({"logits": logits.requires_grad_()}, torch.full((1, 2, 2), 255))
+    none = ce_loss({"logits": logits.requires_grad_()}, torch.full((1, 2, 2), 255), aux_weight=0.4)
     assert none.item() == 0.0
     none.backward()
 
@@ -234,7 +234,7 @@ def _batch(k=(1, -2)):
 @pytest.mark.parametrize("term", sorted(LOSS_TERMS))
 def test_criterion_computes_each_term_with_student_only_gradients(term):
     torch.manual_seed(0)
-    crit = build_criterion({"ce": 1.0, term: 2.0}, {"pool_nodes": 4, "temperature": 2.0})
+    crit = build_criterion({"ce": 1.0, term: 2.0}, {"pool_nodes": 4, "temperature": 2.0}, aux_weight=0.4)
     s_t, s_n = _outputs(grad=True), _outputs(grad=True)
     t_t, t_n = _outputs(c=12, grad=True), _outputs(c=12, grad=True)  # the teacher, other width
     out = crit(s_t, s_n, t_t, t_n, _batch())
@@ -249,12 +249,12 @@ def test_criterion_computes_each_term_with_student_only_gradients(term):
 def test_criterion_weights_and_time_order():
     torch.manual_seed(0)
     s_t, s_n, t_t, t_n, batch = _outputs(), _outputs(), _outputs(c=12), _outputs(c=12), _batch()
-    one = build_criterion({"ce": 1.0, "mf": 1.0}, {})(s_t, s_n, t_t, t_n, batch)
-    three = build_criterion({"ce": 1.0, "mf": 3.0}, {})(s_t, s_n, t_t, t_n, batch)
+    one = build_criterion({"ce": 1.0, "mf": 1.0}, {}, aux_weight=0.4)(s_t, s_n, t_t, t_n, batch)
+    three = build_criterion({"ce": 1.0, "mf": 3.0}, {}, aux_weight=0.4)(s_t, s_n, t_t, t_n, batch)
     assert three["mf"].item() == pytest.approx(3 * one["mf"].item(), rel=1e-6)
     # MF sees the frames in time order: swapping t and n with k negated changes nothing
     swapped = {**batch, "k": -batch["k"]}
-    again = build_criterion({"mf": 1.0}, {})(s_n, s_t, t_n, t_t, swapped)
+    again = build_criterion({"mf": 1.0}, {}, aux_weight=0.4)(s_n, s_t, t_n, t_t, swapped)
     assert again["mf"].item() == pytest.approx(one["mf"].item(), rel=1e-6)
 
 
@@ -262,14 +262,14 @@ def test_unknown_term_is_named_with_the_known_ones():
     with pytest.raises(
         EtcError, match=r"unknown loss term\(s\) \['magic'\].*known: ce, tl, pi, pf, mf, pa"
     ):
-        build_criterion({"ce": 1, "magic": 1}, {})
+        build_criterion({"ce": 1, "magic": 1}, {}, aux_weight=0.4)
 
 
 def test_missing_teacher_or_neighbour_is_a_caller_bug():
     s = _outputs()
     with pytest.raises(ValueError, match="'pi' needs teacher outputs"):
-        build_criterion({"ce": 1, "pi": 1}, {})(s, None, None, None, _batch())
+        build_criterion({"ce": 1, "pi": 1}, {}, aux_weight=0.4)(s, None, None, None, _batch())
     with pytest.raises(ValueError, match="'tl' needs student neighbour outputs"):
-        build_criterion({"ce": 1, "tl": 1}, {})(s, None, None, None, _batch())
-    crit = build_criterion({"ce": 1, "tl": 0}, {})  # a zero weight drops the term
+        build_criterion({"ce": 1, "tl": 1}, {}, aux_weight=0.4)(s, None, None, None, _batch())
+    crit = build_criterion({"ce": 1, "tl": 0}, {}, aux_weight=0.4)  # a zero weight drops the term
     assert not crit.needs_neighbour and set(crit(s, None, None, None, _batch())) == {"ce", "total"}

@@ -19,7 +19,7 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def ce_loss(
-    out: dict[str, torch.Tensor], labels: torch.Tensor, aux_weight: float = 0.4
+    out: dict[str, torch.Tensor], labels: torch.Tensor, aux_weight: float
 ) -> torch.Tensor:
     """CE of ``out["logits"]`` + ``aux_weight`` × CE of ``out["aux"]`` when the model gave one."""
     loss = cross_entropy(out["logits"], labels)

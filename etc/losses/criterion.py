@@ -1,7 +1,8 @@
 """The registry of loss terms, and an ablation (term → weight) turned into one callable.
 
-Adding an ablation is a config entry. Adding a loss term is a module in ``etc/losses/`` and one
-entry in ``LOSS_TERMS`` below (plus its name in the config schema's ablation properties).
+Adding an ablation is a config entry. Adding a loss term is a module in ``etc/losses/``, its
+name and needs in ``etc.losses.registry.TERMS``, its computation in ``COMPUTE`` below, and its
+name in the config schema's ablation properties (a test checks the three agree).
 
 Batch contract of :class:`Criterion` — ``criterion(out_t, out_n, tout_t, tout_n, batch)``:
 
@@ -33,16 +34,8 @@ from etc.losses.mf import MultiFrameKD
 from etc.losses.pa import pairwise_affinity_kd
 from etc.losses.pf import pairwise_frame_kd
 from etc.losses.pi import pixelwise_kd
+from etc.losses.registry import TERMS, TermInfo, ablation_needs
 from etc.losses.tl import temporal_loss, temporal_weight
-
-# the schema's defaults of the `losses` section, for callers that pass a partial dict
-LOSS_DEFAULTS = {
-    "tl_on": "probs",
-    "tl_mask": "motion",
-    "temperature": 1.0,
-    "pool_nodes": 6,
-    "mf_convlstm": "fixed",
-}
 
 
 @dataclass
@@ -63,12 +56,14 @@ class LossTerm:
     ``module`` builds the term's own state (MF's ConvLSTM) from the settings, or is None.
     """
 
-    description: str
+    info: TermInfo
     compute: Callable[[LossInputs, dict, nn.Module | None], torch.Tensor]
-    needs_teacher: bool = False
-    needs_neighbour: bool = False
-    needs_flow: bool = False
     module: Callable[[dict], nn.Module] | None = None
+
+    def __getattr__(self, name):  # description and needs_* come from the registry
+        if name == "info":
+            raise AttributeError(name)
+        return getattr(self.info, name)
 
 
 def _ce(x: LossInputs, s: dict, _m) -> torch.Tensor:
@@ -114,42 +109,25 @@ def _mf(x: LossInputs, _s: dict, module: nn.Module | None) -> torch.Tensor:
     return module(_time_ordered(x, "feat", "student"), _time_ordered(x, "feat", "teacher"))
 
 
-LOSS_TERMS: dict[str, LossTerm] = {
-    "ce": LossTerm("cross-entropy on the labelled frame (+ auxiliary head)", _ce),
-    "tl": LossTerm(
-        "temporal loss: prediction of t vs flow-warped prediction of t+k",
-        _tl,
-        needs_neighbour=True,
-        needs_flow=True,
-    ),
-    "pi": LossTerm(
-        "pixel-wise distillation (KL of softened class distributions)", _pi, needs_teacher=True
-    ),
-    "pf": LossTerm(
-        "pair-wise-frame distillation (cross-frame cosine affinity)",
-        _pf,
-        needs_teacher=True,
-        needs_neighbour=True,
-    ),
-    "mf": LossTerm(
-        "multi-frame distillation (affinity maps through a ConvLSTM)",
-        _mf,
-        needs_teacher=True,
-        needs_neighbour=True,
-        module=lambda s: MultiFrameKD(int(s["pool_nodes"]), trained=s["mf_convlstm"] == "trained"),
-    ),
-    "pa": LossTerm("intra-frame pair-wise distillation (structured KD)", _pa, needs_teacher=True),
+COMPUTE: dict[str, tuple] = {  # name -> (computation, builder of its own module or None)
+    "ce": (_ce, None),
+    "tl": (_tl, None),
+    "pi": (_pi, None),
+    "pf": (_pf, None),
+    "mf": (_mf, lambda s: MultiFrameKD(int(s["pool_nodes"]), trained=s["mf_convlstm"] == "trained")),
+    "pa": (_pa, None),
 }
-TERMS = {name: term.description for name, term in LOSS_TERMS.items()}
+if set(COMPUTE) != set(TERMS):  # a term registered without a computation, or the reverse
+    raise ImportError(f"etc.losses: registry {sorted(TERMS)} vs computations {sorted(COMPUTE)}")
+LOSS_TERMS: dict[str, LossTerm] = {name: LossTerm(TERMS[name], *COMPUTE[name]) for name in TERMS}
+
 
 
 class Criterion(nn.Module):
     """The weighted sum of an ablation's terms; an ``nn.Module`` so that MF's ConvLSTM moves
     with ``.to(device)`` and travels in ``state_dict()`` (resumable training)."""
 
-    def __init__(
-        self, weights: dict[str, float], losses_cfg: dict | None = None, aux_weight: float = 0.4
-    ):
+    def __init__(self, weights: dict[str, float], losses_cfg: dict | None, aux_weight: float):
         super().__init__()
         unknown = sorted(set(weights) - set(LOSS_TERMS))
         if unknown:
@@ -157,7 +135,9 @@ class Criterion(nn.Module):
                 f"unknown loss term(s) {unknown} in the ablation; known: {', '.join(LOSS_TERMS)}"
             )
         self.weights = {k: float(v) for k, v in weights.items() if float(v) > 0}
-        self.settings = {**LOSS_DEFAULTS, **(losses_cfg or {}), "aux_weight": float(aux_weight)}
+        from etc.config import schema_defaults
+
+        self.settings = {**schema_defaults("losses"), **(losses_cfg or {}), "aux_weight": float(aux_weight)}
         self.term_modules = nn.ModuleDict(
             {
                 k: LOSS_TERMS[k].module(self.settings)
@@ -210,14 +190,8 @@ class Criterion(nn.Module):
         return out
 
 
-def ablation_needs(weights: dict[str, float], flag: str) -> bool:
-    """Whether any term of positive weight has ``flag`` (needs_teacher/_neighbour/_flow)."""
-    return any(float(w) > 0 and getattr(LOSS_TERMS[t], flag) for t, w in weights.items() if t in LOSS_TERMS)
-
-
-def build_criterion(
-    ablation: dict[str, float], losses_cfg: dict | None = None, aux_weight: float = 0.4
-) -> Criterion:
+def build_criterion(ablation: dict[str, float], losses_cfg: dict | None, aux_weight: float) -> Criterion:
     """The loss of one ablation: ``ablation`` = {term: weight}, ``losses_cfg`` = the config's
-    ``losses`` section, ``aux_weight`` = the model entry's auxiliary-head weight."""
+    resolved ``losses`` section (None: the schema's defaults), ``aux_weight`` = the model
+    entry's auxiliary-head weight."""
     return Criterion(ablation, losses_cfg, aux_weight)

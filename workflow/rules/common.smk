@@ -8,7 +8,8 @@ from pathlib import Path
 # Rules call `etc`: put the bin folder of the Python that runs Snakemake first on PATH, so
 # `.venv/bin/snakemake` works without activating the virtual environment.
 shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
-DISTILL_TERMS = ("pi", "pf", "mf", "pa")
+
+from etc.losses import ablation_needs  # the loss registry says what each ablation needs
 
 
 def results(*parts):
@@ -60,9 +61,9 @@ def student_inputs(wildcards):
     """A student needs the training flow for TL and the teacher for distillation terms."""
     terms = config["ablations"][wildcards.ablation]
     inputs = {"config": ancient(results("config.yaml")), "manifest": results("data", "manifest.json")}
-    if terms.get("tl", 0) > 0:
+    if ablation_needs(terms, "needs_flow"):
         inputs["flow"] = results("flow", f"{config['dataset']['train_split']}.h5")
-    if any(terms.get(t, 0) > 0 for t in DISTILL_TERMS):
+    if ablation_needs(terms, "needs_teacher"):
         inputs["teacher"] = results("models", "teacher.pt")
     return inputs
 
