@@ -35,44 +35,58 @@ def cli(verbose: int) -> None:
     keep_freed_memory()  # large tensors reuse freed memory instead of page-faulting anew
 
 
+ConfigOpt = click.option(
+    "--config", "config_path", type=ExistingFile, default=None,
+    help="Pipeline config, validated against workflow/schemas/config.schema.yaml "
+         "[default: ./config.yaml when present, else the schema's defaults]. Options below override its keys.")
+
+
 @cli.command("make-synthetic", short_help="Generate the synthetic driving-video dataset.")
-@click.option("--out", required=True, type=PathArg, help="Dataset root to write (Cityscapes layout).")
-@click.option("--clips", "train_clips", default=160, show_default=True, type=click.IntRange(1), help="Training clips.")
-@click.option("--val-clips", default=40, show_default=True, type=click.IntRange(1), help="Validation clips.")
-@click.option("--frames", default=10, show_default=True, type=click.IntRange(2), help="Frames per clip.")
-@click.option("--height", default=96, show_default=True, type=click.IntRange(32), help="Frame height in pixels.")
-@click.option("--width", default=192, show_default=True, type=click.IntRange(32), help="Frame width in pixels.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Same seed, identical files.")
-def make_synthetic_cmd(out, train_clips, val_clips, frames, height, width, seed):
+@ConfigOpt
+@click.option("--out", type=PathArg, default=None, help="Dataset root to write (Cityscapes layout) [default: dataset.root].")
+@click.option("--clips", "train_clips", default=None, type=int, help="Training clips [dataset.synthetic.train_clips].")
+@click.option("--val-clips", default=None, type=int, help="Validation clips [dataset.synthetic.val_clips].")
+@click.option("--frames", default=None, type=int, help="Frames per clip [dataset.synthetic.frames].")
+@click.option("--height", default=None, type=int, help="Frame height in pixels [dataset.synthetic.height].")
+@click.option("--width", default=None, type=int, help="Frame width in pixels [dataset.synthetic.width].")
+@click.option("--seed", default=None, type=int, help="Same seed, identical files [dataset.synthetic.seed].")
+def make_synthetic_cmd(config_path, out, train_clips, val_clips, frames, height, width, seed):
     """Generate the synthetic driving-video dataset with exact labels, flow and occlusion."""
+    from etc.config import command_config
     from etc.data.synthetic import make_synthetic
 
-    summary = make_synthetic(
-        out, train_clips=train_clips, val_clips=val_clips, frames=frames, height=height, width=width, seed=seed
-    )
-    click.echo(summary)
+    given = {"train_clips": ("--clips", train_clips), "val_clips": ("--val-clips", val_clips),
+             "frames": ("--frames", frames), "height": ("--height", height), "width": ("--width", width),
+             "seed": ("--seed", seed)}
+    config = command_config(config_path, {"dataset.root": ("--out", str(out) if out else None),
+                                          **{f"dataset.synthetic.{k}": v for k, v in given.items()}})
+    click.echo(make_synthetic(Path(config["dataset"]["root"]), **config["dataset"]["synthetic"]))
 
 
 @cli.command("check-data", short_help="Verify a dataset tree and write its manifest.")
-@click.option("--dataset", type=click.Choice(DATASETS), required=True, help="Which loader reads ROOT.")
-@click.option("--root", type=PathArg, required=True, help="Dataset root folder.")
-@click.option("--manifest", type=PathArg, default=None, help="Write the manifest (JSON) that later stages read.")
-@click.option("--splits", default="train,val", show_default=True, help="Comma-separated splits to check.")
+@ConfigOpt
+@click.option("--dataset", type=click.Choice(DATASETS), default=None, help="Which loader reads ROOT [dataset.name].")
+@click.option("--root", type=PathArg, default=None, help="Dataset root folder [dataset.root].")
+@click.option("--manifest", type=PathArg, default=None,
+              help="Write the manifest (JSON): what was found and checked, the record of this check.")
+@click.option("--splits", default=None, help="Comma-separated splits to check [dataset.train_split,dataset.val_split].")
 @click.option("--deep/--shallow", default=True, show_default=True,
               help="Decode every image (finds corrupt files) or only read PNG headers (labels are always decoded).")
-def check_data_cmd(dataset, root, manifest, splits, deep):
+def check_data_cmd(config_path, dataset, root, manifest, splits, deep):
     """Verify a dataset tree (folders, counts, sizes, label ids, frame continuity).
 
     Exits with code 2 and a one-line message naming the first offending path (and, for a
     missing dataset, how to obtain it and the expected layout).
     """
+    from etc.config import command_config
     from etc.data.check import check_dataset
 
-    report = check_dataset(dataset, root, splits=[s for s in splits.split(",") if s], manifest=manifest, deep=deep)
+    config = command_config(config_path, {"dataset.name": ("--dataset", dataset),
+                                          "dataset.root": ("--root", str(root) if root else None)})
+    ds = config["dataset"]
+    chosen = [s for s in splits.split(",") if s] if splits else [ds["train_split"], ds["val_split"]]
+    report = check_dataset(ds["name"], Path(ds["root"]), splits=chosen, manifest=manifest, deep=deep)
     click.echo(report.summary())
-
-ConfigOpt = click.option("--config", "config_path", type=ExistingFile, default="config.yaml", show_default=True,
-                         help="Pipeline config (validated against workflow/schemas/config.schema.yaml).")
 
 
 @cli.command("train", short_help="Train the teacher or one student × ablation.")
@@ -89,10 +103,10 @@ def train_cmd(config_path, run, out, flow, teacher, log_csv, device):
     Multi-GPU / multi-node: launch with `torchrun --nproc_per_node N -m etc -- train ...`
     (DDP; gloo on CPU, NCCL + SyncBatchNorm on GPU); the global batch is split across ranks.
     """
-    from etc.config import load_config
+    from etc.config import command_config
     from etc.train import train
 
-    summary = train(load_config(config_path), run, out, flow=flow, teacher=teacher, log_csv=log_csv, device=device)
+    summary = train(command_config(config_path), run, out, flow=flow, teacher=teacher, log_csv=log_csv, device=device)
     click.echo(f"{summary['run']}: {summary['iterations']} iterations (resumed from {summary['resumed_from']})")
 
 
@@ -102,23 +116,20 @@ def train_cmd(config_path, run, out, flow, teacher, log_csv, device):
 @click.option("--split", default="val", show_default=True, help="Which split's clips to segment.")
 @click.option("--out", required=True, type=PathArg, help="HDF5 of uint8 label maps, one dataset per clip.")
 @click.option("--timing", type=PathArg, default=None, help="Timing JSON (default: OUT with .timing.json).")
-@click.option("--flip/--no-flip", default=None, help="Horizontal-flip test-time augmentation (default: config).")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Frames per forward pass (default: config).")
-@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: config infer.bf16).")
+@click.option("--flip/--no-flip", default=None, help="Horizontal-flip test-time augmentation [infer.flip].")
+@click.option("--batch-size", type=int, default=None, help="Frames per forward pass [infer.batch_size].")
+@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast [infer.bf16].")
 @click.option("--compile/--no-compile", "compile_", default=None,
-              help="torch.compile network + argmax: pays off at real frame sizes (default: config infer.compile).")
+              help="torch.compile network + argmax: pays off at real frame sizes [infer.compile].")
 @click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
 def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, compile_, device):
     """Segment every frame of every clip independently (no temporal state) and time it."""
-    from etc.config import load_config
+    from etc.config import command_config
     from etc.infer import infer
 
-    config = load_config(config_path)
-    for key, value in (("bf16", bf16), ("compile", compile_)):
-        if value is not None:
-            config["infer"][key] = value
-    info = infer(config, model_ckpt, split, out, timing=timing, flip=flip,
-                 batch_size=batch_size, device=device)
+    config = command_config(config_path, {"infer.flip": ("--flip", flip), "infer.batch_size": ("--batch-size", batch_size),
+                                          "infer.bf16": ("--bf16", bf16), "infer.compile": ("--compile", compile_)})
+    info = infer(config, model_ckpt, split, out, timing=timing, device=device)
     click.echo(f"{info['frames']} frames, {info['median_ms_per_frame']:.2f} ms/frame on {info['device']}")
 
 
@@ -131,10 +142,10 @@ def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf1
 @click.option("--out", required=True, type=PathArg, help="Metrics JSON.")
 def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out):
     """mIoU, per-class IoU, TC, TC-occ, mVC_n, parameters, GFLOPs and FPS of one model."""
-    from etc.config import load_config
+    from etc.config import command_config
     from etc.evaluate import evaluate
 
-    r = evaluate(load_config(config_path), predictions, flow, out, model_ckpt=model_ckpt, timing=timing)
+    r = evaluate(command_config(config_path), predictions, flow, out, model_ckpt=model_ckpt, timing=timing)
     click.echo(f"mIoU {r['miou']:.2f}  TC {r['tc']:.2f}  TC-occ {r['tc_occ']:.2f}")
 
 
@@ -172,10 +183,10 @@ def config_cmd(config_path, json_text, out):
 @click.option("--out-dir", required=True, type=PathArg, help="Folder for the figures (PNG + SVG).")
 def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
     """The paper-style results table and the seaborn figures of the report."""
-    from etc.config import load_config
+    from etc.config import command_config
     from etc.report.build import build_report
 
-    info = build_report(load_config(config_path), metrics_dir, curves_dir, table, out_dir)
+    info = build_report(command_config(config_path), metrics_dir, curves_dir, table, out_dir)
     click.echo(f"{info['rows']} rows -> {info['table']}")
 
 
@@ -189,51 +200,64 @@ def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
 @click.option("--flow", required=True, type=ExistingFile, help="Flow store of the validation split.")
 @click.option("--out", required=True, type=PathArg, help="MP4 (H.264) to write.")
 @click.option("--gif", type=PathArg, default=None, help="Also write a small animated GIF (for the report).")
-@click.option("--fps", type=float, default=None, help="Frame rate (default: config report.fps).")
+@click.option("--fps", type=float, default=None, help="Frame rate [report.fps].")
 def demo_video_cmd(config_path, clip_name, clip_index, models, flow, out, gif, fps):
     """Baseline vs ETC side by side: overlays, flicker maps and running TC per model."""
-    from etc.config import load_config
+    from etc.config import command_config
     from etc.report.video import demo_video
 
     named = {}
     for item in models.split(","):
         name, _, path = item.rpartition("=")
         named[name or Path(path).stem] = Path(path)
-    info = demo_video(load_config(config_path), clip_name if clip_name else clip_index, named, flow, out, gif=gif, fps=fps)
+    config = command_config(config_path, {"report.fps": ("--fps", fps)})
+    info = demo_video(config, clip_name if clip_name else clip_index, named, flow, out, gif=gif)
     click.echo(f"{info['frames']} frames of {info['size'][0]}×{info['size'][1]} -> {info['out']}")
 
 
 @cli.command("precompute-flow", short_help="Flow + occlusion of every needed pair (HDF5).")
-@click.option("--config", "config_path", type=ExistingFile, default=None,
-              help="Pipeline config (default: ./config.yaml when present, else the built-in defaults).")
-@click.option("--dataset", type=click.Choice(DATASETS), default=None, help="Overrides dataset.name.")
-@click.option("--root", type=PathArg, default=None, help="Overrides dataset.root.")
-@click.option("--window", default=None, help="Overrides dataset.window, e.g. -2,-1,1,2,3.")
+@ConfigOpt
+@click.option("--dataset", type=click.Choice(DATASETS), default=None, help="Which loader reads the root [dataset.name].")
+@click.option("--root", type=PathArg, default=None, help="Dataset root [dataset.root].")
+@click.option("--window", default=None, help="Neighbour offsets, e.g. -2,-1,1,2,3 [dataset.window].")
 @click.option("--split", required=True, help="Split whose pairs to compute (e.g. train, val).")
 @click.option("--out", required=True, type=PathArg, help="HDF5 store to write (NAME.partial.h5 beside it until every pair is in).")
-@click.option("--estimator", default=None, help="dis | dis:fast | gt | ptlflow:<model> (default: config flow.estimator).")
-@click.option("--ckpt", type=PathArg, default=None, help="Local checkpoint of a ptlflow model (never downloaded).")
+@click.option("--estimator", default=None, help="dis | dis:fast | gt | ptlflow:<model> [flow.estimator].")
+@click.option("--ckpt", type=PathArg, default=None, help="Local checkpoint of a ptlflow model, never downloaded [flow.ckpt].")
 @click.option("--pairs", type=click.Choice(["training", "consecutive", "both"]), default=None,
               help="Labelled frame × window, consecutive frames, or both (default: training for the training split, else consecutive).")
-@click.option("--scale", type=click.FloatRange(0, 1, min_open=True), default=None, help="Store flow at this fraction of the resolution.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None, help="Stored precision.")
+@click.option("--scale", type=float, default=None, help="Store flow at this fraction of the resolution [flow.scale].")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None, help="Stored precision [flow.dtype].")
 @click.option("--compression", type=click.Choice(["lzf", "gzip", "none"]), default="lzf", show_default=True,
               help="HDF5 filter (gzip: ~15 % smaller, ~3× slower to write).")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Pairs per estimator call.")
+@click.option("--batch-size", type=int, default=None, help="Pairs per estimator call [flow.batch_size].")
 @click.option("--device", default=None, help="cpu, cuda, … for ptlflow models (default: CUDA when present).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N new pairs (rerun to continue).")
 def precompute_flow_cmd(config_path, dataset, root, window, split, out, estimator, ckpt, pairs, scale, dtype,
                         compression, batch_size, device, limit):
     """Forward/backward flow and occlusion for every needed pair, in HDF5; resumable."""
-    from etc.flow.precompute import precompute_flow, resolve_config
+    from etc.config import command_config
+    from etc.flow.precompute import precompute_flow
 
-    r = precompute_flow(resolve_config(config_path, dataset, root, window), split, out, estimator=estimator, ckpt=ckpt,
-                        pairs=pairs, scale=scale, dtype=dtype, compression=compression, batch_size=batch_size,
-                        device=device, limit=limit)
+    config = command_config(config_path, {
+        "dataset.name": ("--dataset", dataset), "dataset.root": ("--root", str(root) if root else None),
+        "dataset.window": ("--window", _int_list(window, "--window")), "flow.estimator": ("--estimator", estimator),
+        "flow.ckpt": ("--ckpt", str(ckpt) if ckpt else None), "flow.scale": ("--scale", scale),
+        "flow.dtype": ("--dtype", dtype), "flow.batch_size": ("--batch-size", batch_size)})
+    r = precompute_flow(config, split, out, pairs=pairs, compression=compression, device=device, limit=limit)
     if r.get("skipped"):
         click.echo(f"{r['out']} is complete; nothing to do")
     else:
         click.echo(f"{r['done']}/{r['pairs']} pairs ({r['computed']} computed, {r['pairs_per_s']:.1f} pairs/s) -> {r['out']}")
+
+
+def _int_list(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise EtcError(f"{option}: expected comma-separated integers such as -2,-1,1,2,3, got '{text}'") from None
 
 
 @cli.command("bench", short_help="Measured speed, overhead and memory ratios.")
@@ -247,9 +271,9 @@ def precompute_flow_cmd(config_path, dataset, root, window, split, out, estimato
 def bench_cmd(config_path, device, quick, out, results_dir):
     """Inference parity, pipeline efficiency, training overhead, flow stage, memory."""
     from etc.bench import run_bench
-    from etc.config import load_config
+    from etc.config import command_config
 
-    rows = run_bench(load_config(config_path), out, device=device, quick=quick, results_dir=results_dir)
+    rows = run_bench(command_config(config_path), out, device=device, quick=quick, results_dir=results_dir)
     click.echo(f"{len(rows)} figures -> {out}")
 
 
@@ -259,11 +283,11 @@ def bench_cmd(config_path, device, quick, out, results_dir):
 @click.option("--width", type=click.IntRange(8), default=2048, show_default=True, help="Frame width for GFLOPs.")
 def model_info_cmd(config_path, height, width):
     """Parameters and GFLOPs (FLOPs = 2 × multiply-adds) of the teacher and every student."""
-    from etc.config import load_config
+    from etc.config import command_config
     from etc.data.labels import num_classes
     from etc.models.pspnet import model_summary
 
-    config = load_config(config_path)
+    config = command_config(config_path)
     k = num_classes(config["dataset"]["name"])
     for name, spec in {"teacher": config["teacher"], **{f"student/{s}": m for s, m in config["students"].items()}}.items():
         r = model_summary(spec, k, height, width)

@@ -83,8 +83,6 @@ def infer(
     out: str | Path,
     *,
     timing: str | Path | None = None,
-    flip: bool | None = None,
-    batch_size: int | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> dict:
@@ -97,8 +95,7 @@ def infer(
     from etc.train import pick_device, sync
 
     icfg = config["infer"]
-    flip = icfg["flip"] if flip is None else flip
-    batch_size = batch_size or int(icfg["batch_size"])
+    flip, batch_size = bool(icfg["flip"]), int(icfg["batch_size"])
     dev = pick_device(device)
     model, state = load_model_from_checkpoint(model_ckpt, map_location=dev)
     model.to(dev).eval()

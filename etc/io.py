@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from etc.errors import EtcError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -20,16 +22,41 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     (OpenCV, matplotlib, h5py) behave as for the final name.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    output_folder(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """Create the folder that will hold ``path``; an impossible or unwritable one is an EtcError
+    naming the path (not a traceback)."""
+    path = Path(path)
+    if path.is_dir():
+        raise EtcError(f"cannot write {path}: it is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise EtcError(f"cannot write {path}: folder {path.parent} is not writable; choose another output path")
+    return path
+
+
+def _unwritable(path: Path, exc: OSError) -> EtcError:
+    return EtcError(f"cannot write {path}: {exc.strerror or exc}; choose another output path")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

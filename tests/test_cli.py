@@ -33,3 +33,50 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
     assert "flow.estimator" in res.stderr and "farneback" in res.stderr
+
+
+def test_every_stage_reads_config_plus_options(tmp_path):
+    """make-synthetic and check-data take --config like the rest; an option overrides its key,
+    and a bad option value is reported under the option's name."""
+    import json
+
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"dataset": {"root": str(tmp_path / "syn"), "synthetic": {
+        "train_clips": 1, "val_clips": 1, "frames": 3, "height": 32, "width": 48, "seed": 1}}}))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "etc", *a], capture_output=True, text=True)  # noqa: E731
+    res = run("make-synthetic", "--config", str(cfg), "--frames", "4")
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((tmp_path / "syn" / "synthetic.json").read_text())
+    assert json.dumps(meta).count('"frames": 4') >= 1 and '"height": 32' in json.dumps(meta)
+    res = run("check-data", "--config", str(cfg), "--manifest", str(tmp_path / "m.json"))
+    assert res.returncode == 0, res.stderr
+    splits = json.loads((tmp_path / "m.json").read_text())
+    assert "train" in json.dumps(splits) and "val" in json.dumps(splits)
+    res = run("precompute-flow", "--config", str(cfg), "--split", "val", "--out", str(tmp_path / "f.h5"), "--window", "0")
+    assert res.returncode == 2 and res.stderr.startswith("error: --window: 0 is not allowed"), res.stderr
+    res = run("make-synthetic", "--config", str(cfg), "--height", "4")
+    assert res.returncode == 2 and "--height: 4 is less than the minimum of 32" in res.stderr
+
+
+def test_impossible_output_paths_are_one_line_errors(tmp_path):
+    """A file where a folder should be, or a folder given as the output: exit 2 naming the path."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "etc", *a], capture_output=True, text=True, cwd=tmp_path)  # noqa: E731
+    for args in (["config", "--out", str(blocker / "c.yaml")], ["config", "--out", str(tmp_path)],
+                 ["make-synthetic", "--out", str(tmp_path / "syn"), "--clips", "1", "--val-clips", "1",
+                  "--frames", "2", "--height", "32", "--width", "32"]):
+        res = run(*args)
+        if args[0] == "make-synthetic":
+            assert res.returncode == 0, res.stderr
+            for bad in (["check-data", "--root", str(tmp_path / "syn"), "--manifest", str(blocker / "m.json")],
+                        ["precompute-flow", "--root", str(tmp_path / "syn"), "--split", "val",
+                         "--out", str(blocker / "f.h5")]):
+                res = run(*bad)
+                assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+                assert res.stderr.startswith(f"error: cannot write {blocker}/"), res.stderr
+            continue
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.startswith("error: cannot write"), res.stderr

@@ -381,9 +381,11 @@ def _remove_stale(out: Path, written: set[Path]) -> int:
     return removed
 
 
-def make_synthetic(out, *, train_clips: int = 160, val_clips: int = 40, frames: int = 10,
-                   height: int = 96, width: int = 192, seed: int = 0) -> str:
+def make_synthetic(out, *, train_clips: int, val_clips: int, frames: int, height: int, width: int,
+                   seed: int) -> str:
     """Write the dataset to ``out`` (Cityscapes layout + dense/); returns a summary paragraph.
+
+    The sizes are the config's ``dataset.synthetic`` section (defaults in the schema).
 
     A complete folder (``synthetic.json`` present, written last) with the same parameters is
     left as it is; one with other parameters is an error (nothing is overwritten). A folder

@@ -227,25 +227,3 @@ def precompute_flow(
     return {"pairs": len(todo), "done": already + computed, "computed": computed,
             "seconds": elapsed, "pairs_per_s": computed / elapsed if elapsed > 0 else float("nan"),
             "out": str(out if finished else store.partial)}
-
-
-def resolve_config(config_path: str | Path | None, dataset: str | None = None, root: str | Path | None = None,
-                   window: str | None = None) -> dict:
-    """The config for a command line that may give the dataset directly: ``config_path`` (or
-    ./config.yaml when present, else the schema defaults) with ``--dataset/--root/--window``
-    on top, validated like any config."""
-    from etc.config import load_config
-
-    if config_path is None and Path("config.yaml").is_file():
-        config_path = Path("config.yaml")
-    ds: dict = {}
-    if dataset:
-        ds["name"] = dataset
-    if root:
-        ds["root"] = str(root)
-    if window:
-        try:
-            ds["window"] = [int(k) for k in window.split(",") if k.strip()]
-        except ValueError:
-            raise EtcError(f"--window must be comma-separated integers like -2,-1,1,2; got '{window}'") from None
-    return load_config(config_path, {"dataset": ds} if ds else None)

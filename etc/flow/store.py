@@ -198,7 +198,10 @@ class StoreWriter:
                     self.h5.close()
                 self.h5, self.done = None, set()
             self.partial.unlink()
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        from etc.io import output_folder
+
+        output_folder(self.out)
+        output_folder(self.partial)
         self.h5 = h5py.File(self.partial, "w")
         self.h5.attrs.update(self.attrs)
         self.h5.flush()

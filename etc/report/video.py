@@ -102,7 +102,7 @@ def write_video(frames: list[np.ndarray], out: str | Path, fps: float, gif: str 
 
 
 def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path], flow: str | Path, out: str | Path,
-               gif: str | Path | None = None, fps: float | None = None, upscale: int | None = None) -> dict:
+               gif: str | Path | None = None, upscale: int | None = None) -> dict:
     """Render ``clip_name`` for ``models`` (display name → predictions HDF5)."""
     from etc.data.clips import list_clips, read_image
     from etc.data.labels import palette
@@ -127,7 +127,7 @@ def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path]
     images = np.stack([read_image(f.image) for f in clip.frames])
     reader = FlowStore(flow).reader()
     flows = [reader(clip_name, t, t - 1, images.shape[1:3]) for t in range(1, len(clip))]
-    fps = fps or float(config["report"]["fps"])
+    fps = float(config["report"]["fps"])
     upscale = upscale or max(1, int(round(200 / images.shape[1])))
     frames = list(compose_frames(images, preds, flows, palette(ds["name"]), upscale))
     write_video(frames, out, fps, gif)

@@ -22,8 +22,11 @@ def dataset_root():
 
 def digest(*sections):
     """A short hash of config sections: a rule reruns exactly when what it reads changes."""
-    blob = json.dumps([config[s] for s in sections], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return digest_of([config[s] for s in sections])
+
+
+def digest_of(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def config_json():
@@ -35,18 +38,6 @@ def dataset_ready():
     if config["dataset"]["name"] == "synthetic":
         return [str(Path(dataset_root(), "synthetic.json"))]
     return []
-
-
-def synthetic_args():
-    s = config["dataset"]["synthetic"]
-    return (
-        f"--clips {s['train_clips']} --val-clips {s['val_clips']} --frames {s['frames']} "
-        f"--height {s['height']} --width {s['width']} --seed {s['seed']}"
-    )
-
-
-def data_splits():
-    return f"{config['dataset']['train_split']},{config['dataset']['val_split']}"
 
 
 def student_runs():
@@ -71,9 +62,9 @@ def student_inputs(wildcards):
 def student_flags(wildcards, input):
     flags = []
     if "flow" in input.keys():
-        flags.append(f"--flow {input.flow}")
+        flags.append(f"--flow {shlex.quote(input.flow)}")
     if "teacher" in input.keys():
-        flags.append(f"--teacher {input.teacher}")
+        flags.append(f"--teacher {shlex.quote(input.teacher)}")
     return " ".join(flags)
 
 
@@ -105,7 +96,7 @@ def demo_inputs(wildcards):
 
 
 def demo_models_arg(wildcards, input):
-    return ",".join(f"{name}={input[name]}" for name in demo_models())
+    return shlex.quote(",".join(f"{name}={input[name]}" for name in demo_models()))
 
 
 def demo_outputs():

@@ -8,36 +8,36 @@ rule resolve_config:
     benchmark:
         results("benchmarks", "resolve_config.tsv")
     shell:
-        "etc config --json {params.config} --out {output} > {log} 2>&1"
+        "etc config --json {params.config} --out {output:q} > {log:q} 2>&1"
 
 
 rule make_synthetic:
+    input:
+        config=ancient(results("config.yaml")),
     output:
         Path(dataset_root(), "synthetic.json"),
     params:
         root=lambda wildcards, output: Path(output[0]).parent,
-        args=synthetic_args(),
+        digest=digest_of(config["dataset"]["synthetic"]),
     log:
         results("logs", "make_synthetic.log"),
     benchmark:
         results("benchmarks", "make_synthetic.tsv")
     shell:
-        "etc make-synthetic --out {params.root} {params.args} > {log} 2>&1"
+        "etc make-synthetic --config {input.config:q} --out {params.root:q} > {log:q} 2>&1"
 
 
 rule check_data:
     input:
         dataset_ready(),
+        config=ancient(results("config.yaml")),
     output:
         results("data", "manifest.json"),
     params:
-        dataset=config["dataset"]["name"],
-        root=lambda wildcards: dataset_root(),
-        splits=data_splits(),
+        digest=digest("dataset"),
     log:
         results("logs", "check_data.log"),
     benchmark:
         results("benchmarks", "check_data.tsv")
     shell:
-        "etc check-data --dataset {params.dataset} --root {params.root} "
-        "--splits {params.splits} --manifest {output} > {log} 2>&1"
+        "etc check-data --config {input.config:q} --manifest {output:q} > {log:q} 2>&1"

@@ -11,5 +11,5 @@ rule precompute_flow:
     benchmark:
         results("benchmarks", "precompute_flow_{split}.tsv")
     shell:
-        "etc precompute-flow --config {input.config} --split {wildcards.split} "
-        "--out {output} > {log} 2>&1"
+        "etc precompute-flow --config {input.config:q} --split {wildcards.split} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -15,5 +15,5 @@ rule infer:
     wildcard_constraints:
         model="teacher|[^/]+/[^/]+",
     shell:
-        "etc infer --config {input.config} --model {input.model} --split {params.split} "
-        "--out {output.predictions} --timing {output.timing} > {log} 2>&1"
+        "etc infer --config {input.config:q} --model {input.model:q} --split {params.split} "
+        "--out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"

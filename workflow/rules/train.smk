@@ -15,8 +15,8 @@ rule train_teacher:
     resources:
         gpu=1,
     shell:
-        "etc train --config {input.config} --run teacher --out {output.model} "
-        "--log-csv {output.curve} > {log} 2>&1"
+        "etc train --config {input.config:q} --run teacher --out {output.model:q} "
+        "--log-csv {output.curve:q} > {log:q} 2>&1"
 
 
 rule train_student:
@@ -37,5 +37,5 @@ rule train_student:
     resources:
         gpu=1,
     shell:
-        "etc train --config {input.config} --run {wildcards.student}/{wildcards.ablation} "
-        "--out {output.model} --log-csv {output.curve} {params.flags} > {log} 2>&1"
+        "etc train --config {input.config:q} --run {wildcards.student}/{wildcards.ablation} "
+        "--out {output.model:q} --log-csv {output.curve:q} {params.flags} > {log:q} 2>&1"
