@@ -77,7 +77,7 @@ def _tl(x: LossInputs, s: dict, _m) -> torch.Tensor:
 
 
 def _pi(x: LossInputs, s: dict, _m) -> torch.Tensor:
-    """On both frames of the pair when the neighbour was run (DESIGN §1), else on frame t."""
+    """On both frames of the pair when the neighbour was run (docs/design.md §1), else on frame t."""
     tau = float(s["temperature"])
     pi = pixelwise_kd(x.out_t["logits"], x.tout_t["logits"], tau)
     if x.out_n is not None and x.tout_n is not None:

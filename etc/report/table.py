@@ -10,7 +10,7 @@ import pandas as pd
 
 from etc.errors import EtcError
 
-# Cityscapes val, PSPNet-18, from the ETC reference repository (DESIGN.md §2).
+# Cityscapes val, PSPNet-18, from the ETC reference repository (docs/design.md §3).
 REFERENCE_CITYSCAPES = {
     "baseline": {"ref_miou": 69.79, "ref_tc": 68.50},
     "tl": {"ref_miou": 71.72, "ref_tc": 69.99},

@@ -16,5 +16,5 @@ rule evaluate:
     wildcard_constraints:
         model="teacher|[^/]+/[^/]+",
     shell:
-        "etc evaluate --config {input.config} --predictions {input.predictions} "
-        "--flow {input.flow} --model {input.model} --timing {input.timing} --out {output} > {log} 2>&1"
+        "etc evaluate --config {input.config:q} --predictions {input.predictions:q} "
+        "--flow {input.flow:q} --model {input.model:q} --timing {input.timing:q} --out {output:q} > {log:q} 2>&1"

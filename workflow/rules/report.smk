@@ -19,8 +19,8 @@ rule report:
     benchmark:
         results("benchmarks", "report.tsv")
     shell:
-        "etc report --config {input.config} --metrics-dir {params.metrics} --curves-dir {params.curves} "
-        "--table {output.table} --out-dir {params.outdir} > {log} 2>&1"
+        "etc report --config {input.config:q} --metrics-dir {params.metrics:q} --curves-dir {params.curves:q} "
+        "--table {output.table:q} --out-dir {params.outdir:q} > {log:q} 2>&1"
 
 
 rule demo_video:
@@ -33,7 +33,6 @@ rule demo_video:
         gif=report(results("demo", "clip{index}.gif"), caption="../report/demo.rst", category="Demo"),
     params:
         models=demo_models_arg,
-        fps=config["report"]["fps"],
     log:
         results("logs", "demo_video_{index}.log"),
     benchmark:
@@ -41,8 +40,8 @@ rule demo_video:
     wildcard_constraints:
         index=r"\d+",
     shell:
-        "etc demo-video --config {input.config} --clip-index {wildcards.index} --models {params.models} "
-        "--flow {input.flow} --fps {params.fps} --out {output.video} --gif {output.gif} > {log} 2>&1"
+        "etc demo-video --config {input.config:q} --clip-index {wildcards.index} --models {params.models} "
+        "--flow {input.flow:q} --out {output.video:q} --gif {output.gif:q} > {log:q} 2>&1"
 
 
 rule bench:
@@ -59,4 +58,4 @@ rule bench:
     benchmark:
         results("benchmarks", "bench.tsv")
     shell:
-        "etc bench --config {input.config} --out {output.table} --results {params.results} > {log} 2>&1"
+        "etc bench --config {input.config:q} --out {output.table:q} --results {params.results:q} > {log:q} 2>&1"
