@@ -260,6 +260,22 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
         raise EtcError(f"{option}: expected comma-separated integers such as -2,-1,1,2,3, got '{text}'") from None
 
 
+@cli.command("flow-quality", short_help="End-point error and occlusion agreement against a reference flow.")
+@click.option("--flow", required=True, type=ExistingFile, help="Flow store to judge (etc precompute-flow).")
+@click.option("--reference", required=True, type=ExistingFile,
+              help="Reference store of the same split and pairs (on the synthetic set: --estimator gt).")
+@click.option("--out", type=PathArg, default=None, help="Summary JSON (default: FLOW with .quality.json).")
+@click.option("--csv", type=PathArg, default=None, help="Per-pair CSV (both directions).")
+def flow_quality_cmd(flow, reference, out, csv):
+    """EPE (all visible pixels, share over 1 and 3 px) and occlusion IoU/agreement, pooled and per pair."""
+    from etc.flow.quality import flow_quality
+
+    out = out or flow.with_name(flow.stem + ".quality.json")
+    r = flow_quality(flow, reference, out, csv)
+    click.echo(f"{r['estimator']} vs {r['reference_estimator']}: EPE {r['epe']:.3f} px, >3 px {100 * r['over_3px']:.2f} %, "
+               f"occlusion IoU {r['occ_iou']:.3f} over {r['pairs']} pairs -> {out}")
+
+
 @cli.command("bench", short_help="Measured speed, overhead and memory ratios.")
 @ConfigOpt
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)

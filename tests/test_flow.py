@@ -1,5 +1,6 @@
 """Flow stage: estimators against exact flow, the store, resume after kills, and clear errors."""
 
+import math
 import os
 import signal
 import subprocess
@@ -312,3 +313,27 @@ def test_store_serves_dataloader_workers(stores, synthetic_tree):
     loader = torch.utils.data.DataLoader(_PairsFromStore(store, clip.name, len(clip) - 1), batch_size=len(clip) - 1,
                                          num_workers=2)
     assert torch.equal(next(iter(loader)), expected)
+
+
+def test_flow_quality_of_exact_noisy_and_dis_flow(cfg, stores, tmp_path, synthetic_tree):
+    """Exact vs exact is perfect; noise of σ px per component gives an EPE near σ·√(π/2) (the
+    mean of a 2-D Gaussian's norm; float16 storage rounds a little) with exact occlusion; DIS
+    lands between, as the EPE test above measures it independently."""
+    from etc.flow.quality import flow_quality
+
+    precompute_flow(cfg, "val", tmp_path / "gt.h5", estimator="gt", progress=False)
+    precompute_flow(cfg, "val", tmp_path / "noisy.h5", estimator="gt:noise1", progress=False)
+    exact = flow_quality(tmp_path / "gt.h5", tmp_path / "gt.h5")
+    assert exact["epe"] == 0 and exact["occ_iou"] == 1 and exact["occ_agree"] == 1
+    noisy = flow_quality(tmp_path / "noisy.h5", tmp_path / "gt.h5", tmp_path / "q.json", tmp_path / "q.csv")
+    assert noisy["estimator"] == "gt:noise1" and noisy["occ_iou"] == 1
+    assert abs(noisy["epe"] - math.sqrt(math.pi / 2)) < 0.1, noisy["epe"]
+    dis = flow_quality(stores / "val_dis.h5", tmp_path / "gt.h5")
+    assert 0 < dis["epe"] < 1.5 and dis["occ_iou"] < 1
+    rows = (tmp_path / "q.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * noisy["pairs"]
+    again = tmp_path / "again.h5"
+    precompute_flow(cfg, "val", again, estimator="gt:noise1", progress=False)
+    assert _contents(again) == _contents(tmp_path / "noisy.h5")  # seeded by the pair: reproducible
+    with pytest.raises(EtcError, match="gt:noise<σ"):
+        precompute_flow(cfg, "val", tmp_path / "x.h5", estimator="gt:blur", progress=False)

@@ -254,21 +254,41 @@ def gt_flow(root: Path, clip, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
 
 class GTEstimator:
     """The synthetic generator's exact flow and exact occlusion (not an fb check): for
-    validating everything downstream of the flow."""
+    validating everything downstream of the flow.
 
-    name = "gt"
+    ``noise`` σ > 0 (``gt:noise0.5``) adds a controlled error for the flow study: Gaussian
+    noise smoothed over a few pixels (real estimators err by regions, not by pixels) and
+    rescaled to a standard deviation of σ pixels per component, seeded by the pair so that
+    reruns give the same store. The occlusion masks stay exact, so only the vectors degrade.
+    """
+
     uses_images = False
     ckpt_sha256 = ""
     device = torch.device("cpu")
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, noise: float = 0.0):
         self.root = Path(root)
+        self.noise = float(noise)
+        self.name = f"gt:noise{noise:g}" if noise else "gt"
+
+    def _noisy(self, flow: np.ndarray, key: str) -> np.ndarray:
+        import zlib
+
+        import cv2
+
+        if not self.noise:
+            return flow
+        rng = np.random.default_rng(zlib.crc32(f"{key}/{self.noise:g}".encode()))
+        field = cv2.GaussianBlur(rng.standard_normal(flow.shape).astype(np.float32), (0, 0), 2.0)
+        field /= field.reshape(-1, 2).std(axis=0).clip(min=1e-6)
+        return flow + self.noise * field
 
     def pair_flows(self, pairs: Sequence[Pair], image=None) -> PairFlows:
         out = []
         for clip, a, b in pairs:
             f_ab, v_ab = gt_flow(self.root, clip, a, b)
             f_ba, v_ba = gt_flow(self.root, clip, b, a)
+            f_ab, f_ba = self._noisy(f_ab, f"{clip.name}/{a}_{b}"), self._noisy(f_ba, f"{clip.name}/{b}_{a}")
             out.append((torch.from_numpy(f_ab).permute(2, 0, 1), torch.from_numpy(f_ba).permute(2, 0, 1),
                         torch.from_numpy(~v_ab), torch.from_numpy(~v_ba)))
         return tuple(torch.stack(x) for x in zip(*out, strict=True))  # type: ignore[return-value]
@@ -276,9 +296,21 @@ class GTEstimator:
 
 ESTIMATORS: dict[str, Callable[..., object]] = {
     "dis": lambda variant, ckpt, device, root: DISEstimator(variant or "medium"),
-    "gt": lambda variant, ckpt, device, root: GTEstimator(root),
+    "gt": lambda variant, ckpt, device, root: GTEstimator(root, _noise(variant)),
     "ptlflow": lambda variant, ckpt, device, root: PtlflowEstimator(variant, ckpt, device),
 }
+
+
+def _noise(variant: str) -> float:
+    """``gt`` → 0, ``gt:noise1.5`` → 1.5 pixels."""
+    if not variant:
+        return 0.0
+    try:
+        if variant.startswith("noise") and float(variant[5:]) >= 0:
+            return float(variant[5:])
+    except ValueError:
+        pass
+    raise EtcError(f"unknown variant 'gt:{variant}'; use gt or gt:noise<σ in pixels>, e.g. gt:noise1.5")
 
 
 def make_estimator(spec: str, ckpt: str | Path | None = None, device: str | torch.device = "cpu",
@@ -286,8 +318,8 @@ def make_estimator(spec: str, ckpt: str | Path | None = None, device: str | torc
     """The estimator registered under ``spec`` = ``family[:variant]`` (``dis``, ``dis:fast``,
     ``gt``, ``ptlflow:raft_small``); ``root`` is the dataset root (needed by ``gt``)."""
     family, _, variant = spec.partition(":")
-    if family not in ESTIMATORS or (family == "ptlflow" and not variant) or (family == "gt" and variant):
-        raise EtcError(f"unknown flow estimator '{spec}'; use dis, dis:fast, gt or ptlflow:<model name>")
+    if family not in ESTIMATORS or (family == "ptlflow" and not variant):
+        raise EtcError(f"unknown flow estimator '{spec}'; use dis, dis:fast, gt, gt:noise<σ> or ptlflow:<model name>")
     if family == "gt" and root is None:
         raise EtcError("estimator 'gt' needs the dataset root")
     if family != "ptlflow" and ckpt is not None:
