@@ -56,5 +56,6 @@ def test_smoke_workflow_end_to_end_survives_a_hard_kill(tmp_path):
     assert unlock.returncode == 0, unlock.stderr[-2000:]
     rerun = subprocess.run(_snakemake(killed, "all"), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert (killed / "results dir/smoke/table.csv").exists(), rerun.stdout[-3000:] + rerun.stderr[-3000:]
     resumed = pd.read_csv(killed / "results dir/smoke/table.csv")
     pd.testing.assert_frame_equal(resumed[["model", "ablation", *QUALITY]], table[["model", "ablation", *QUALITY]])

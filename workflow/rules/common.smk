@@ -40,6 +40,22 @@ def dataset_ready():
     return []
 
 
+def flow_gpus():
+    """A ptlflow model wants a GPU; DIS and the exact flow run on CPU."""
+    return 1 if config["flow"]["estimator"].startswith("ptlflow:") else 0
+
+
+def train_gpus(which):
+    """GPUs (processes) of the teacher's or a student's training job: config train.<which>.gpus."""
+    return config["train"][which]["gpus"]
+
+
+def train_launcher(which):
+    """`etc`, or torchrun with one process per GPU when the job is given several."""
+    n = train_gpus(which)
+    return "etc" if n == 1 else f"torchrun --standalone --nproc_per_node {n} -m etc"
+
+
 def student_runs():
     return [f"{s}/{a}" for s in config["students"] for a in config["ablations"]]
 

@@ -10,6 +10,9 @@ rule precompute_flow:
         results("logs", "precompute_flow_{split}.log"),
     benchmark:
         results("benchmarks", "precompute_flow_{split}.tsv")
+    resources:
+        gpu=flow_gpus(),
+        nvidia_gpu=flow_gpus(),
     shell:
         "etc precompute-flow --config {input.config:q} --split {wildcards.split} "
         "--out {output:q} > {log:q} 2>&1"

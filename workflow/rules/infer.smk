@@ -12,6 +12,9 @@ rule infer:
         results("logs", "infer", "{model}.log"),
     benchmark:
         results("benchmarks", "infer", "{model}.tsv")
+    resources:
+        gpu=1,
+        nvidia_gpu=1,
     wildcard_constraints:
         model="teacher|[^/]+/[^/]+",
     shell:

@@ -8,14 +8,16 @@ rule train_teacher:
     params:
         digest=digest("dataset", "augment", "teacher"),
         schedule=lambda wildcards: json.dumps(config["train"]["teacher"], sort_keys=True),
+        launcher=train_launcher("teacher"),
     log:
         results("logs", "train_teacher.log"),
     benchmark:
         results("benchmarks", "train_teacher.tsv")
     resources:
-        gpu=1,
+        gpu=train_gpus("teacher"),
+        nvidia_gpu=train_gpus("teacher"),
     shell:
-        "etc train --config {input.config:q} --run teacher --out {output.model:q} "
+        "{params.launcher} train --config {input.config:q} --run teacher --out {output.model:q} "
         "--log-csv {output.curve:q} > {log:q} 2>&1"
 
 
@@ -30,12 +32,14 @@ rule train_student:
         digest=digest("dataset", "augment", "students", "losses", "flow"),
         recipe=lambda wildcards: json.dumps(config["ablations"][wildcards.ablation], sort_keys=True),
         schedule=lambda wildcards: json.dumps(config["train"]["student"], sort_keys=True),
+        launcher=train_launcher("student"),
     log:
         results("logs", "train_student_{student}_{ablation}.log"),
     benchmark:
         results("benchmarks", "train_student_{student}_{ablation}.tsv")
     resources:
-        gpu=1,
+        gpu=train_gpus("student"),
+        nvidia_gpu=train_gpus("student"),
     shell:
-        "etc train --config {input.config:q} --run {wildcards.student}/{wildcards.ablation} "
+        "{params.launcher} train --config {input.config:q} --run {wildcards.student}/{wildcards.ablation} "
         "--out {output.model:q} --log-csv {output.curve:q} {params.flags} > {log:q} 2>&1"
