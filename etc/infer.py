@@ -94,7 +94,7 @@ def infer(
     from etc.checkpoint import load_model_from_checkpoint
     from etc.data.clips import list_clips, read_image
     from etc.data.pairs import images_to_batch
-    from etc.train import pick_device, sync
+    from etc.device import pick_device, sync
 
     icfg = config["infer"]
     flip = icfg["flip"] if flip is None else flip
