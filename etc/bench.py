@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from etc.train import sync
+from etc.device import sync
 
 log = logging.getLogger(__name__)
 

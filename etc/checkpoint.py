@@ -11,8 +11,11 @@ from etc.io import atomic_path
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except OSError as exc:  # full disk, folder removed or made read-only mid-run
+        raise EtcError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
@@ -22,8 +25,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise EtcError(f"checkpoint {path} is corrupt or not an etc checkpoint ({type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0][:200]}); delete it and retrain") from None
+        raise EtcError(f"checkpoint {path} is truncated, corrupt or not an etc checkpoint ({_first_sentence(exc)}); "
+                       f"delete it and retrain") from None
     if not isinstance(state, dict) or "model" not in state or "spec" not in state:
         raise EtcError(f"checkpoint {path} is not an etc checkpoint (no 'model'/'spec' entries)")
     return state
@@ -41,3 +44,10 @@ def load_model_from_checkpoint(path: str | Path, map_location="cpu"):
         raise EtcError(f"checkpoint {path} does not match its architecture {state['spec']}: "
                        f"{str(exc).splitlines()[0][:300]}") from None
     return model, state
+
+
+def _first_sentence(exc: Exception) -> str:
+    """The exception's type and the first sentence of its message: torch's are paragraphs."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    sentence = text.split(". ")[0].rstrip(".")
+    return f"{type(exc).__name__}: {sentence}" if sentence else type(exc).__name__

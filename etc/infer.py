@@ -92,7 +92,7 @@ def infer(
     from etc.checkpoint import load_model_from_checkpoint
     from etc.data.clips import list_clips, read_image
     from etc.data.pairs import images_to_batch
-    from etc.train import pick_device, sync
+    from etc.device import pick_device, sync
 
     icfg = config["infer"]
     flip, batch_size = bool(icfg["flip"]), int(icfg["batch_size"])

@@ -1,5 +1,9 @@
 """``etc train``: the teacher, or one student under one ablation (a named set of loss terms).
 
+Three parts: :func:`build_run` assembles a :class:`TrainingRun` (data, model, teacher, loss,
+optimiser, resumed state), :func:`train_step` is one SGD step on one batch, and :func:`train`
+runs the loop with its checkpoints and CSV log.
+
 Every batch is a pure function of (seed, iteration) (see etc.data.pairs.IterationSampler), the
 RNG state travels in the checkpoint, and checkpoints are atomic: a killed run restarted with the
 same command resumes and, on CPU, ends with the same weights as an uninterrupted one.
@@ -10,80 +14,19 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from etc.device import init_distributed, pick_device
 from etc.errors import EtcError
+from etc.runs import TEACHER, RunSpec, resolve_run
 
 log = logging.getLogger(__name__)
 
-TEACHER = "teacher"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    name: str
-    model: dict
-    schedule: dict
-    ablation: dict
-
-    def needs(self, flag: str) -> bool:
-        """needs_teacher / needs_neighbour / needs_flow, from the loss registry."""
-        from etc.losses.criterion import ablation_needs
-
-        return ablation_needs(self.ablation, flag)
-
-
-def run_names(config: dict) -> list[str]:
-    """Every training run of a config: the teacher, then each student × ablation."""
-    return [TEACHER] + [f"{s}/{a}" for s in config["students"] for a in config["ablations"]]
-
-
-def resolve_run(config: dict, run: str) -> RunSpec:
-    if run == TEACHER:
-        return RunSpec(run, config["teacher"], config["train"]["teacher"], {"ce": 1.0})
-    student, _, ablation = run.partition("/")
-    if student not in config["students"] or ablation not in config["ablations"]:
-        raise EtcError(
-            f"unknown run '{run}'; runs are 'teacher' or '<student>/<ablation>' with students "
-            f"{sorted(config['students'])} and ablations {sorted(config['ablations'])}"
-        )
-    return RunSpec(run, config["students"][student], config["train"]["student"], config["ablations"][ablation])
-
-
-# ------------------------------------------------------------------------------------------
-# distributed helpers (torchrun sets the environment; a plain run is world size 1)
-
-def dist_info() -> tuple[int, int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def _init_distributed(device: torch.device) -> tuple[int, int]:
-    rank, world, _ = dist_info()
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return rank, world
-
-
-def pick_device(name: str | None = None) -> torch.device:
-    if name:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", dist_info()[2])
-    return torch.device("cpu")
-
-
-def sync(device: torch.device | str) -> None:
-    """Wait for queued CUDA work, so that wall-clock timings cover it; no-op elsewhere."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# ------------------------------------------------------------------------------------------
 
 def param_groups(model: torch.nn.Module, lr: float, head_mult: float) -> list[dict]:
     """Backbone at ``lr``; new layers (head, auxiliary head) at ``head_mult × lr``."""
@@ -98,6 +41,255 @@ def checkpoint_paths(out: Path) -> tuple[Path, Path]:
     """(final checkpoint, resumable in-progress checkpoint)."""
     out = Path(out)
     return out, out.with_name(out.stem + ".last" + out.suffix)
+
+
+def run_identity(run: RunSpec, dataset: str, num_classes: int) -> dict:
+    """What a checkpoint records about the run and config that made it (the keys it is saved
+    under): a checkpoint whose entries differ belongs to another run or config."""
+    return {"run": run.name, "spec": run.model, "ablation": run.ablation, "dataset": dataset,
+            "num_classes": num_classes}
+
+
+@dataclass
+class TrainingRun:
+    """Everything one training run holds from step to step."""
+
+    run: RunSpec
+    identity: dict
+    device: torch.device
+    rank: int
+    world: int
+    model: torch.nn.Module  # the weights that are saved
+    net: torch.nn.Module  # what a step calls: the model, or its DDP wrapper
+    teacher: torch.nn.Module | None
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loader: torch.utils.data.DataLoader
+    neighbour_grad: bool
+    start: int = 0  # the iteration this process starts at (> 0 when resumed)
+    resumed_rng: dict | None = None  # RNG state of the resumed checkpoint, restored by the loop
+
+    def state(self, iteration: int) -> dict:
+        """The checkpoint after ``iteration`` steps: weights, optimiser, schedule, RNG."""
+        state = {
+            **self.identity, "iteration": iteration,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng_cpu": torch.get_rng_state(),
+        }
+        if hasattr(self.criterion, "state_dict"):
+            state["criterion"] = self.criterion.state_dict()
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def restore_rng(self) -> None:
+        """Continue a resumed run's random stream (dropout) where its checkpoint left it."""
+        if self.resumed_rng is None:
+            return
+        torch.set_rng_state(self.resumed_rng["rng_cpu"])
+        if self.device.type == "cuda" and "rng_cuda" in self.resumed_rng:
+            torch.cuda.set_rng_state(self.resumed_rng["rng_cuda"], self.device)
+
+
+def build_run(
+    config: dict,
+    run: RunSpec,
+    last: Path,
+    *,
+    flow: str | Path | None = None,
+    teacher: str | Path | None = None,
+    device: str | None = None,
+) -> TrainingRun:
+    """Data, model, teacher, loss, optimiser and schedule of ``run``, resumed from ``last`` when
+    that in-progress checkpoint exists.
+
+    The global RNG is seeded once and then drawn by the model's and the teacher's construction,
+    in this order: the draws that follow (dropout) depend on it.
+    """
+    from etc.data.labels import num_classes as dataset_classes
+    from etc.losses import build_criterion
+    from etc.models import build_model
+
+    dev = pick_device(device)
+    rank, world = init_distributed(dev)
+    schedule = run.schedule
+    torch.manual_seed(int(schedule["seed"]))
+
+    dataset = config["dataset"]
+    n_classes = dataset_classes(dataset["name"])
+    pairs = _training_pairs(dataset)
+    flow_reader = None
+    if run.needs("needs_flow"):
+        if flow is None:
+            raise EtcError(f"run '{run.name}' uses the temporal loss: pass the training flow store (--flow FILE.h5)")
+        from etc.flow.store import FlowStore
+
+        flow_reader = FlowStore(flow).reader()
+
+    model = build_model(run.model, n_classes).to(dev)
+    teacher_model = None
+    if run.needs("needs_teacher"):
+        if teacher is None:
+            raise EtcError(f"run '{run.name}' distils from the teacher: pass its checkpoint (--teacher CKPT)")
+        teacher_model = _load_teacher(teacher, dataset["name"], n_classes, dev)
+
+    criterion = build_criterion(run.ablation, config["losses"], aux_weight=float(run.model["aux_weight"]))
+    if hasattr(criterion, "to"):
+        criterion = criterion.to(dev)
+    optimizer, scheduler = _optimiser(model, criterion, schedule)
+    identity = run_identity(run, dataset["name"], n_classes)
+    start, resumed = _resume(last, identity, model, optimizer, scheduler, criterion, dev)
+
+    net = model
+    if world > 1:
+        if dev.type == "cuda":
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    loader = _loader(config, run, pairs, flow_reader, start, rank, world, dev)
+    return TrainingRun(
+        run=run, identity=identity, device=dev, rank=rank, world=world, model=model, net=net,
+        teacher=teacher_model, criterion=criterion, optimizer=optimizer, scheduler=scheduler,
+        loader=loader, neighbour_grad=bool(config["losses"]["neighbour_grad"]), start=start,
+        resumed_rng=resumed,
+    )
+
+
+def _optimiser(model, criterion, schedule: dict):
+    """SGD with momentum (new layers and trained loss modules at ``lr_head_mult × lr``) and
+    poly decay of the learning rate to 0 at the last iteration."""
+    lr, head_mult = float(schedule["lr"]), float(schedule["lr_head_mult"])
+    params = param_groups(model, lr, head_mult)
+    extra = [p for p in getattr(criterion, "parameters", lambda: [])() if p.requires_grad]
+    if extra:
+        params.append({"params": extra, "lr": lr * head_mult})
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=float(schedule["momentum"]),
+                                weight_decay=float(schedule["weight_decay"]))
+    iterations, power = int(schedule["iterations"]), float(schedule["poly_power"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1.0 - i / iterations) ** power)
+    return optimizer, scheduler
+
+
+def _training_pairs(dataset: dict) -> list:
+    from etc.data.clips import list_clips, training_pairs
+
+    clips = list_clips(dataset["name"], dataset["root"], dataset["train_split"], strict=False)
+    pairs = training_pairs(clips, dataset["window"])
+    if not pairs:
+        raise EtcError(f"no training pairs: no labelled frame has a neighbour in window {dataset['window']}")
+    return pairs
+
+
+def _load_teacher(path: str | Path, dataset: str, num_classes: int, dev: torch.device) -> torch.nn.Module:
+    """The frozen teacher; refuses a student's checkpoint and one of another class count."""
+    from etc.checkpoint import load_model_from_checkpoint
+
+    teacher, state = load_model_from_checkpoint(path, map_location=dev)
+    if state.get("run") != TEACHER:
+        raise EtcError(f"--teacher {path} is the checkpoint of run '{state.get('run')}', not of the teacher; "
+                       f"pass the output of `etc train --run teacher`")
+    if state["num_classes"] != num_classes:
+        raise EtcError(f"--teacher {path} predicts {state['num_classes']} classes ({state.get('dataset')}), the "
+                       f"students {num_classes} ({dataset}); train the teacher on the config's dataset")
+    return teacher.to(dev).eval().requires_grad_(False)
+
+
+def _resume(last: Path, identity: dict, model, optimizer, scheduler, criterion, dev) -> tuple[int, dict | None]:
+    """Load the in-progress checkpoint into the run's objects; (its iteration, its RNG state).
+
+    The RNG state is returned rather than restored: the loop restores it once the loader's
+    iterator exists (see :func:`train`).
+    """
+    from etc.checkpoint import load_checkpoint
+
+    if not last.is_file():
+        return 0, None
+    state = load_checkpoint(last, map_location=dev)
+    differences = _differences(state, identity)
+    if differences:
+        raise EtcError(f"{last} belongs to another run or config ({differences}); delete it to start afresh")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if "criterion" in state and hasattr(criterion, "load_state_dict"):
+        criterion.load_state_dict(state["criterion"])
+    start = int(state["iteration"])
+    log.info("resuming %s from iteration %d (%s)", identity["run"], start, last)
+    return start, {k: state[k] for k in ("rng_cpu", "rng_cuda") if k in state}
+
+
+def _differences(state: dict, identity: dict) -> str:
+    """'' when ``state`` records ``identity``; otherwise its differing entries, in one line."""
+    out = []
+    for key, want in identity.items():
+        have = state.get(key)
+        if have == want:
+            continue
+        if isinstance(have, dict) and isinstance(want, dict):
+            out += [f"{key}.{k} {have.get(k)!r} there, {want.get(k)!r} here"
+                    for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+        else:
+            out.append(f"{key} {have!r} there, {want!r} here")
+    return "; ".join(out)
+
+
+def _loader(config, run: RunSpec, pairs, flow_reader, start: int, rank: int, world: int, dev) -> torch.utils.data.DataLoader:
+    from etc.data.augment import PairedAugment
+    from etc.data.pairs import IterationSampler, PairDataset
+
+    schedule = run.schedule
+    sampler = IterationSampler(len(pairs), int(schedule["batch_size"]), int(schedule["iterations"]),
+                               int(schedule["seed"]), start=start, rank=rank, world_size=world)
+    dataset = PairDataset(config["dataset"]["name"], pairs, flow_reader, PairedAugment.from_config(config["augment"]))
+    workers = int(schedule["num_workers"])
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                                       pin_memory=dev.type == "cuda", persistent_workers=workers > 0)
+
+
+class NonFiniteLoss(ArithmeticError):
+    """The loss of a step was inf or NaN; raised before the weights change."""
+
+    def __init__(self, terms: dict[str, torch.Tensor]):
+        self.terms = terms
+        super().__init__(f"loss {float(terms['total'].detach())}")
+
+
+def train_step(training: TrainingRun, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One SGD step on ``batch`` (a collated PairDataset batch): forward of the student and the
+    frozen teacher, the ablation's loss terms, backward, optimiser and schedule step.
+
+    Returns the loss terms (``total`` included); raises :class:`NonFiniteLoss` instead of
+    stepping when the total is not finite.
+    """
+    dev, net, run = training.device, training.net, training.run
+    b = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+    neighbour = run.needs("needs_neighbour")
+    net.train()
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        if neighbour and training.neighbour_grad:
+            both = net(torch.cat([b["image_t"], b["image_n"]]))
+            n = b["image_t"].shape[0]
+            out_t = {k: v[:n] for k, v in both.items()}
+            out_n = {k: v[n:] for k, v in both.items()}
+        elif neighbour:  # the neighbour is a fixed target: no backward
+            out_t = net(b["image_t"])
+            with torch.no_grad():
+                out_n = net(b["image_n"])
+        else:
+            out_t, out_n = net(b["image_t"]), None
+        teacher_t = teacher_n = None
+        if training.teacher is not None:
+            with torch.no_grad():
+                teacher_t = training.teacher(b["image_t"])
+                teacher_n = training.teacher(b["image_n"]) if neighbour else None
+    terms = training.criterion(out_t, out_n, teacher_t, teacher_n, b)
+    if not torch.isfinite(terms["total"]):
+        raise NonFiniteLoss(terms)
+    training.optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    training.optimizer.step()
+    training.scheduler.step()
+    return terms
 
 
 def train(
@@ -120,171 +312,97 @@ def train(
     """
     from tqdm import tqdm
 
-    from etc.checkpoint import load_checkpoint, load_model_from_checkpoint, save_checkpoint
-    from etc.data.augment import PairedAugment
-    from etc.data.clips import list_clips, training_pairs
+    from etc.checkpoint import save_checkpoint
     from etc.data.labels import num_classes as dataset_classes
-    from etc.data.pairs import IterationSampler, PairDataset
-    from etc.losses import build_criterion
-    from etc.models import build_model
 
-    spec = resolve_run(config, run)
+    run_spec = resolve_run(config, run)
     out, last = checkpoint_paths(Path(out))
-    sched_cfg = spec.schedule
-    iterations = int(sched_cfg["iterations"])
-    if out.is_file():
-        done = load_checkpoint(out)
-        if done.get("iteration") == iterations and done.get("run") == run:
-            log.info("%s is complete; nothing to do", out)
-            return {"run": run, "iterations": iterations, "resumed_from": iterations}
+    iterations = int(run_spec.schedule["iterations"])
+    dataset = config["dataset"]["name"]
+    if _finished(out, run_identity(run_spec, dataset, dataset_classes(dataset)), iterations):
+        log.info("%s is complete; nothing to do", out)
+        return {"run": run, "iterations": iterations, "resumed_from": iterations}
+    for path in (out, log_csv):  # the in-progress checkpoint goes beside ``out``
+        if path is not None:
+            _check_writable(Path(path))
 
-    dev = pick_device(device)
-    rank, world = _init_distributed(dev)
-    seed = int(sched_cfg["seed"])
-    torch.manual_seed(seed)
-
-    ds_cfg = config["dataset"]
-    n_classes = dataset_classes(ds_cfg["name"])
-    clips = list_clips(ds_cfg["name"], ds_cfg["root"], ds_cfg["train_split"], strict=False)
-    window = ds_cfg["window"]
-    pairs = training_pairs(clips, window)
-    if not pairs:
-        raise EtcError(f"no training pairs: no labelled frame has a neighbour in window {window}")
-
-    flow_reader = None
-    if spec.needs("needs_flow"):
-        if flow is None:
-            raise EtcError(f"run '{run}' uses the temporal loss: pass the training flow store (--flow FILE.h5)")
-        from etc.flow.store import FlowStore
-
-        flow_reader = FlowStore(flow).reader()
-
-    model = build_model(spec.model, n_classes).to(dev)
-    teacher_model = None
-    if spec.needs("needs_teacher"):
-        if teacher is None:
-            raise EtcError(f"run '{run}' distils from the teacher: pass its checkpoint (--teacher CKPT)")
-        teacher_model, _ = load_model_from_checkpoint(teacher, map_location=dev)
-        teacher_model.to(dev).eval().requires_grad_(False)
-
-    criterion = build_criterion(spec.ablation, config["losses"], aux_weight=float(spec.model.get("aux_weight", 0.4)))
-    if hasattr(criterion, "to"):
-        criterion = criterion.to(dev)
-    params = param_groups(model, float(sched_cfg["lr"]), float(sched_cfg["lr_head_mult"]))
-    extra = [p for p in getattr(criterion, "parameters", lambda: [])() if p.requires_grad]
-    if extra:
-        params.append({"params": extra, "lr": float(sched_cfg["lr"]) * float(sched_cfg["lr_head_mult"])})
-    optimizer = torch.optim.SGD(params, lr=float(sched_cfg["lr"]), momentum=float(sched_cfg["momentum"]),
-                                weight_decay=float(sched_cfg["weight_decay"]))
-    power = float(sched_cfg["poly_power"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1.0 - i / iterations) ** power)
-
-    start = 0
-    if last.is_file():
-        state = load_checkpoint(last, map_location=dev)
-        if state.get("run") != run or state.get("spec") != spec.model:
-            raise EtcError(f"{last} belongs to another run or architecture; delete it to start afresh")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if "criterion" in state and hasattr(criterion, "load_state_dict"):
-            criterion.load_state_dict(state["criterion"])
-        torch.set_rng_state(state["rng_cpu"])
-        if dev.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], dev)
-        start = int(state["iteration"])
-        log.info("resuming %s from iteration %d (%s)", run, start, last)
-
-    net = model
-    if world > 1:
-        if dev.type == "cuda":
-            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-    batch = int(sched_cfg["batch_size"])
-    sampler = IterationSampler(len(pairs), batch, iterations, seed, start=start, rank=rank, world_size=world)
-    dataset = PairDataset(ds_cfg["name"], pairs, flow_reader, PairedAugment.from_config(config["augment"]))
-    workers = int(sched_cfg["num_workers"])
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                                         pin_memory=dev.type == "cuda", persistent_workers=workers > 0)
-    use_amp = dev.type == "cuda"
-    neighbour_grad = bool(config["losses"].get("neighbour_grad", True))
-    csv_writer = _CsvLog(log_csv, start) if (log_csv and rank == 0) else None
-
-    def state_dict(iteration: int) -> dict:
-        state = {
-            "run": run, "spec": spec.model, "num_classes": n_classes, "iteration": iteration,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng_cpu": torch.get_rng_state(),
-            "ablation": spec.ablation, "dataset": ds_cfg["name"],
-        }
-        if hasattr(criterion, "state_dict"):
-            state["criterion"] = criterion.state_dict()
-        if dev.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state(dev)
-        return state
-
-    every = int(sched_cfg["checkpoint_every"])
+    training = build_run(config, run_spec, last, flow=flow, teacher=teacher, device=device)
+    start, rank = training.start, training.rank
+    batch_size = int(run_spec.schedule["batch_size"])
+    every = int(run_spec.schedule["checkpoint_every"])
+    csv_log = _CsvLog(log_csv, start) if (log_csv and rank == 0) else None
     bar = tqdm(total=iterations, initial=start, desc=f"train {run}", unit="it", disable=not progress or rank != 0 or None)
     it = start
     last_total = math.nan
     tick = time.perf_counter()
-    for batch_data in loader:
-        b = {k: v.to(dev, non_blocking=True) for k, v in batch_data.items()}
-        net.train()
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            if spec.needs("needs_neighbour") and neighbour_grad:
-                both = net(torch.cat([b["image_t"], b["image_n"]]))
-                n = b["image_t"].shape[0]
-                out_t = {k: v[:n] for k, v in both.items()}
-                out_n = {k: v[n:] for k, v in both.items()}
-            elif spec.needs("needs_neighbour"):  # the neighbour is a fixed target: no backward
-                out_t = net(b["image_t"])
-                with torch.no_grad():
-                    out_n = net(b["image_n"])
-            else:
-                out_t, out_n = net(b["image_t"]), None
-            tout_t = tout_n = None
-            if teacher_model is not None:
-                with torch.no_grad():
-                    tout_t = teacher_model(b["image_t"])
-                    tout_n = teacher_model(b["image_n"]) if spec.needs("needs_neighbour") else None
-        terms = criterion(out_t, out_n, tout_t, tout_n, b)
-        total = terms["total"]
-        if not torch.isfinite(total):
-            bar.close()
-            raise EtcError(
-                f"training '{run}' stopped: the loss became {total.item()} at iteration {it} "
-                f"({', '.join(f'{k}={float(v):.4g}' for k, v in terms.items())}); the last good "
-                f"checkpoint is kept at {last}. Lower the learning rate or the loss weights."
-            )
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        it += 1
-        now = time.perf_counter()
-        sps = batch * 1.0 / max(now - tick, 1e-9)
-        tick = now
-        last_total = float(total.detach())
-        if csv_writer:
-            csv_writer.write(it, {k: float(v.detach()) for k, v in terms.items()}, lr, sps)
-        bar.update()
-        bar.set_postfix(loss=f"{last_total:.4f}")
-        if rank == 0 and (it % every == 0 or it == iterations):
-            save_checkpoint(last, state_dict(it))
-        if stop_after is not None and it - start >= stop_after:
-            break
-    bar.close()
-    if csv_writer:
-        csv_writer.close()
+    # Creating the iterator draws the workers' base seed from the global RNG. A resumed run
+    # makes that draw at the same point of the stream as a fresh one, and only then restores
+    # the checkpoint's RNG state, so dropout masks continue exactly where they stopped.
+    batches = iter(training.loader)
+    training.restore_rng()
+    try:
+        for batch in batches:
+            lr = training.optimizer.param_groups[0]["lr"]
+            try:
+                terms = train_step(training, batch)
+            except NonFiniteLoss as exc:
+                raise EtcError(
+                    f"training '{run}' stopped: the loss became {float(exc.terms['total'].detach())} at iteration {it} "
+                    f"({', '.join(f'{k}={float(v.detach()):.4g}' for k, v in exc.terms.items())}); the last good "
+                    f"checkpoint is kept at {last}. Lower the learning rate or the loss weights."
+                ) from None
+            it += 1
+            now = time.perf_counter()
+            samples_per_s = batch_size * 1.0 / max(now - tick, 1e-9)
+            tick = now
+            last_total = float(terms["total"].detach())
+            if csv_log:
+                csv_log.write(it, {k: float(v.detach()) for k, v in terms.items()}, lr, samples_per_s)
+            bar.update()
+            bar.set_postfix(loss=f"{last_total:.4f}")
+            if rank == 0 and (it % every == 0 or it == iterations):
+                save_checkpoint(last, training.state(it))
+            if stop_after is not None and it - start >= stop_after:
+                break
+    finally:
+        bar.close()
+        if csv_log:
+            csv_log.close()
     if rank == 0 and it == iterations:
-        save_checkpoint(out, state_dict(it))
+        save_checkpoint(out, training.state(it))
         last.unlink(missing_ok=True)
-    if world > 1:
+    if training.world > 1:
         torch.distributed.barrier()
     return {"run": run, "iterations": it, "resumed_from": start, "loss": last_total}
+
+
+def _finished(out: Path, identity: dict, iterations: int) -> bool:
+    """Whether ``out`` holds this run's finished model; an error when it holds another model."""
+    from etc.checkpoint import load_checkpoint
+
+    if out.is_dir():
+        raise EtcError(f"--out {out} is a folder; name the checkpoint file, e.g. {out / 'model.pt'}")
+    if not out.exists():
+        return False
+    done = load_checkpoint(out)
+    differences = _differences(done, {**identity, "iteration": iterations})
+    if not differences:
+        return True
+    raise EtcError(f"{out} already holds the model of another run or config ({differences}); "
+                   f"pass another --out, or delete it to retrain")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before training, naming ``path``, when it cannot be written (rather than with an
+    OSError traceback at the first checkpoint)."""
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=path.parent):
+            pass
+    except OSError as exc:
+        raise EtcError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
 
 
 class _CsvLog:
@@ -307,8 +425,8 @@ class _CsvLog:
             self.writer.writeheader()
             self.writer.writerows(rows)
 
-    def write(self, iteration: int, terms: dict, lr: float, sps: float) -> None:
-        row = {"iteration": iteration, **terms, "lr": lr, "samples_per_s": sps}
+    def write(self, iteration: int, terms: dict, lr: float, samples_per_s: float) -> None:
+        row = {"iteration": iteration, **terms, "lr": lr, "samples_per_s": samples_per_s}
         if self.writer is None:
             self.fields = list(row)
             self.writer = csv.DictWriter(self.fh, fieldnames=self.fields)

@@ -13,7 +13,8 @@ from etc.config import load_config
 from etc.errors import EtcError
 from etc.flow.precompute import precompute_flow
 from etc.infer import infer, predict, read_predictions
-from etc.train import train
+from etc.runs import resolve_run
+from etc.train import NonFiniteLoss, build_run, train, train_step
 
 SCHEDULE = {"iterations": 6, "batch_size": 4, "checkpoint_every": 2, "lr": 0.02}
 
@@ -46,13 +47,12 @@ def _fixed_batch_loss(cfg, ckpt_state, run, flow, teacher):
     from etc.flow.store import FlowStore
     from etc.losses import build_criterion
     from etc.models import build_model
-    from etc.train import resolve_run
 
-    spec = resolve_run(cfg, run)
+    resolved = resolve_run(cfg, run)
     clips = list_clips("synthetic", cfg["dataset"]["root"], "train")
     ds = PairDataset("synthetic", training_pairs(clips, [-1, 1]), FlowStore(flow).reader(), PairedAugment.from_config(cfg["augment"]))
     b = torch.utils.data.default_collate([ds[(i, 100 + i)] for i in range(len(ds))])
-    model = build_model(spec.model, 19)
+    model = build_model(resolved.model, 19)
     model.load_state_dict(ckpt_state)
     model.train()
     tmodel, _ = load_model_from_checkpoint(teacher)
@@ -62,7 +62,7 @@ def _fixed_batch_loss(cfg, ckpt_state, run, flow, teacher):
         both = model(torch.cat([b["image_t"], b["image_n"]]))
         n = b["image_t"].shape[0]
         out_t, out_n = {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()}
-        return build_criterion(spec.ablation, cfg["losses"])(out_t, out_n, tmodel(b["image_t"]), tmodel(b["image_n"]), b)["total"].item()
+        return build_criterion(resolved.ablation, cfg["losses"])(out_t, out_n, tmodel(b["image_t"]), tmodel(b["image_n"]), b)["total"].item()
 
 
 @pytest.mark.parametrize("ablation,neighbour_grad", [("baseline", True), ("tl", True), ("tl_kd", True), ("tl", False)])
@@ -85,20 +85,69 @@ def test_a_few_iterations_reduce_the_loss(setup, ablation, neighbour_grad):
     assert len(rows) == 13 and rows[0].startswith("iteration,ce")
 
 
-def test_kill_and_resume_equals_uninterrupted(setup):
+def _default_dropout(cfg: dict, **schedule) -> dict:
+    """``cfg`` with the student's dropout left to the schema's default (> 0, so resuming must
+    restore the dropout RNG stream exactly) and ``schedule`` merged into its schedule."""
+    student = {k: v for k, v in cfg["students"]["s"].items() if k != "dropout"}
+    out = load_config(None, {**cfg, "students": {"s": student},
+                             "train": {**cfg["train"], "student": {**SCHEDULE, **schedule}}})
+    assert out["students"]["s"]["dropout"] == 0.1
+    return out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_kill_and_resume_equals_uninterrupted(setup, tmp_path, workers):
     cfg, d, flow, teacher = setup
-    whole = d / "whole.pt"
-    train(cfg, "s/tl_kd", whole, flow=flow, teacher=teacher, progress=False)
-    part = d / "part.pt"
-    r = train(cfg, "s/tl_kd", part, flow=flow, teacher=teacher, stop_after=3, progress=False, log_csv=d / "part.csv")
+    cfg = _default_dropout(cfg, num_workers=workers)
+    whole = tmp_path / "whole.pt"
+    train(cfg, "s/tl_kd", whole, flow=flow, teacher=teacher, progress=False, log_csv=tmp_path / "whole.csv")
+    part = tmp_path / "part.pt"
+    r = train(cfg, "s/tl_kd", part, flow=flow, teacher=teacher, stop_after=3, progress=False, log_csv=tmp_path / "part.csv")
     assert r["iterations"] == 3 and not part.exists()  # "killed" after 3; checkpoint at 2
-    r2 = train(cfg, "s/tl_kd", part, flow=flow, teacher=teacher, progress=False, log_csv=d / "part.csv")
+    r2 = train(cfg, "s/tl_kd", part, flow=flow, teacher=teacher, progress=False, log_csv=tmp_path / "part.csv")
     assert r2["resumed_from"] == 2
-    a, b = load_checkpoint(whole)["model"], load_checkpoint(part)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert len((d / "part.csv").read_text().splitlines()) == 1 + SCHEDULE["iterations"]
+    a, b = load_checkpoint(whole), load_checkpoint(part)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert all(torch.equal(a["criterion"][k], b["criterion"][k]) for k in a["criterion"])
+    assert torch.equal(a["rng_cpu"], b["rng_cpu"])
+    rows = [ln.rsplit(",", 1)[0] for ln in (tmp_path / "part.csv").read_text().splitlines()]  # less samples/s
+    assert len(rows) == 1 + SCHEDULE["iterations"]
+    assert rows == [ln.rsplit(",", 1)[0] for ln in (tmp_path / "whole.csv").read_text().splitlines()]
     # a finished run is not redone
     assert train(cfg, "s/tl_kd", part, flow=flow, teacher=teacher, progress=False)["resumed_from"] == SCHEDULE["iterations"]
+
+
+def test_one_train_step_is_one_iteration_of_train(setup, tmp_path):
+    cfg, d, flow, teacher = setup
+    cfg = _default_dropout(cfg, iterations=1)
+    train(cfg, "s/tl_kd", tmp_path / "one.pt", flow=flow, teacher=teacher, progress=False)
+    run = build_run(cfg, resolve_run(cfg, "s/tl_kd"), tmp_path / "none.last.pt", flow=flow, teacher=teacher)
+    terms = train_step(run, next(iter(run.loader)))
+    got, want = run.model.state_dict(), load_checkpoint(tmp_path / "one.pt")["model"]
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    parts = [v for k, v in terms.items() if k != "total"]
+    assert set(terms) == {"ce", "tl", "pi", "pf", "mf", "total"}
+    assert torch.allclose(terms["total"], sum(parts))
+    assert run.scheduler.last_epoch == 1
+
+
+def test_a_non_finite_loss_stops_before_the_weights_change(setup, tmp_path):
+    cfg, d, flow, teacher = setup
+    run = build_run(cfg, resolve_run(cfg, "s/baseline"), tmp_path / "none.last.pt")
+    batch = next(iter(run.loader))
+    batch["image_t"][0, 0, 0, 0] = float("nan")
+    before = {k: v.detach().clone() for k, v in run.model.named_parameters()}
+    with pytest.raises(NonFiniteLoss):
+        train_step(run, batch)
+    # the parameters are untouched (the forward did update batch-norm statistics: the loop
+    # stops the run, keeping the last good checkpoint)
+    assert all(torch.equal(before[k], v) for k, v in run.model.named_parameters())
+    assert run.scheduler.last_epoch == 0 and not run.optimizer.state
+    # through the loop: one line naming the iteration, the terms and the kept checkpoint
+    huge = load_config(None, {**cfg, "ablations": {**cfg["ablations"], "huge": {"ce": 1e39}}})
+    with pytest.raises(EtcError, match=r"training 's/huge' stopped: the loss became inf at iteration 0 "
+                                       r"\(ce=inf, total=inf\); the last good checkpoint is kept at .*x.last.pt"):
+        train(huge, "s/huge", tmp_path / "x.pt", progress=False)
 
 
 def test_missing_inputs_and_bad_checkpoints_are_clear_errors(setup, tmp_path):
@@ -118,6 +167,70 @@ def test_missing_inputs_and_bad_checkpoints_are_clear_errors(setup, tmp_path):
     torch.save(state, tmp_path / "mismatch.pt")
     with pytest.raises(EtcError, match="does not match its architecture"):
         load_model_from_checkpoint(tmp_path / "mismatch.pt")
+
+
+def test_a_wrong_teacher_is_refused_naming_the_file(setup, tmp_path):
+    cfg, d, flow, teacher = setup
+    from etc.models import build_model
+
+    state = load_checkpoint(teacher)
+    camvid = {**state, "num_classes": 11, "dataset": "camvid",
+              "model": build_model(state["spec"], 11).state_dict()}
+    torch.save(camvid, tmp_path / "camvid_teacher.pt")
+    with pytest.raises(EtcError, match=r"camvid_teacher.pt predicts 11 classes \(camvid\), the students 19 \(synthetic\)"):
+        train(cfg, "s/tl_kd", tmp_path / "x.pt", flow=flow, teacher=tmp_path / "camvid_teacher.pt", progress=False)
+    torch.save({**state, "run": "s/baseline"}, tmp_path / "student.pt")
+    with pytest.raises(EtcError, match=r"student.pt is the checkpoint of run 's/baseline', not of the teacher"):
+        train(cfg, "s/tl_kd", tmp_path / "x.pt", flow=flow, teacher=tmp_path / "student.pt", progress=False)
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "x.last.pt").exists()
+
+
+def test_out_holding_another_model_is_not_overwritten(setup, tmp_path):
+    cfg, d, flow, teacher = setup
+    out = tmp_path / "model.pt"
+    out.write_bytes(teacher.read_bytes())
+    with pytest.raises(EtcError, match=r"model.pt already holds the model of another run or config "
+                                       r"\(run 'teacher' there, 's/baseline' here; spec.width 0.5 there, 0.25 here\)"):
+        train(cfg, "s/baseline", out, progress=False)
+    longer = load_config(None, {**cfg, "train": {**cfg["train"], "teacher": {**SCHEDULE, "iterations": 7}}})
+    with pytest.raises(EtcError, match="another run or config \\(iteration 6 there, 7 here\\)"):
+        train(longer, "teacher", out, progress=False)
+    assert out.read_bytes() == teacher.read_bytes()
+    # the same run and config: finished, nothing to do
+    assert train(cfg, "teacher", out, progress=False)["resumed_from"] == SCHEDULE["iterations"]
+
+
+def test_unwritable_outputs_are_one_line_errors_naming_the_path(setup, tmp_path):
+    cfg, d, flow, teacher = setup
+    (tmp_path / "file").write_text("a file, not a folder")
+    with pytest.raises(EtcError, match=r"cannot write .*file/model.pt: "):
+        train(cfg, "s/baseline", tmp_path / "file" / "model.pt", progress=False)
+    with pytest.raises(EtcError, match=r"cannot write .*file/log.csv: "):
+        train(cfg, "s/baseline", tmp_path / "m.pt", log_csv=tmp_path / "file" / "log.csv", progress=False)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(EtcError, match=r"--out .*folder is a folder"):
+        train(cfg, "s/baseline", tmp_path / "folder", progress=False)
+    import yaml
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    res = subprocess.run([sys.executable, "-m", "etc", "train", "--config", str(tmp_path / "c.yaml"), "--run", "s/baseline",
+                          "--out", str(tmp_path / "file" / "model.pt"), "--device", "cpu"], capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith(f"error: cannot write {tmp_path / 'file' / 'model.pt'}")
+
+
+def test_a_truncated_checkpoint_is_a_whole_sentence(setup, tmp_path):
+    cfg, d, flow, teacher = setup
+    data = teacher.read_bytes()
+    for size in (0, 8, len(data) // 2, len(data) - 1):
+        (tmp_path / "t.pt").write_bytes(data[:size])
+        with pytest.raises(EtcError) as err:
+            load_checkpoint(tmp_path / "t.pt")
+        msg = str(err.value)
+        assert msg.startswith(f"checkpoint {tmp_path / 't.pt'} is truncated, corrupt or not an etc checkpoint")
+        assert msg.endswith("; delete it and retrain") and "\n" not in msg
+        inner = msg[msg.index("(") + 1:msg.rindex(")")]
+        assert inner.split(":")[0] in {"RuntimeError", "EOFError", "UnpicklingError"}, inner
 
 
 def test_inference_is_per_frame_with_valid_ids_and_flip_is_symmetric(setup, tmp_path):

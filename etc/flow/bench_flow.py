@@ -27,9 +27,9 @@ def bench_flow(height: int = 512, width: int = 1024, pairs: int = 4, estimators=
     from etc.config import load_config
     from etc.data.clips import list_clips, read_image
     from etc.data.synthetic import make_synthetic
+    from etc.device import sync
     from etc.flow.estimators import build_ptlflow_model, make_estimator
     from etc.flow.precompute import precompute_flow
-    from etc.train import sync
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)

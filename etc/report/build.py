@@ -14,7 +14,7 @@ def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_d
     from etc.io import atomic_path, write_text
     from etc.report import plots
     from etc.report.table import load_metrics, results_table, to_markdown
-    from etc.train import run_names
+    from etc.runs import run_names
 
     runs = run_names(config)
     metrics_paths = [Path(metrics_dir) / f"{r}.json" for r in runs]
