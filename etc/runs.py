@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from etc.errors import EtcError
-from etc.losses.criterion import ablation_needs
+from etc.losses.registry import ablation_needs
 
 TEACHER = "teacher"
 

@@ -62,7 +62,7 @@ def _fixed_batch_loss(cfg, ckpt_state, run, flow, teacher):
         both = model(torch.cat([b["image_t"], b["image_n"]]))
         n = b["image_t"].shape[0]
         out_t, out_n = {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()}
-        return build_criterion(resolved.ablation, cfg["losses"])(out_t, out_n, tmodel(b["image_t"]), tmodel(b["image_n"]), b)["total"].item()
+        return build_criterion(resolved.ablation, cfg["losses"], resolved.model["aux_weight"])(out_t, out_n, tmodel(b["image_t"]), tmodel(b["image_n"]), b)["total"].item()
 
 
 @pytest.mark.parametrize("ablation,neighbour_grad", [("baseline", True), ("tl", True), ("tl_kd", True), ("tl", False)])
