@@ -107,7 +107,9 @@ def train_cmd(config_path, run, out, flow, teacher, log_csv, device):
     from etc.train import train
 
     summary = train(command_config(config_path), run, out, flow=flow, teacher=teacher, log_csv=log_csv, device=device)
-    click.echo(f"{summary['run']}: {summary['iterations']} iterations (resumed from {summary['resumed_from']})")
+    if summary.get("rank", 0) == 0:
+        on = f" on {summary['processes']} processes" if summary.get("processes", 1) > 1 else ""
+        click.echo(f"{summary['run']}: {summary['iterations']} iterations{on} (resumed from {summary['resumed_from']})")
 
 
 @cli.command("infer", short_help="Per-frame predictions of every clip, timed.")

@@ -373,7 +373,8 @@ def train(
         last.unlink(missing_ok=True)
     if training.world > 1:
         torch.distributed.barrier()
-    return {"run": run, "iterations": it, "resumed_from": start, "loss": last_total}
+    return {"run": run, "iterations": it, "resumed_from": start, "loss": last_total, "processes": training.world,
+            "rank": rank}
 
 
 def _finished(out: Path, identity: dict, iterations: int) -> bool:

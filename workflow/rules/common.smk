@@ -53,7 +53,7 @@ def train_gpus(which):
 def train_launcher(which):
     """`etc`, or torchrun with one process per GPU when the job is given several."""
     n = train_gpus(which)
-    return "etc" if n == 1 else f"torchrun --standalone --nproc_per_node {n} -m etc"
+    return "etc" if n == 1 else f"torchrun --standalone --nproc_per_node {n} -m etc --"  # "--": torchrun would read --run as its own --run-path
 
 
 def student_runs():
