@@ -148,12 +148,12 @@ def precompute_flow(
     from etc.data.clips import list_clips, read_image
     from etc.flow.estimators import make_estimator
 
-    fcfg, ds = config["flow"], config["dataset"]
-    spec = estimator or fcfg["estimator"]
-    ckpt = ckpt if ckpt is not None else fcfg.get("ckpt")
-    scale = float(scale if scale is not None else fcfg["scale"])
-    dtype = dtype or fcfg["dtype"]
-    batch_size = int(batch_size or fcfg["batch_size"])
+    flow_cfg, ds = config["flow"], config["dataset"]
+    spec = estimator or flow_cfg["estimator"]
+    ckpt = ckpt if ckpt is not None else flow_cfg.get("ckpt")
+    scale = float(scale if scale is not None else flow_cfg["scale"])
+    dtype = dtype or flow_cfg["dtype"]
+    batch_size = int(batch_size or flow_cfg["batch_size"])
     pairs = pairs or default_pairs(config, split)
     if dtype not in ("float16", "float32"):
         raise EtcError(f"flow dtype must be float16 or float32, got '{dtype}'")

@@ -66,47 +66,47 @@ class LossTerm:
         return getattr(self.info, name)
 
 
-def _ce(x: LossInputs, s: dict, _m) -> torch.Tensor:
-    return ce_loss(x.out_t, x.batch["label_t"], s["aux_weight"])
+def _ce(inputs: LossInputs, settings: dict, _module) -> torch.Tensor:
+    return ce_loss(inputs.out_t, inputs.batch["label_t"], settings["aux_weight"])
 
 
-def _tl(x: LossInputs, s: dict, _m) -> torch.Tensor:
-    b = x.batch
-    v = temporal_weight(b["raw_t"], b["raw_n"], b["flow"], s["tl_mask"], b.get("occ"))
-    return temporal_loss(x.out_t["logits"], x.out_n["logits"], b["flow"], v, s["tl_on"])
+def _tl(inputs: LossInputs, settings: dict, _module) -> torch.Tensor:
+    batch = inputs.batch
+    v = temporal_weight(batch["raw_t"], batch["raw_n"], batch["flow"], settings["tl_mask"], batch.get("occ"))
+    return temporal_loss(inputs.out_t["logits"], inputs.out_n["logits"], batch["flow"], v, settings["tl_on"])
 
 
-def _pi(x: LossInputs, s: dict, _m) -> torch.Tensor:
+def _pi(inputs: LossInputs, settings: dict, _module) -> torch.Tensor:
     """On both frames of the pair when the neighbour was run (docs/design.md §1), else on frame t."""
-    tau = float(s["temperature"])
-    pi = pixelwise_kd(x.out_t["logits"], x.tout_t["logits"], tau)
-    if x.out_n is not None and x.tout_n is not None:
-        pi = 0.5 * (pi + pixelwise_kd(x.out_n["logits"], x.tout_n["logits"], tau))
+    tau = float(settings["temperature"])
+    pi = pixelwise_kd(inputs.out_t["logits"], inputs.tout_t["logits"], tau)
+    if inputs.out_n is not None and inputs.tout_n is not None:
+        pi = 0.5 * (pi + pixelwise_kd(inputs.out_n["logits"], inputs.tout_n["logits"], tau))
     return pi
 
 
-def _pf(x: LossInputs, s: dict, _m) -> torch.Tensor:
+def _pf(inputs: LossInputs, settings: dict, _module) -> torch.Tensor:
     return pairwise_frame_kd(
-        x.out_t["feat"], x.out_n["feat"], x.tout_t["feat"], x.tout_n["feat"], int(s["pool_nodes"])
+        inputs.out_t["feat"], inputs.out_n["feat"], inputs.tout_t["feat"], inputs.tout_n["feat"], int(settings["pool_nodes"])
     )
 
 
-def _pa(x: LossInputs, s: dict, _m) -> torch.Tensor:
-    return pairwise_affinity_kd(x.out_t["feat"], x.tout_t["feat"], int(s["pool_nodes"]))
+def _pa(inputs: LossInputs, settings: dict, _module) -> torch.Tensor:
+    return pairwise_affinity_kd(inputs.out_t["feat"], inputs.tout_t["feat"], int(settings["pool_nodes"]))
 
 
-def _time_ordered(x: LossInputs, key: str, which: str) -> list[torch.Tensor]:
+def _time_ordered(inputs: LossInputs, key: str, which: str) -> list[torch.Tensor]:
     """[earlier frame, later frame] per sample, from the sign of ``k``."""
-    a, b = (x.out_t, x.out_n) if which == "student" else (x.tout_t, x.tout_n)
-    k = x.batch.get("k")
+    a, b = (inputs.out_t, inputs.out_n) if which == "student" else (inputs.tout_t, inputs.tout_n)
+    k = inputs.batch.get("k")
     if k is None:
         return [a[key], b[key]]
     forward = (k > 0).view(-1, 1, 1, 1).to(a[key].device)
     return [torch.where(forward, a[key], b[key]), torch.where(forward, b[key], a[key])]
 
 
-def _mf(x: LossInputs, _s: dict, module: nn.Module | None) -> torch.Tensor:
-    return module(_time_ordered(x, "feat", "student"), _time_ordered(x, "feat", "teacher"))
+def _mf(inputs: LossInputs, _settings: dict, module: nn.Module | None) -> torch.Tensor:
+    return module(_time_ordered(inputs, "feat", "student"), _time_ordered(inputs, "feat", "teacher"))
 
 
 COMPUTE: dict[str, tuple] = {  # name -> (computation, builder of its own module or None)
