@@ -1,0 +1,177 @@
+"""Every registered dataset through the same checks, each on a tiny tree in its real layout.
+
+Adding a dataset: its module in etc/data/sets/, its preset, and its tree maker in ``TREES``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import make_camvid_tree, make_cityscapes_tree
+
+from etc.data.check import check_dataset, load_manifest
+from etc.data.clips import consecutive_pairs, list_clips, read_image, read_label, training_pairs
+from etc.data.decode import read_label_map
+from etc.data.labels import IGNORE, label_table
+from etc.data.sets import dataset_names, get_spec
+from etc.errors import EtcError
+from etc.io import write_png
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _synthetic(root: Path, synthetic_tree: Path) -> Path:
+    return Path(shutil.copytree(synthetic_tree, root))  # the session tree is read-only
+
+
+TREES = {
+    "synthetic": _synthetic,
+    "cityscapes": lambda root, _: make_cityscapes_tree(root),
+    "camvid": lambda root, _: make_camvid_tree(root),
+}
+
+
+@pytest.fixture(params=sorted(TREES))
+def tree(request, tmp_path, synthetic_tree) -> tuple[str, Path]:
+    name = request.param
+    return name, TREES[name](tmp_path / name, synthetic_tree)
+
+
+def _labelled_frame(name, root):
+    clip = list_clips(name, root, "train")[0]
+    return clip.frames[clip.labelled[0]]
+
+
+def test_every_registered_dataset_has_a_tree_and_a_preset():
+    assert sorted(TREES) == sorted(dataset_names())
+    for name in dataset_names():
+        if name != "synthetic":  # the default config.yaml is its preset
+            preset = yaml.safe_load((ROOT / "workflow" / "configs" / f"{name}.yaml").read_text())
+            assert preset["dataset"]["name"] == name
+
+
+def test_schema_enum_and_cli_choices_are_the_registry():
+    from etc.cli import check_data_cmd, cli
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    enum = schema["properties"]["dataset"]["properties"]["name"]["enum"]
+    assert sorted(enum) == sorted(dataset_names()) and len(enum) == len(set(enum))
+    for cmd in (check_data_cmd, cli.commands["precompute-flow"]):
+        choices = [p for p in cmd.params if p.name == "dataset"][0].type.choices
+        assert list(choices) == list(dataset_names())
+
+
+def test_label_table_is_consistent(tree):
+    name, _ = tree
+    table = label_table(name)
+    k = len(table.classes)
+    assert k == len(table.palette) and k > 1 and len(table.lut) == 256
+    mapped = {int(table.lut[v]) for v in table.values}
+    assert mapped - {IGNORE} == set(range(k))  # every class reachable, nothing beyond K
+    assert all(table.lut[v] == IGNORE for v in range(256) if v not in table.values)
+
+
+def test_check_data_and_loaders_agree(tree, tmp_path):
+    name, root = tree
+    spec = get_spec(name)
+    report = check_dataset(name, root, manifest=tmp_path / "m.json")
+    assert ": OK, images" in report.summary()
+    manifest = load_manifest(tmp_path / "m.json")
+    k = len(label_table(name).classes)
+    for split in ("train", "val"):
+        clips = list_clips(name, root, split)
+        assert manifest["clips"][split] == clips == spec.list_clips(root, split, False)
+        assert len({c.name for c in clips}) == len(clips)
+        for clip in clips:
+            assert clip.labelled, clip.name
+            numbers = [f.number for f in clip.frames]
+            assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+            for t in clip.labelled:
+                lab = read_label(clip.frames[t].label, name)
+                assert lab.dtype == np.uint8 and set(np.unique(lab).tolist()) <= set(range(k)) | {IGNORE}
+                assert lab.shape == read_image(clip.frames[t].image).shape[:2] == report.image_size
+        assert len(consecutive_pairs(clips)) == sum(len(c) - 1 for c in clips)
+    assert training_pairs(list_clips(name, root, "train"), [-1, 1])
+
+
+def test_missing_root_says_how_to_get_it(tree, tmp_path):
+    name, _ = tree
+    with pytest.raises(EtcError, match="does not exist; ") as err:
+        check_dataset(name, tmp_path / "nowhere")
+    assert get_spec(name).how_to_get in str(err.value)
+
+
+def test_unknown_label_id_is_an_error_naming_file_and_ids(tree):
+    name, root = tree
+    frame = _labelled_frame(name, root)
+    raw = read_label_map(frame.label)
+    bad = next(v for v in range(256) if v not in label_table(name).values)
+    raw[0, :3] = bad
+    write_png(frame.label, raw)
+    pattern = rf"unknown label id\(s\) \[{bad}\] in {frame.label}"
+    with pytest.raises(EtcError, match=pattern):
+        check_dataset(name, root)
+    with pytest.raises(EtcError, match=pattern):  # outside check-data too: never silently ignored
+        read_label(frame.label, name)
+
+
+def test_sixteen_bit_label_is_read_with_its_real_values(tree):
+    name, root = tree
+    frame = _labelled_frame(name, root)
+    raw = read_label_map(frame.label)
+    expected = read_label(frame.label, name)
+    write_png(frame.label, raw.astype(np.uint16))  # the same ids, stored on 16 bits
+    assert np.array_equal(read_label(frame.label, name), expected)
+    raw16 = raw.astype(np.uint16)
+    raw16[1, 1] = 300  # an 8-bit down-conversion would report 1
+    write_png(frame.label, raw16)
+    with pytest.raises(EtcError, match=rf"unknown label id\(s\) \[300\] in {frame.label}"):
+        check_dataset(name, root)
+
+
+def test_palette_label_is_read_by_its_indices(tree):
+    from PIL import Image
+
+    name, root = tree
+    frame = _labelled_frame(name, root)
+    raw = read_label_map(frame.label)
+    expected = read_label(frame.label, name)
+    img = Image.fromarray(raw, mode="P")
+    rng = np.random.default_rng(0)  # colours that have nothing to do with the indices
+    img.putpalette(rng.integers(0, 256, 768, dtype=np.uint8).tobytes())
+    img.save(frame.label)
+    assert np.array_equal(read_label(frame.label, name), expected)
+    check_dataset(name, root)
+
+
+def test_colour_label_is_an_error(tree):
+    name, root = tree
+    frame = _labelled_frame(name, root)
+    raw = read_label_map(frame.label)
+    colour = np.stack([raw, raw, raw], -1)
+    write_png(frame.label, colour)  # grey stored on three equal channels: the same label
+    assert np.array_equal(read_label(frame.label, name), label_table(name).lut[raw])
+    colour[0, 0] = (10, 20, 30)
+    write_png(frame.label, colour)
+    with pytest.raises(EtcError, match=f"label map {frame.label} is a colour image"):
+        read_label(frame.label, name)
+
+
+def test_label_of_another_size_is_an_error_naming_both_files(tree):
+    from etc.data.pairs import PairDataset
+
+    name, root = tree
+    clips = list_clips(name, root, "train")
+    frame = _labelled_frame(name, root)
+    raw = read_label_map(frame.label)
+    write_png(frame.label, np.pad(raw, ((0, 2), (0, 0))))
+    h, w = raw.shape
+    with pytest.raises(EtcError, match=rf"wrong label size {h + 2}×{w} in {frame.label}; its image {frame.image} is {h}×{w}"):
+        check_dataset(name, root)
+    pairs = [p for p in training_pairs(clips, [-1, 1]) if p[0].frames[p[1]] == frame]
+    with pytest.raises(EtcError, match=rf"label map {frame.label} is {h + 2}×{w} but {frame.image} is {h}×{w}"):
+        PairDataset(name, pairs, None)[0]
