@@ -121,7 +121,7 @@ def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, de
         try:
             found[split] = list_clips(dataset, root, split, strict=True)
         except EtcError as exc:
-            if "missing folder" in str(exc):
+            if str(exc).startswith(("missing folder", "missing file")):  # the layout itself is wrong
                 raise EtcError(f"{exc}. Expected layout: {spec.how_to_get}") from None
             raise
         if all(len(c) == 1 for c in found[split]):
