@@ -13,9 +13,10 @@ from pathlib import Path
 import click
 
 from etc import __version__
+from etc.data.sets import dataset_names
 from etc.errors import EtcError
 
-DATASETS = ["synthetic", "cityscapes", "camvid"]
+DATASETS = list(dataset_names())  # the registry (etc.data.sets) is the only list of names
 PathArg = click.Path(path_type=Path)
 ExistingFile = click.Path(exists=True, dir_okay=False, path_type=Path)
 

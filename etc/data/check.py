@@ -5,35 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from etc.data.clips import Clip, list_clips
+from etc.data.clips import list_clips
+from etc.data.decode import image_size, read_label_map, same_aspect
+from etc.data.frames import Clip, Frame, SizedPath
+from etc.data.labels import to_train_ids
+from etc.data.sets import get_spec
 from etc.errors import EtcError
 
 log = logging.getLogger(__name__)
-
-HOW_TO_GET = {
-    "cityscapes": (
-        "Cityscapes needs an account at cityscapes-dataset.com; download the packages "
-        "leftImg8bit_sequence_trainvaltest.zip and gtFine_trainvaltest.zip (e.g. `csDownload "
-        "leftImg8bit_sequence_trainvaltest gtFine_trainvaltest` from cityscapesscripts) and unzip "
-        "both into ROOT, giving ROOT/leftImg8bit_sequence/{train,val}/<city>/"
-        "<city>_<seq>_<frame>_leftImg8bit.png and ROOT/gtFine/{train,val}/<city>/"
-        "<city>_<seq>_<frame>_gtFine_labelIds.png"
-    ),
-    "camvid": (
-        "CamVid: take the SegNet release (ROOT/{train,val,test}/*.png and ROOT/{train,val,test}annot/"
-        "*.png, 480×360, 11 classes + void 11) and extract the neighbour frames from the original "
-        "30 Hz videos (0001TP, 0006R0, 0016E5, Seq05VD) resized to 480×360 into "
-        "ROOT/frames/<seq>/<seq>_<frame>.png, named like the labelled frames (see "
-        "workflow/configs/camvid.yaml)"
-    ),
-    "synthetic": "generate it with `etc make-synthetic --out ROOT` (or `snakemake --cores all`)",
-}
 
 
 @dataclass
@@ -43,6 +27,7 @@ class CheckReport:
     splits: dict[str, list[Clip]]
     image_size: tuple[int, int]
     label_counts: dict[str, dict[int, int]] = field(default_factory=dict)
+    resized: dict[tuple[int, int], int] = field(default_factory=dict)  # stored (H, W) -> frames
 
     def summary(self) -> str:
         h, w = self.image_size
@@ -50,7 +35,14 @@ class CheckReport:
         for split, clips in self.splits.items():
             frames = sum(len(c) for c in clips)
             labelled = sum(len(c.labelled) for c in clips)
-            parts.append(f"{split}: {len(clips)} clips, {frames} frames, {labelled} labelled")
+            text = f"{split}: {len(clips)} clips, {frames} frames, {labelled} labelled"
+            cut = [c.extra["absent"] for c in clips if c.extra.get("absent")]
+            if cut:
+                text += (f" ({len(cut)} of them cut short at a sequence start or end: {sum(cut)} "
+                         f"neighbour frames do not exist, pairs reaching them are dropped)")
+            parts.append(text)
+        for (sh, sw), n in self.resized.items():
+            parts.append(f"{n} frames stored at {sh}×{sw} are resized to {h}×{w} when read (INTER_AREA)")
         return "; ".join(parts)
 
     def manifest(self) -> dict:
@@ -58,6 +50,12 @@ class CheckReport:
 
         def rel(p: Path | None) -> str | None:
             return None if p is None else str(Path(p).relative_to(self.root))
+
+        def frame(f: Frame) -> dict:
+            entry = {"number": f.number, "image": rel(f.image), "label": rel(f.label), "dense_label": rel(f.dense_label)}
+            if getattr(f.image, "size", None) is not None:
+                entry["size"] = list(f.image.size)
+            return entry
 
         return {
             "dataset": self.dataset,
@@ -69,11 +67,7 @@ class CheckReport:
                     {
                         "name": c.name,
                         "labelled": list(c.labelled),
-                        "frames": [
-                            {"number": f.number, "image": rel(f.image), "label": rel(f.label),
-                             "dense_label": rel(f.dense_label)}
-                            for f in c.frames
-                        ],
+                        "frames": [frame(f) for f in c.frames],
                         **({"extra": c.extra} if c.extra else {}),
                     }
                     for c in clips
@@ -84,36 +78,30 @@ class CheckReport:
         }
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    """(H, W) from the PNG header; a file that is not a complete PNG is an EtcError."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(24)
-            fh.seek(-12, 2)
-            tail = fh.read(12)
-    except OSError as exc:
-        raise EtcError(f"cannot read {path}: {exc}") from None
-    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR" or tail[4:8] != b"IEND":
-        raise EtcError(f"corrupt or truncated PNG: {path}; re-extract or regenerate it")
-    w, h = struct.unpack(">II", head[16:24])
-    return h, w
-
-
-def _decode(path: Path, color: bool) -> np.ndarray:
+def _decoded_size(path: Path) -> tuple[int, int]:
     from etc.io import read_png
 
-    img = read_png(path, color=color)
+    img = read_png(path, color=True)
     if img is None:
-        raise EtcError(f"corrupt PNG (cannot be decoded): {path}; re-extract or regenerate it")
-    return img
+        raise EtcError(f"corrupt image (cannot be decoded): {path}; re-extract or regenerate it")
+    return img.shape[:2]
 
 
-def valid_label_values(dataset: str) -> frozenset[int]:
-    if dataset == "camvid":
-        return frozenset(range(12))  # 11 classes + void
-    from etc.data.labels import cityscapes_label_ids
-
-    return cityscapes_label_ids()
+def _used_size(frame: Frame, deep: bool, resized: dict) -> tuple[int, int]:
+    """The size the frame's image is used at: as stored, or the size a SizedPath is resized to
+    (only a change of scale; the stored size is counted in ``resized``)."""
+    stored = image_size(frame.image)
+    if deep:
+        stored = _decoded_size(frame.image)
+    target = getattr(frame.image, "size", None)
+    if target is None or stored == target:
+        return stored
+    if not same_aspect(stored, target):
+        raise EtcError(f"wrong image size {stored[0]}×{stored[1]} in {frame.image}: it is resized to "
+                       f"the labelled frame's {target[0]}×{target[1]}, which needs the same aspect ratio; "
+                       f"re-extract it at {target[0]}×{target[1]} or a multiple")
+    resized[stored] = resized.get(stored, 0) + 1
+    return target
 
 
 def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, deep: bool = True) -> CheckReport:
@@ -124,52 +112,53 @@ def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, de
     """
     from tqdm import tqdm
 
+    spec = get_spec(dataset)
     root = Path(root)
     if not root.is_dir():
-        raise EtcError(f"dataset root {root} does not exist; {HOW_TO_GET[dataset]}")
+        raise EtcError(f"dataset root {root} does not exist; {spec.how_to_get}")
     found: dict[str, list[Clip]] = {}
     for split in splits:
         try:
             found[split] = list_clips(dataset, root, split, strict=True)
         except EtcError as exc:
-            if "missing folder" in str(exc):
-                raise EtcError(f"{exc}. Expected layout: {HOW_TO_GET[dataset]}") from None
+            if str(exc).startswith(("missing folder", "missing file")):  # the layout itself is wrong
+                raise EtcError(f"{exc}. Expected layout: {spec.how_to_get}") from None
             raise
-    allowed = valid_label_values(dataset)
+        if all(len(c) == 1 for c in found[split]):
+            raise EtcError(f"split '{split}' of {dataset} at {root}: each of its {len(found[split])} clips "
+                           f"is a single frame, so there is no pair to train or to measure consistency "
+                           f"on. Expected layout: {spec.how_to_get}")
     size: tuple[int, int] | None = None
     counts: dict[str, dict[int, int]] = {}
+    resized: dict[tuple[int, int], int] = {}
     total = sum(len(c) + len(c.labelled) for clips in found.values() for c in clips)
     with tqdm(total=total, desc=f"check {dataset}", unit="file", disable=None) as bar:
         for split, clips in found.items():
             hist = np.zeros(256, np.int64)
             for clip in clips:
                 for frame in clip.frames:
-                    hw = png_size(frame.image)
-                    if deep:
-                        hw = _decode(frame.image, color=True).shape[:2]
+                    hw = _used_size(frame, deep, resized)
                     size = size or hw
                     if hw != size:
                         raise EtcError(f"wrong image size {hw[0]}×{hw[1]} in {frame.image}; expected {size[0]}×{size[1]} like the other frames")
                     bar.update()
                     labels = [frame.label] if frame.label is not None else []
-                    if frame.dense_label is not None and frame.label is not None:
+                    if frame.dense_label is not None and frame.label is not None and frame.dense_label != frame.label:
                         labels.append(frame.dense_label)
                     for lp in labels:
                         if not Path(lp).is_file():
                             raise EtcError(f"missing label map {lp}")
-                        lab = _decode(lp, color=False)
-                        if lab.shape[:2] != size:
-                            raise EtcError(f"wrong label size {lab.shape[0]}×{lab.shape[1]} in {lp}; expected {size[0]}×{size[1]}")
-                        values = np.unique(lab)
-                        bad = sorted(set(values.tolist()) - allowed)
-                        if bad:
-                            raise EtcError(f"unknown label id(s) {bad} in {lp}; {dataset} allows {min(allowed)}..{max(allowed)}")
+                        raw = read_label_map(lp)
+                        if raw.shape[:2] != hw:
+                            raise EtcError(f"wrong label size {raw.shape[0]}×{raw.shape[1]} in {lp}; its image "
+                                           f"{frame.image} is {hw[0]}×{hw[1]} (labels are never resized)")
+                        to_train_ids(raw, dataset, source=lp)  # unknown values: an error naming them
                         if lp == frame.label:
-                            hist += np.bincount(lab.ravel(), minlength=256)
+                            hist += np.bincount(raw.ravel().astype(np.intp), minlength=256)[:256]
                     if frame.label is not None:
                         bar.update()
             counts[split] = {int(i): int(n) for i, n in enumerate(hist) if n}
-    report = CheckReport(dataset, root, found, size or (0, 0), counts)
+    report = CheckReport(dataset, root, found, size or (0, 0), counts, resized)
     if manifest is not None:
         from etc.io import write_json
 
@@ -179,8 +168,6 @@ def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, de
 
 def load_manifest(path) -> dict:
     """Read a manifest written by check-data; clips are rebuilt as :class:`Clip` objects."""
-    from etc.data.clips import Frame
-
     path = Path(path)
     if not path.is_file():
         raise EtcError(f"manifest {path} not found; run `etc check-data ... --manifest {path}` first")
@@ -190,9 +177,12 @@ def load_manifest(path) -> dict:
     def ab(p):
         return None if p is None else root / p
 
+    def image(f):
+        return SizedPath(root / f["image"], f["size"]) if f.get("size") else root / f["image"]
+
     data["clips"] = {
         split: [
-            Clip(c["name"], split, tuple(Frame(f["number"], ab(f["image"]), ab(f["label"]), ab(f["dense_label"])) for f in c["frames"]), c.get("extra", {}))
+            Clip(c["name"], split, tuple(Frame(f["number"], image(f), ab(f["label"]), ab(f["dense_label"])) for f in c["frames"]), c.get("extra", {}))
             for c in clips
         ]
         for split, clips in data["splits"].items()

@@ -1,75 +1,91 @@
-"""Class definitions: Cityscapes label ids → 19 train ids (from cityscapesscripts) and CamVid's
-11 classes, mapped by name; palettes for overlays. Every label map the models see holds train
-ids with 255 = ignore."""
+"""Label conventions. Every label map the models and metrics see holds train ids 0..K-1 with
+``IGNORE`` for pixels without a class; each dataset's :class:`LabelTable` (in
+:mod:`etc.data.sets`) says how its stored values map to them."""
 
 from __future__ import annotations
 
-import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+from etc.errors import EtcError
 
-IGNORE = 255
+if TYPE_CHECKING:
+    import numpy as np
 
-# CamVid (SegNet release): annotation value = index in this list, 11 = void.  Mapped by name so
-# a source with another order (e.g. the ETC reference code's) can be remapped explicitly.
-CAMVID_CLASSES = (
-    "sky", "building", "pole", "road", "sidewalk", "tree",
-    "sign", "fence", "car", "pedestrian", "bicyclist",
-)
-CAMVID_PALETTE = (
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (0, 0, 192), (128, 128, 0),
-    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
-)
+IGNORE = 255  # the one ignore value of the package: losses, metrics, warps, augmentation
 
 
-@functools.cache
-def cityscapes_table():
-    """(label-id → train-id LUT of 256 entries, 19 class names, 19 colours)."""
-    from cityscapesscripts.helpers.labels import labels
+@dataclass(frozen=True, eq=False)
+class LabelTable:
+    """How a dataset's stored label values become train ids."""
+
+    classes: tuple[str, ...]  # train id -> class name
+    palette: tuple[tuple[int, int, int], ...]  # train id -> RGB colour (overlays)
+    lut: np.ndarray  # 256 × uint8: stored value -> train id, IGNORE where no class (make_lut)
+    values: frozenset[int]  # every value a stored label map may hold; any other is an error
+
+    def describe_values(self) -> str:
+        """The allowed values as short ranges, e.g. ``0..33`` or ``0..124, 255``."""
+        runs, vals = [], sorted(self.values)
+        for v in vals:
+            if runs and v == runs[-1][1] + 1:
+                runs[-1][1] = v
+            else:
+                runs.append([v, v])
+        return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs)
+
+
+def make_lut(mapping: dict[int, int]):
+    """A 256-entry uint8 LUT: ``mapping`` (stored value -> train id), IGNORE elsewhere."""
+    import numpy as np
 
     lut = np.full(256, IGNORE, dtype=np.uint8)
-    names: dict[int, str] = {}
-    colors: dict[int, tuple] = {}
-    for lab in labels:
-        if 0 <= lab.id < 256 and 0 <= lab.trainId < IGNORE:
-            lut[lab.id] = lab.trainId
-            names[lab.trainId] = lab.name
-            colors[lab.trainId] = tuple(lab.color)
-    n = len(names)
-    return lut, tuple(names[i] for i in range(n)), tuple(colors[i] for i in range(n))
-
-
-@functools.cache
-def cityscapes_label_ids() -> frozenset[int]:
-    """Every label id a gtFine ``*_labelIds.png`` may contain (0..33)."""
-    from cityscapesscripts.helpers.labels import labels
-
-    return frozenset(lab.id for lab in labels if lab.id >= 0)
-
-
-def camvid_lut(source_order: tuple[str, ...] = CAMVID_CLASSES) -> np.ndarray:
-    """LUT from annotation values in ``source_order`` to our train ids (by class name)."""
-    lut = np.full(256, IGNORE, dtype=np.uint8)
-    for value, name in enumerate(source_order):
-        lut[value] = CAMVID_CLASSES.index(name)
+    for value, train_id in mapping.items():
+        lut[value] = train_id
     return lut
 
 
+def label_table(dataset: str) -> LabelTable:
+    from etc.data.sets import get_spec
+
+    return get_spec(dataset).labels()
+
+
 def class_names(dataset: str) -> tuple[str, ...]:
-    return CAMVID_CLASSES if dataset == "camvid" else cityscapes_table()[1]
-
-
-def palette(dataset: str) -> np.ndarray:
-    """K×3 uint8 colours of the train ids (index 255 is rendered black by callers)."""
-    colors = CAMVID_PALETTE if dataset == "camvid" else cityscapes_table()[2]
-    return np.asarray(colors, dtype=np.uint8)
-
-
-def to_train_ids(raw: np.ndarray, dataset: str) -> np.ndarray:
-    """Map a stored label map (Cityscapes label ids, or CamVid SegNet values) to train ids."""
-    lut = camvid_lut() if dataset == "camvid" else cityscapes_table()[0]
-    return lut[raw]
+    return label_table(dataset).classes
 
 
 def num_classes(dataset: str) -> int:
     return len(class_names(dataset))
+
+
+def palette(dataset: str):
+    """K×3 uint8 colours of the train ids (index 255 is rendered black by callers)."""
+    import numpy as np
+
+    return np.asarray(label_table(dataset).palette, dtype=np.uint8)
+
+
+def to_train_ids(raw, dataset: str, source=None):
+    """Map a stored label map (H×W, 8 or 16 bit) to uint8 train ids.
+
+    A value the dataset does not define is an error naming ``source`` (the file) and the
+    values — never silently ignored: it means a wrong file, a wrong dataset name or a broken
+    conversion, and training on it would teach the model nothing about those pixels.
+    """
+    import cv2
+    import numpy as np
+
+    table = label_table(dataset)
+    raw = np.ascontiguousarray(raw)
+    if raw.dtype == np.uint8:  # OpenCV's histogram and LUT: ~10× faster than numpy's here
+        present = np.flatnonzero(cv2.calcHist([raw], [0], None, [256], [0, 256]))
+    else:
+        present = np.unique(raw)
+    bad = sorted(set(present.tolist()) - table.values)
+    if bad:
+        shown = ", ".join(map(str, bad[:12])) + (", ..." if len(bad) > 12 else "")
+        where = f" in {source}" if source is not None else ""
+        raise EtcError(f"unknown label id(s) [{shown}]{where}; {dataset} label maps hold "
+                       f"{table.describe_values()} (wrong file, or wrong dataset name?)")
+    return cv2.LUT(raw.astype(np.uint8, copy=False), table.lut)

@@ -14,6 +14,7 @@ import torch
 
 from etc.data.augment import PairedAugment
 from etc.data.clips import Clip, read_image, read_label
+from etc.errors import EtcError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -71,8 +72,11 @@ class PairDataset(torch.utils.data.Dataset):
         clip, t, s = self.pairs[index]
         ft, fs = clip.frames[t], clip.frames[s]
         img_t, img_s = read_image(ft.image), read_image(fs.image)
+        label_t = read_label(ft.label, self.dataset)
+        _same_size(ft.image, img_t, fs.image, img_s, "frame")
+        _same_size(ft.image, img_t, ft.label, label_t, "label map")
         h, w = img_t.shape[:2]
-        sample = {"image_t": img_t, "image_n": img_s, "label_t": read_label(ft.label, self.dataset)}
+        sample = {"image_t": img_t, "image_n": img_s, "label_t": label_t}
         if self.flow_reader is not None:
             flow, occ = self.flow_reader(clip.name, t, s, (h, w))
             sample["flow"] = flow.permute(1, 2, 0).numpy().astype(np.float32)
@@ -93,6 +97,15 @@ class PairDataset(torch.utils.data.Dataset):
             "occ": torch.from_numpy(~sample["valid"]),
             "k": torch.tensor(s - t),
         }
+
+
+def _same_size(image_path, image: np.ndarray, other_path, other: np.ndarray, what: str) -> None:
+    """A pair's frames and the label are used pixel for pixel: another size is an error, never
+    padded or cropped into place."""
+    if other.shape[:2] != image.shape[:2]:
+        (h, w), (oh, ow) = image.shape[:2], other.shape[:2]
+        raise EtcError(f"{what} {other_path} is {oh}×{ow} but {image_path} is {h}×{w}; "
+                       f"they must be the same size (run `etc check-data`)")
 
 
 class IterationSampler(torch.utils.data.Sampler):

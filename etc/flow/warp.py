@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from etc.data.labels import IGNORE
+
 
 def _target(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel coordinates ``p + F(p)`` (x, y: B×H×W each); the pixel grid is broadcast, not built."""
@@ -44,7 +46,7 @@ def warp_backward(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -
     return out if x.is_floating_point() else out.round().to(x.dtype)
 
 
-def warp_labels(labels: torch.Tensor, flow: torch.Tensor, fill: int = 255) -> torch.Tensor:
+def warp_labels(labels: torch.Tensor, flow: torch.Tensor, fill: int = IGNORE) -> torch.Tensor:
     """Nearest backward warp of integer label maps (B×H×W); out-of-frame samples get ``fill``."""
     warped = warp_backward(labels[:, None].to(torch.float32), flow, mode="nearest")[:, 0]
     warped = warped.round().to(labels.dtype)

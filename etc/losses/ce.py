@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE = 255
+from etc.data.labels import IGNORE
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean CE over the labelled pixels (label 255 ignored).
+    """Mean CE over the labelled pixels (IGNORE labels left out).
 
     A crop without any labelled pixel gives 0 (with a gradient path), not the NaN of
     ``F.cross_entropy``'s mean, which would stop training for a harmless batch.

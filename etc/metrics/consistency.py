@@ -18,9 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from etc.data.labels import IGNORE
 from etc.flow.warp import warp_labels
-
-IGNORE = 255
 
 
 class PooledTC:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-IGNORE = 255
+from etc.data.labels import IGNORE
 
 
 def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
-    """K×K counts, rows = ground truth, columns = prediction; ignore (255) pixels skipped."""
+    """K×K counts, rows = ground truth, columns = prediction; IGNORE pixels skipped."""
     keep = gt != IGNORE
     g = gt[keep].astype(np.int64)
     p = pred[keep].astype(np.int64)

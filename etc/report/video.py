@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from etc.data.labels import IGNORE
 from etc.errors import EtcError
 from etc.flow.warp import warp_labels
 
@@ -27,7 +28,7 @@ def flicker_map(p_prev: np.ndarray, p_t: np.ndarray, flow_t_to_prev: torch.Tenso
     Occluded pixels (``occluded``) and pixels sampling outside the image never flicker.
     """
     warped = warp_labels(torch.from_numpy(p_prev.astype(np.int64))[None], flow_t_to_prev[None].float())[0].numpy()
-    flicker = (warped != p_t) & (warped != 255)
+    flicker = (warped != p_t) & (warped != IGNORE)
     if occluded is not None:
         flicker &= ~occluded
     return flicker
