@@ -1,5 +1,6 @@
 """``etc check-data``: verify a dataset tree before hours are spent on it, and write the
-manifest (clips, frames, labelled positions, image size) that later stages read."""
+manifest (clips, frames, labelled positions, image size): the record of the check, on which every
+later rule depends (docs/design.md §5)."""
 
 from __future__ import annotations
 
