@@ -105,8 +105,9 @@ def test_label_with_values_that_are_no_label_ids_is_an_error(ev, synthetic_tree,
     lab[0, :3] = 200  # not a Cityscapes label id: would silently be "ignore"
     path = _copy_tree_with_bad_label(synthetic_tree, tmp_path / "syn", lab)
     cfg = {**cfg, "dataset": {**cfg["dataset"], "root": str(tmp_path / "syn")}}
-    with pytest.raises(EtcError, match=rf"{re.escape(str(path))}.*\[200\]"):
+    with pytest.raises(EtcError, match=re.escape(str(path))) as err:
         _evaluate(cfg, preds, flow, tmp_path / "m.json")
+    assert "[200]" in str(err.value)
 
 
 def test_flow_store_of_another_estimator_is_an_error_naming_both(ev, tmp_path):
