@@ -396,7 +396,8 @@ def bench_rules(rows: Rows, results_dir: Path, out_png: Path | None) -> None:
         recs.append({"rule": name, "s": float(d["s"].iloc[-1]), "max_rss": float(d["max_rss"].iloc[-1]) if "max_rss" in d else float("nan")})
         rows.add("rules", f"{name}_s", recs[-1]["s"], "s")
     if out_png is not None:
-        from etc.report.plots import _plt, _save
+        from etc.report.plots import save_figure as _save
+        from etc.report.plots import styled_pyplot as _plt
 
         plt, sns = _plt()
         df = pd.DataFrame(recs).sort_values("s", ascending=False)

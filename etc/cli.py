@@ -149,7 +149,8 @@ def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out):
     from etc.evaluate import evaluate
 
     r = evaluate(command_config(config_path), predictions, flow, out, model_ckpt=model_ckpt, timing=timing)
-    click.echo(f"mIoU {r['miou']:.2f}  TC {r['tc']:.2f}  TC-occ {r['tc_occ']:.2f}")
+    shown = {"mIoU": r["miou"], "TC": r["tc"], "TC-occ": r["tc_occ"]}
+    click.echo("  ".join(f"{k} {'–' if v is None else format(v, '.2f')}" for k, v in shown.items()))
 
 
 @cli.command("config", short_help="Validate a config and print it resolved.")

@@ -1,10 +1,15 @@
 """``etc evaluate``: one JSON of metrics per model — accuracy (mIoU, per-class IoU), temporal
 consistency (TC, TC-occ, per-clip TC), mVC_n where dense ground truth exists, and cost
-(parameters, GFLOPs, FPS from the inference timing)."""
+(parameters, GFLOPs, FPS from the inference timing).
+
+The metrics themselves are objects (etc.metrics.build_metrics); this module checks the inputs
+(predictions, labels, flow provenance, output path), feeds every clip to the metrics and
+writes what they report. An undefined required value (TC over zero compared pixels, mIoU over
+no labelled pixel) is an error, never a JSON with NaN in it.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -28,92 +33,111 @@ def evaluate(
 ) -> dict:
     from tqdm import tqdm
 
-    from etc.data.clips import list_clips, read_label
-    from etc.data.labels import class_names
-    from etc.flow.store import FlowStore
-    from etc.infer import read_predictions
-    from etc.io import write_json
-    from etc.metrics.consistency import PooledTC, video_consistency
-    from etc.metrics.miou import confusion, iou_per_class, miou
+    from etc.data.clips import list_clips
+    from etc.io import output_folder, write_json
+    from etc.metrics import build_metrics
 
+    out = output_folder(out)  # fail before the work, not after it
     ds = config["dataset"]
     split = split or ds["val_split"]
-    names = class_names(ds["name"])
-    k = len(names)
     clips = list_clips(ds["name"], ds["root"], split, strict=False)
-    preds = read_predictions(predictions)
-    reader = FlowStore(flow).reader()
-    cm = np.zeros((k, k), np.int64)
-    tc, tc_occ, tc_gt = PooledTC(k), PooledTC(k), PooledTC(k)
-    per_clip_tc: dict[str, float] = {}
-    vc_windows = config["evaluate"]["vc_windows"]
-    vc = {n: ([], []) for n in vc_windows}
+    preds = load_predictions(predictions)
+    store = open_flow_store(flow, config, split)
+    metrics = build_metrics(config, model_ckpt=model_ckpt, timing=timing)
     for clip in tqdm(clips, desc="evaluate", unit="clip", disable=not progress or None):
-        if clip.name not in preds:
-            raise EtcError(f"{predictions} has no predictions for clip {clip.name}; rerun `etc infer`")
-        p = preds[clip.name]
-        if p.shape[0] != len(clip):
-            raise EtcError(f"{predictions}: clip {clip.name} has {p.shape[0]} frames, the dataset {len(clip)}")
-        for t in clip.labelled:
-            gt = read_label(clip.frames[t].label, ds["name"])
-            if gt.shape != p[t].shape:
-                raise EtcError(f"prediction {p[t].shape} and label {gt.shape} differ in size for {clip.frames[t].label}")
-            cm += confusion(p[t], gt, k)
-        dense = all(f.dense_label is not None for f in clip.frames)
-        gt_seq = np.stack([read_label(f.dense_label, ds["name"]) for f in clip.frames]) if dense else None
-        clip_tc = PooledTC(k)
-        for t in range(len(clip) - 1):
-            fw, occ = reader(clip.name, t, t + 1, p.shape[1:])
-            tc.update(p[t], p[t + 1], fw)
-            clip_tc.update(p[t], p[t + 1], fw)
-            tc_occ.update(p[t], p[t + 1], fw, exclude=occ.numpy())
-            if dense:  # the same measure on the ground truth: what a perfect model would score
-                tc_gt.update(gt_seq[t], gt_seq[t + 1], fw)
-        per_clip_tc[clip.name] = clip_tc.value()
-        if dense:
-            for n in vc_windows:
-                a, b = video_consistency(p, gt_seq, n)
-                vc[n][0].extend(a)
-                vc[n][1].extend(b)
-    iou = iou_per_class(cm)
+        data = clip_data(clip, preds, predictions, store, ds["name"])
+        for m in metrics:
+            m.update(data)
     result = {
         "predictions": str(predictions),
         "split": split,
         "frames_labelled": int(sum(len(c.labelled) for c in clips)),
         "pairs": int(sum(len(c) - 1 for c in clips)),
-        "miou": miou(cm),
-        "iou": {names[i]: (None if np.isnan(v) else float(v * 100)) for i, v in enumerate(iou)},
-        "tc": tc.value(),
-        "tc_occ": tc_occ.value(),
-        "tc_per_class": {names[i]: (None if np.isnan(v) else float(v * 100)) for i, v in enumerate(tc.per_class())},
-        "flicker_pct": tc_occ.changed_pct(),
-        "tc_ground_truth": tc_gt.value() if tc_gt.counted else None,
-        "tc_per_clip": per_clip_tc,
-        "confusion": cm.tolist(),
     }
-    for n in vc_windows:
-        a, b = vc[n]
-        result[f"mvc{n}"] = float(np.mean(a) * 100) if a else None
-        result[f"mvc{n}_acc"] = float(np.mean(b) * 100) if b else None
-    if model_ckpt is not None:
-        result.update(model_cost(model_ckpt, next(iter(preds.values())).shape[1:]))
-    if timing is not None:
-        t = json.loads(Path(timing).read_text())
-        result.update({"fps": t.get("fps"), "ms_per_frame": t.get("median_ms_per_frame"), "device": t.get("device")})
-    write_json(out, result)
+    for m in metrics:
+        result.update(m.result())
+    for m in metrics:
+        for key, why in m.required.items():
+            if result.get(key) is None:
+                raise EtcError(f"{key} is undefined for {predictions} on split '{split}' "
+                               f"({result['pairs']} frame pairs, {result['frames_labelled']} labelled frames): "
+                               f"{why}; check the flow store {flow} and the dataset")
+    try:
+        write_json(out, result)
+    except OSError as exc:
+        raise EtcError(f"cannot write metrics {out}: {exc.strerror or exc}; choose another --out") from None
     return result
 
 
-def model_cost(model_ckpt: str | Path, size: tuple[int, int]) -> dict:
-    """Parameters (millions) and GFLOPs at the evaluated frame size (H, W)."""
-    from etc.checkpoint import load_model_from_checkpoint
-    from etc.models import count_params, gflops
+def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    """``etc infer``'s HDF5 as clip name → T×H×W; a truncated or damaged file is an EtcError."""
+    from etc.infer import read_predictions
 
-    model, state = load_model_from_checkpoint(model_ckpt)
-    h, w = (int(v) for v in size)
-    return {
-        "run": state.get("run"),
-        "params_m": count_params(model) / 1e6,
-        "gflops": gflops(model.eval(), h, w),
-        "gflops_at": [h, w],
+    try:
+        return read_predictions(path)
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())
+        raise EtcError(f"predictions {path} cannot be read ({reason}); the file is damaged or "
+                       f"truncated: delete it and rerun `etc infer`") from None
+
+
+def estimator_name(spec: str) -> str:
+    """The name a flow store records for the config's ``flow.estimator`` (DIS's default preset
+    is stored as plain ``dis``, see etc.flow.estimators.DISEstimator)."""
+    return "dis" if spec in ("dis", "dis:medium") else spec
+
+
+def open_flow_store(path: str | Path, config: dict, split: str):
+    """The flow store, checked to hold flow of the config's estimator, dataset and ``split``:
+    TC measured with another flow than the config names is another metric."""
+    import h5py
+
+    from etc.flow.store import FlowStore
+
+    store = FlowStore(path)
+    with h5py.File(path, "r") as h5:
+        if not any(len(h5[clip]) for clip in h5):
+            raise EtcError(f"flow store {path} is empty (0 pairs); delete it and rerun precompute-flow "
+                           f"once `etc check-data` finds the clips of the split")
+    wanted = {
+        "estimator": estimator_name(config["flow"]["estimator"]),
+        "dataset": config["dataset"]["name"],
+        "split": split,
     }
+    for key, value in wanted.items():
+        stored = store.attrs.get(key)
+        if stored != value:
+            fix = (f"pass the store computed with '{value}' or run `etc precompute-flow --estimator {value}`"
+                   if key == "estimator" else f"pass the flow store of {key} '{value}'")
+            raise EtcError(f"flow store {path} was computed with {key} '{stored}', but the config "
+                           f"evaluates {key} '{value}'; {fix}")
+    return store
+
+
+def clip_data(clip, preds: dict, predictions: str | Path, store, dataset: str):
+    """The predictions, checked ground truth and flow access of one clip (etc.metrics.ClipData)."""
+    from etc.data.decode import read_label
+    from etc.data.labels import num_classes
+    from etc.metrics import ClipData
+
+    if clip.name not in preds:
+        raise EtcError(f"{predictions} has no predictions for clip {clip.name}; rerun `etc infer`")
+    p = preds[clip.name]
+    if p.ndim != 3 or p.shape[0] != len(clip):
+        raise EtcError(f"{predictions}: clip {clip.name} has {p.shape[0] if p.ndim else 0} frames, the dataset {len(clip)}")
+    k = num_classes(dataset)
+    if p.size and int(p.max()) >= k:
+        raise EtcError(f"{predictions}: clip {clip.name} holds class id {int(p.max())}, but {dataset} has "
+                       f"{k} classes; were the predictions made by a model of another dataset?")
+
+    def checked(path):
+        gt = read_label(path, dataset)  # refuses colour images and values that are not label ids
+        if gt.shape != p.shape[1:]:
+            raise EtcError(f"prediction {p.shape[1:]} and label {gt.shape} differ in size for {path}")
+        return gt
+
+    labels = {t: checked(clip.frames[t].label) for t in clip.labelled}
+    dense = None
+    if all(f.dense_label is not None for f in clip.frames):
+        dense = np.stack([checked(f.dense_label) for f in clip.frames])
+    return ClipData(clip.name, p, labels, dense, lambda t: store.read(clip.name, t, t + 1, p.shape[1:]))

@@ -104,3 +104,124 @@ def test_tc_occ_of_ground_truth_with_exact_flow_is_100(synthetic_tree, tmp_path)
             tc_occ.update(gt[t], gt[t + 1], flow, exclude=occ.numpy())
     assert tc_occ.value() == pytest.approx(100.0)
     assert tc.value() < 100.0  # occluded pixels change label even for perfect predictions
+
+
+def test_tc_all_classes_averaging_counts_absent_classes_as_zero():
+    p_t = np.array([[0, 0, 1, 1]], np.uint8)
+    p_n = np.array([[0, 1, 1, 1]], np.uint8)
+    tc = PooledTC(4)
+    tc.update(p_t, p_n, torch.zeros(2, 1, 4))
+    # class 0: I=1, U=2 ; class 1: I=2, U=3 ; classes 2, 3 absent
+    assert tc.value() == pytest.approx(100 * (1 / 2 + 2 / 3) / 2)
+    assert tc.value("all") == pytest.approx(100 * (1 / 2 + 2 / 3) / 4)
+    with pytest.raises(ValueError):
+        tc.value("some")
+
+
+def _cfg(windows=(8, 16), dataset="synthetic"):
+    return {"dataset": {"name": dataset}, "evaluate": {"vc_windows": list(windows)}}
+
+
+def test_table_columns_come_from_the_metric_objects():
+    from etc.metrics import build_metrics, table_columns
+
+    keys = [c.key for c in table_columns(build_metrics(_cfg((4, 8))))]
+    assert keys == ["miou", "tc", "tc_occ", "delta_miou", "delta_tc", "flicker_pct", "mvc4", "mvc4_acc",
+                    "fps", "ms_per_frame", "params_m", "gflops", "device"]
+    assert "mvc8" not in keys  # the table shows the first configured window, whatever it is
+    results = {}
+    for m in build_metrics(_cfg((4, 8))):
+        results.update(m.result())
+    assert {"mvc4", "mvc8", "mvc8_acc"} <= set(results)  # every window is in the JSON
+
+
+def _clip(pred, dense=None, flow=None, calls=None):
+    from etc.metrics import ClipData
+
+    def reader(t):
+        if calls is not None:
+            calls.append(t)
+        f = torch.zeros(2, *pred.shape[1:]) if flow is None else flow
+        return f, torch.zeros(pred.shape[1:], dtype=torch.bool)
+
+    labels = {} if dense is None else {0: dense[0]}
+    return ClipData("c", pred, labels, dense, reader)
+
+
+def test_each_pair_flow_is_read_and_warped_once_for_all_metrics():
+    from etc.metrics import build_metrics
+
+    rng = np.random.default_rng(0)
+    pred = rng.integers(0, 3, (5, 6, 8)).astype(np.uint8)
+    calls = []
+    metrics = build_metrics(_cfg((2,)))
+    clip = _clip(pred, dense=pred.copy(), calls=calls)
+    for m in metrics:
+        m.update(clip)
+    assert sorted(calls) == [0, 1, 2, 3]  # 4 pairs, each read once for TC, TC-occ, per-clip, flicker, GT TC
+    r = {}
+    for m in metrics:
+        r.update(m.result())
+    assert r["tc"] == r["tc_ground_truth"] == r["tc_per_clip"]["c"] and r["miou"] == 100.0
+
+
+def test_a_new_metric_is_one_class_and_its_column_reaches_the_table():
+    from etc.metrics import Column, Metric, build_metrics, table_columns
+    from etc.report.table import IDENTITY, results_table, to_markdown
+
+    class ChangedPixels(Metric):
+        columns = (Column("changed", "changed px", "detail", fmt=".0f", higher_is_better=False),)
+
+        def __init__(self):
+            self.n = 0
+
+        def update(self, clip):
+            self.n += int((clip.pred[1:] != clip.pred[:-1]).sum())
+
+        def result(self):
+            return {"changed": float(self.n)}
+
+    metrics = [*build_metrics(_cfg()), ChangedPixels()]
+    pred = np.zeros((3, 2, 2), np.uint8)
+    pred[2, 0, 0] = 1
+    for m in metrics:
+        m.update(_clip(pred))
+    row = {"model": "s", "ablation": "baseline"}
+    for m in metrics:
+        row.update(m.result())
+    cols = [*IDENTITY, *table_columns(metrics)]
+    md = to_markdown(results_table([row], cols), cols)
+    header, _, line = (r.strip("| ").split(" | ") for r in md.splitlines())
+    i = header.index("changed px")
+    assert header[i - 1] == "mvc8_acc" and line[i] == "1"  # in its section, in its format
+
+
+def test_results_table_deltas_and_markdown_formats():
+    from etc.metrics import build_metrics, table_columns
+    from etc.report.table import IDENTITY, REFERENCE_COLUMNS, results_table, to_markdown
+
+    rows = [{"model": "teacher", "ablation": "-", "miou": 80.0, "tc": 70.0, "device": "cpu"},
+            {"model": "s", "ablation": "baseline", "miou": 60.0, "tc": 65.0, "flicker_pct": 3.0},
+            {"model": "s", "ablation": "tl", "miou": 61.5, "tc": 68.25, "flicker_pct": 2.0}]
+    cols = [*IDENTITY, *table_columns(build_metrics(_cfg(dataset="cityscapes"))), *REFERENCE_COLUMNS]
+    df = results_table(rows, cols)
+    assert list(df.columns) == [c.key for c in cols]
+    assert df["delta_miou"].tolist()[1:] == [0.0, 1.5] and np.isnan(df["delta_miou"][0])
+    assert df["delta_tc"].tolist()[2] == pytest.approx(3.25)
+    assert df["ref_miou"].tolist()[1:] == [69.79, 71.72]
+    plain = to_markdown(df, cols).splitlines()
+    assert plain[4].startswith("| s | tl | 61.50 | 68.25 | – | +1.50 | +3.25 | 2.00 |")
+    assert "**" not in "".join(plain)
+    bold = to_markdown(df, cols, bold_best=True).splitlines()
+    assert "| **80.00** |" in bold[2]  # best mIoU (higher is better)
+    assert "| **2.00** |" in bold[4]  # least flicker (lower is better)
+    assert "**+1.50**" in bold[4] and "**cpu**" not in bold[2]  # deltas too; text never
+
+
+def test_unknown_metric_options_are_refused():
+    from etc.metrics.consistency import TemporalConsistency, VideoConsistency
+
+    with pytest.raises(ValueError):
+        VideoConsistency(8, form="vspw-typo")
+    with pytest.raises(ValueError):
+        TemporalConsistency("tc", 3, averaging="median")

@@ -1,0 +1,58 @@
+"""The metrics of ``etc evaluate``, one object each (see etc.metrics.base).
+
+:func:`build_metrics` is the one list: ``evaluate`` feeds every clip to these objects and merges
+their results into the metrics JSON, and the results table takes its columns from their
+declarations. Adding a metric = one class + one entry here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from etc.metrics.base import SECTIONS, ClipData, Column, Metric
+
+__all__ = ["ClipData", "Column", "Metric", "build_metrics", "table_columns"]
+
+
+def build_metrics(config: dict, *, model_ckpt: str | Path | None = None,
+                  timing: str | Path | None = None) -> list[Metric]:
+    """The metrics of ``config`` in JSON order; the cost metrics are empty without their source."""
+    from etc.data.labels import class_names
+    from etc.metrics.consistency import (
+        FlickerShare,
+        PerClipTC,
+        TemporalConsistency,
+        VideoConsistency,
+    )
+    from etc.metrics.cost import InferenceTiming, ModelCost
+    from etc.metrics.miou import MeanIoU
+
+    names = class_names(config["dataset"]["name"])
+    k = len(names)
+    windows = config["evaluate"]["vc_windows"]
+    return [
+        MeanIoU(names),
+        TemporalConsistency("tc", k, class_names=names, per_class_key="tc_per_class", required=True,
+                            columns=(Column("tc", section="main", higher_is_better=True, delta=True),)),
+        TemporalConsistency("tc_occ", k, exclude_occluded=True,
+                            columns=(Column("tc_occ", section="main", higher_is_better=True),)),
+        FlickerShare(k),
+        TemporalConsistency("tc_ground_truth", k, source="ground_truth"),
+        PerClipTC(k),
+        # the table shows the first window (the paper's n); every window is in the JSON
+        *(VideoConsistency(n, in_table=i == 0) for i, n in enumerate(windows)),
+        InferenceTiming(timing),
+        ModelCost(model_ckpt),
+    ]
+
+
+def table_columns(metrics: list[Metric]) -> list[Column]:
+    """The metrics' columns in table order: "main", their deltas, then the other sections."""
+    cols = [c for m in metrics for c in m.columns]
+    ordered = []
+    for section in SECTIONS:
+        ordered += [c for c in cols if c.section == section]
+        if section == "main":
+            ordered += [Column(f"delta_{c.key}", section="main", fmt="+.2f",
+                               higher_is_better=c.higher_is_better, delta_of=c.key) for c in cols if c.delta]
+    return ordered

@@ -20,6 +20,11 @@ import torch
 
 from etc.data.labels import IGNORE
 from etc.flow.warp import warp_labels
+from etc.metrics.base import ClipData, Column, Metric, percent_or_none
+
+# Averaging over classes: "present" (the paper form used here: classes with a non-empty pooled
+# union) or "all" (the reference evaluation: every class, absent ones counting 0).
+AVERAGING = ("present", "all")
 
 
 class PooledTC:
@@ -34,7 +39,12 @@ class PooledTC:
 
     def update(self, p_t: np.ndarray, p_next: np.ndarray, flow: torch.Tensor, exclude: np.ndarray | None = None) -> None:
         """``flow`` = F_{t→t+1} (2×H×W); ``exclude`` (H×W bool) leaves pixels out (occlusion)."""
+
         warped = warp_labels(torch.from_numpy(p_next.astype(np.int64))[None], flow[None].float())[0].numpy()
+        self.update_warped(p_t, warped, exclude)
+
+    def update_warped(self, p_t: np.ndarray, warped: np.ndarray, exclude: np.ndarray | None = None) -> None:
+        """As :meth:`update`, with P_{t+1} already warped into frame t (255 = left the image)."""
         valid = warped != IGNORE
         if exclude is not None:
             valid &= ~exclude
@@ -53,9 +63,16 @@ class PooledTC:
         """Share (%) of the compared pixels whose label changes between the frames."""
         return 100.0 * self.changed / self.counted if self.counted else float("nan")
 
-    def value(self) -> float:
+    def value(self, averaging: str = "present") -> float:
+        """TC in %; NaN when no pixel was compared."""
+        if averaging not in AVERAGING:
+            raise ValueError(f"TC averaging must be one of {AVERAGING}, not {averaging!r}")
         pc = self.per_class()
-        return float(np.nanmean(pc) * 100.0) if np.any(~np.isnan(pc)) else float("nan")
+        if not np.any(~np.isnan(pc)):
+            return float("nan")
+        if averaging == "all":
+            return float(np.nan_to_num(pc, nan=0.0).mean() * 100.0)
+        return float(np.nanmean(pc) * 100.0)
 
 
 def video_consistency(pred: np.ndarray, gt: np.ndarray, n: int) -> tuple[list[float], list[float]]:
@@ -71,3 +88,107 @@ def video_consistency(pred: np.ndarray, gt: np.ndarray, n: int) -> tuple[list[fl
         vc.append(float((g_const & p_const).sum()) / denom)
         vc_acc.append(float((g_const & p_const & (p[0] == g[0])).sum()) / denom)
     return vc, vc_acc
+
+
+class TemporalConsistency(Metric):
+    """Pooled TC over every consecutive pair of every clip (see the module docstring).
+
+    ``exclude_occluded``: TC-occ. ``source="ground_truth"``: the same measure on the dense
+    ground truth (what a perfect model scores; dense clips only). ``averaging``: see
+    ``AVERAGING``. ``per_class_key``: also report the per-class values under that key.
+    """
+
+    def __init__(self, key: str, num_classes: int, *, class_names: tuple[str, ...] | None = None,
+                 exclude_occluded: bool = False, source: str = "prediction", averaging: str = "present",
+                 per_class_key: str | None = None, columns: tuple[Column, ...] = (), required: bool = False):
+        if source not in ("prediction", "ground_truth"):
+            raise ValueError(f"TC source must be 'prediction' or 'ground_truth', not {source!r}")
+        if averaging not in AVERAGING:
+            raise ValueError(f"TC averaging must be one of {AVERAGING}, not {averaging!r}")
+        self.key, self.names = key, class_names
+        self.exclude_occluded, self.source, self.averaging = exclude_occluded, source, averaging
+        self.per_class_key = per_class_key
+        self.columns = columns
+        self.required = {key: "no pixel pair was compared (no consecutive frames, an empty flow store, "
+                              "or flow that moves every pixel out of the image)"} if required else {}
+        self.acc = PooledTC(num_classes)
+
+    def update(self, clip: ClipData) -> None:
+        seq = clip.pred if self.source == "prediction" else clip.dense
+        if seq is None:
+            return
+        for t in clip.pairs:
+            exclude = clip.flow(t)[1].numpy() if self.exclude_occluded else None
+            self.acc.update_warped(seq[t], clip.warped_next(t, self.source), exclude)
+
+    def result(self) -> dict:
+        value = self.acc.value(self.averaging) if self.acc.counted else float("nan")
+        out = {self.key: None if np.isnan(value) else value}
+        if self.per_class_key is not None:
+            out[self.per_class_key] = {n: percent_or_none(v) for n, v in zip(self.names, self.acc.per_class(), strict=True)}
+        return out
+
+
+class PerClipTC(Metric):
+    """TC of each clip alone (clip name → %): shows whether a gain is broad or carried by a few clips."""
+
+    def __init__(self, num_classes: int, key: str = "tc_per_clip"):
+        self.k, self.key = num_classes, key
+        self.values: dict[str, float | None] = {}
+
+    def update(self, clip: ClipData) -> None:
+        acc = PooledTC(self.k)
+        for t in clip.pairs:
+            acc.update_warped(clip.pred[t], clip.warped_next(t))
+        value = acc.value()
+        self.values[clip.name] = None if np.isnan(value) else value
+
+    def result(self) -> dict:
+        return {self.key: dict(self.values)}
+
+
+class FlickerShare(Metric):
+    """Share (%) of compared pixels whose predicted label changes along the flow (occluded
+    pixels left out by default)."""
+
+    columns = (Column("flicker_pct", section="detail", higher_is_better=False),)
+
+    def __init__(self, num_classes: int, exclude_occluded: bool = True, key: str = "flicker_pct"):
+        self.exclude_occluded, self.key = exclude_occluded, key
+        self.acc = PooledTC(num_classes)
+
+    def update(self, clip: ClipData) -> None:
+        for t in clip.pairs:
+            exclude = clip.flow(t)[1].numpy() if self.exclude_occluded else None
+            self.acc.update_warped(clip.pred[t], clip.warped_next(t), exclude)
+
+    def result(self) -> dict:
+        value = self.acc.changed_pct()
+        return {self.key: None if np.isnan(value) else value}
+
+
+# mVC forms: name → per-window (mVC, accuracy-aware mVC) fractions of one T×H×W clip.
+VC_FORMS = {"etc": video_consistency}
+
+
+class VideoConsistency(Metric):
+    """mVC_n and its accuracy-aware variant, averaged over every window of every dense clip;
+    None where no window had a ground-truth-constant pixel (e.g. clips shorter than n)."""
+
+    def __init__(self, n: int, form: str = "etc", in_table: bool = True):
+        if form not in VC_FORMS:
+            raise ValueError(f"mVC form must be one of {tuple(VC_FORMS)}, not {form!r}")
+        self.n, self.windows = n, VC_FORMS[form]
+        self.keys = (f"mvc{n}", f"mvc{n}_acc")
+        self.columns = tuple(Column(k, section="detail", higher_is_better=True) for k in self.keys) if in_table else ()
+        self.vc: list[float] = []
+        self.vc_acc: list[float] = []
+
+    def update(self, clip: ClipData) -> None:
+        if clip.dense is not None:
+            a, b = self.windows(clip.pred, clip.dense, self.n)
+            self.vc.extend(a)
+            self.vc_acc.extend(b)
+
+    def result(self) -> dict:
+        return {k: float(np.mean(v) * 100) if v else None for k, v in zip(self.keys, (self.vc, self.vc_acc), strict=True)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from etc.data.labels import IGNORE
+from etc.metrics.base import ClipData, Column, Metric, percent_or_none
 
 
 def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
@@ -29,3 +30,26 @@ def miou(cm: np.ndarray) -> float:
     """Mean IoU (in %) over classes present in the ground truth or the prediction."""
     iou = iou_per_class(cm)
     return float(np.nanmean(iou) * 100.0) if np.any(~np.isnan(iou)) else float("nan")
+
+
+class MeanIoU(Metric):
+    """mIoU and per-class IoU over every labelled frame of the split (one pooled confusion)."""
+
+    columns = (Column("miou", section="main", higher_is_better=True, delta=True),)
+    required = {"miou": "no labelled pixel outside the ignore label"}
+
+    def __init__(self, class_names: tuple[str, ...]):
+        self.names = class_names
+        self.cm = np.zeros((len(class_names), len(class_names)), np.int64)
+
+    def update(self, clip: ClipData) -> None:
+        for t, gt in clip.labels.items():
+            self.cm += confusion(clip.pred[t], gt, len(self.names))
+
+    def result(self) -> dict:
+        value = miou(self.cm)
+        return {
+            "miou": None if np.isnan(value) else value,
+            "iou": {n: percent_or_none(v) for n, v in zip(self.names, iou_per_class(self.cm), strict=True)},
+            "confusion": self.cm.tolist(),
+        }

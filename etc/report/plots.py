@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 
-def _save(fig, out_png: Path) -> None:
+def save_figure(fig, out_png: Path) -> None:
+    """Save ``fig`` as ``out_png`` and its SVG twin, each atomically."""
     from etc.io import atomic_path
 
     out_png = Path(out_png)
@@ -17,7 +18,8 @@ def _save(fig, out_png: Path) -> None:
             fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix[1:])
 
 
-def _plt():
+def styled_pyplot():
+    """(pyplot, seaborn) on the headless backend with the report's theme."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,7 +32,7 @@ def _plt():
 
 def miou_vs_tc(table: pd.DataFrame, out_png: Path) -> None:
     """mIoU against TC, one colour per student, an arrow from its baseline to each ablation."""
-    plt, sns = _plt()
+    plt, sns = styled_pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     students = table[table["ablation"] != "-"]
     sns.scatterplot(data=students, x="tc", y="miou", hue="model", style="ablation", s=90, ax=ax)
@@ -49,12 +51,12 @@ def miou_vs_tc(table: pd.DataFrame, out_png: Path) -> None:
     ax.set_xlabel("temporal consistency TC (%)")
     ax.set_ylabel("mIoU (%)")
     ax.legend(fontsize=8, loc="best")
-    _save(fig, out_png)
+    save_figure(fig, out_png)
     plt.close(fig)
 
 
 def class_iou_heatmap(metrics: list[dict], out_png: Path) -> None:
-    plt, sns = _plt()
+    plt, sns = styled_pyplot()
     rows = {f"{m['model']}/{m['ablation']}" if m["ablation"] != "-" else m["model"]: m["iou"] for m in metrics}
     df = pd.DataFrame(rows).T
     df = df.loc[:, df.notna().any(axis=0)]
@@ -62,12 +64,12 @@ def class_iou_heatmap(metrics: list[dict], out_png: Path) -> None:
     sns.heatmap(df.astype(float), annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100, ax=ax, cbar_kws={"label": "IoU (%)"})
     ax.set_xlabel("class")
     ax.set_ylabel("model")
-    _save(fig, out_png)
+    save_figure(fig, out_png)
     plt.close(fig)
 
 
 def tc_per_clip(metrics: list[dict], out_png: Path) -> None:
-    plt, sns = _plt()
+    plt, sns = styled_pyplot()
     recs = []
     for m in metrics:
         name = f"{m['model']}/{m['ablation']}" if m["ablation"] != "-" else m["model"]
@@ -77,12 +79,12 @@ def tc_per_clip(metrics: list[dict], out_png: Path) -> None:
     sns.boxplot(data=df, y="model", x="tc", color="0.85", ax=ax, fliersize=0)
     sns.stripplot(data=df, y="model", x="tc", size=3, alpha=0.6, ax=ax)
     ax.set_xlabel("TC per validation clip (%)")
-    _save(fig, out_png)
+    save_figure(fig, out_png)
     plt.close(fig)
 
 
 def training_curves(logs: dict[str, Path], out_png: Path) -> None:
-    plt, sns = _plt()
+    plt, sns = styled_pyplot()
     frames = []
     for run, path in logs.items():
         d = pd.read_csv(path)
@@ -95,7 +97,7 @@ def training_curves(logs: dict[str, Path], out_png: Path) -> None:
     g = sns.relplot(data=df, x="iteration", y="loss", hue="term", col="run", col_wrap=min(4, len(logs)),
                     kind="line", height=2.6, aspect=1.2, facet_kws={"sharey": False})
     g.set(yscale="log")
-    _save(g.figure, out_png)
+    save_figure(g.figure, out_png)
     plt.close(g.figure)
 
 

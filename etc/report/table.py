@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from etc.errors import EtcError
+from etc.metrics.base import Column
 
 # Cityscapes val, PSPNet-18, from the ETC reference repository (docs/design.md §3).
 REFERENCE_CITYSCAPES = {
@@ -17,8 +18,21 @@ REFERENCE_CITYSCAPES = {
     "tl_kd": {"ref_miou": 73.06, "ref_tc": 70.56},
 }
 
-COLUMNS = ["model", "ablation", "miou", "tc", "tc_occ", "delta_miou", "delta_tc", "flicker_pct", "mvc8", "mvc8_acc",
-           "fps", "ms_per_frame", "params_m", "gflops", "device"]
+# Columns of every table around the metrics' own (etc.metrics): which row, and the reference.
+IDENTITY = (Column("model", fmt=None), Column("ablation", fmt=None))
+REFERENCE_COLUMNS = (Column("ref_miou", higher_is_better=True),
+                     Column("ref_tc", higher_is_better=True))
+
+
+def report_columns(config: dict) -> list[Column]:
+    """The table's columns: the row's name, what the config's metrics declare (etc.metrics),
+    and for Cityscapes the reference numbers."""
+    from etc.metrics import build_metrics, table_columns
+
+    cols = [*IDENTITY, *table_columns(build_metrics(config))]
+    if config["dataset"]["name"] == "cityscapes":
+        cols += REFERENCE_COLUMNS
+    return cols
 
 
 def load_metrics(paths) -> list[dict]:
@@ -36,34 +50,43 @@ def load_metrics(paths) -> list[dict]:
     return rows
 
 
-def results_table(metrics: list[dict], dataset: str, baseline: str = "baseline") -> pd.DataFrame:
+def results_table(metrics: list[dict], columns: list[Column], baseline: str = "baseline") -> pd.DataFrame:
+    """One row per metrics JSON, ``columns`` (see :func:`report_columns`) in order; a missing
+    value is None, ``delta_<key>`` is against the same model's ``baseline`` row."""
     df = pd.DataFrame(metrics)
-    for col in COLUMNS:
-        if col not in df:
-            df[col] = None
+    keys = [c.key for c in columns]
+    for key in keys:
+        if key not in df:
+            df[key] = None
     base = df[df["ablation"] == baseline].set_index("model")
-    df["delta_miou"] = [r.miou - base.loc[r.model, "miou"] if r.model in base.index and r.ablation != "-" else None for r in df.itertuples()]
-    df["delta_tc"] = [r.tc - base.loc[r.model, "tc"] if r.model in base.index and r.ablation != "-" else None for r in df.itertuples()]
-    cols = list(COLUMNS)
-    if dataset == "cityscapes":
-        df["ref_miou"] = [REFERENCE_CITYSCAPES.get(a, {}).get("ref_miou") for a in df["ablation"]]
-        df["ref_tc"] = [REFERENCE_CITYSCAPES.get(a, {}).get("ref_tc") for a in df["ablation"]]
-        cols += ["ref_miou", "ref_tc"]
-    return df[cols].reset_index(drop=True)  # rows in run order: teacher, then the config's order
+    for c in columns:
+        if c.delta_of is not None:
+            df[c.key] = [_difference(v, base.loc[m, c.delta_of]) if m in base.index and a != "-" else None
+                         for m, a, v in zip(df["model"], df["ablation"], df[c.delta_of], strict=True)]
+        elif c in REFERENCE_COLUMNS:
+            df[c.key] = [REFERENCE_CITYSCAPES.get(a, {}).get(c.key) for a in df["ablation"]]
+    return df[keys].reset_index(drop=True)  # rows in run order: teacher, then the config's order
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    def fmt(v):
-        if v is None or (isinstance(v, float) and v != v):
-            return "–"
-        if isinstance(v, float):
-            return f"{v:.2f}"
-        return str(v)
+def _difference(value, base):
+    """value − base; None where either is missing (a metric a model could not be scored on)."""
+    return None if value is None or base is None or pd.isna(value) or pd.isna(base) else value - base
 
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    for row in df.itertuples(index=False):
+
+def to_markdown(df: pd.DataFrame, columns: list[Column], bold_best: bool = False) -> str:
+    """Markdown table with each column's header and format; ``bold_best`` bolds the best value
+    of every column that declares a direction."""
+    best = {}
+    if bold_best:
+        for c in columns:
+            values = pd.to_numeric(df[c.key], errors="coerce") if c.higher_is_better is not None else None
+            if values is not None and values.notna().any():
+                best[c.key] = values.max() if c.higher_is_better else values.min()
+    lines = ["| " + " | ".join(c.header for c in columns) + " |", "|" + "---|" * len(columns)]
+    for row in df[[c.key for c in columns]].itertuples(index=False):
         cells = []
-        for col, v in zip(df.columns, row, strict=True):
-            cells.append(f"{v:+.2f}" if col.startswith("delta_") and isinstance(v, float) and v == v else fmt(v))
+        for c, v in zip(columns, row, strict=True):
+            text = c.format(v)
+            cells.append(f"**{text}**" if c.key in best and isinstance(v, float) and v == best[c.key] else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -85,8 +85,9 @@ def student_flags(wildcards, input):
 
 
 def report_outputs():
-    names = ["miou_vs_tc", "class_iou", "tc_per_clip", "training_curves"]
-    return [results("report", f"{n}.png") for n in names]
+    from etc.report.figures import REPORT_FIGURES  # the one list of figure names
+
+    return [results("report", f"{n}.png") for n in REPORT_FIGURES]
 
 
 def all_targets():

@@ -1,3 +1,6 @@
+from etc.report.figures import BENCH_FIGURE, REPORT_FIGURES
+
+
 rule report:
     input:
         config=ancient(results("config.yaml")),
@@ -6,12 +9,12 @@ rule report:
     output:
         table=report(results("table.csv"), caption="../report/table.rst", category="Results"),
         markdown=results("table.md"),
-        miou_vs_tc=report(results("report", "miou_vs_tc.png"), caption="../report/miou_vs_tc.rst", category="Results"),
-        class_iou=report(results("report", "class_iou.png"), caption="../report/class_iou.rst", category="Accuracy"),
-        tc_per_clip=report(results("report", "tc_per_clip.png"), caption="../report/tc_per_clip.rst", category="Consistency"),
-        curves=report(results("report", "training_curves.png"), caption="../report/training_curves.rst", category="Training"),
+        figures=[
+            report(path, caption=f"../report/{name}.rst", category=category)
+            for path, (name, category) in zip(report_outputs(), REPORT_FIGURES.items())
+        ],
     params:
-        outdir=lambda wildcards, output: Path(output.miou_vs_tc).parent,
+        outdir=lambda wildcards, output: Path(output.figures[0]).parent,
         metrics=lambda wildcards, input: Path(input.metrics[0]).parent,
         curves=lambda wildcards, input: Path(input.curves[0]).parent,
     log:
@@ -50,6 +53,8 @@ rule bench:
     output:
         table=report(results("bench.csv"), caption="../report/bench.rst", category="Benchmarks"),
         markdown=results("bench.md"),
+        # the rules' wall times; drawn from results/benchmarks, which the config rule already fills
+        figure=report(results(f"{BENCH_FIGURE}.png"), caption="../report/bench.rst", category="Benchmarks"),
     params:
         results=lambda wildcards, output: Path(output.table).parent,
     log:

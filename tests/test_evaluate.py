@@ -1,0 +1,172 @@
+"""`etc evaluate` end to end on the tiny synthetic set: analytic values for perfect predictions,
+and every bad input answered with an EtcError naming the file (never a traceback, never NaN)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from etc.errors import EtcError
+
+
+@pytest.fixture(scope="module")
+def ev(synthetic_tree, tmp_path_factory):
+    """(config, perfect predictions .h5, exact-flow store) for the synthetic val split."""
+    from etc.config import load_config
+    from etc.data.clips import list_clips, read_label
+    from etc.flow.precompute import precompute_flow
+
+    tmp = tmp_path_factory.mktemp("evaluate")
+    cfg = load_config(None, {"dataset": {"root": str(synthetic_tree)}, "flow": {"estimator": "gt"},
+                             "evaluate": {"vc_windows": [2, 4]}})
+    flow = tmp / "val.h5"
+    precompute_flow(cfg, "val", flow, estimator="gt", progress=False)
+    preds = tmp / "perfect.h5"
+    with h5py.File(preds, "w") as h5:
+        for clip in list_clips("synthetic", synthetic_tree, "val"):
+            h5[clip.name] = np.stack([read_label(f.dense_label, "synthetic") for f in clip.frames])
+    return cfg, preds, flow
+
+
+def _evaluate(cfg, preds, flow, out, **kw):
+    from etc.evaluate import evaluate
+
+    return evaluate(cfg, preds, flow, out, progress=False, **kw)
+
+
+def test_perfect_predictions_score_100_and_tc_equals_ground_truth_tc(ev, tmp_path):
+    cfg, preds, flow = ev
+    out, timing = tmp_path / "m.json", tmp_path / "t.json"
+    timing.write_text(json.dumps({"fps": 50.0, "median_ms_per_frame": 20.0, "device": "cpu"}))
+    r = _evaluate(cfg, preds, flow, out, timing=timing)
+    assert r["miou"] == pytest.approx(100.0)
+    assert r["tc"] == r["tc_ground_truth"]  # the same measure on the same labels
+    assert r["mvc2"] == pytest.approx(100.0) and r["mvc2_acc"] == pytest.approx(100.0)
+    assert r["tc_occ"] > r["tc"]  # occluded pixels change label even for perfect predictions
+    text = out.read_text()
+    assert "NaN" not in text and json.loads(text) == r
+    assert (r["fps"], r["ms_per_frame"], r["device"]) == (50.0, 20.0, "cpu")
+    from etc.metrics import build_metrics, table_columns
+    from etc.metrics.cost import ModelCost
+
+    no_checkpoint = {c.key for c in ModelCost.columns}
+    for col in table_columns(build_metrics(cfg)):  # every declared column is in the JSON
+        assert col.delta_of is not None or col.key in r or col.key in no_checkpoint, col.key
+
+
+def test_truncated_predictions_is_one_line_exit_2_naming_the_file(ev, tmp_path):
+    cfg, preds, flow = ev
+    bad = tmp_path / "truncated.h5"
+    data = preds.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(EtcError, match="truncated.h5"):
+        _evaluate(cfg, bad, flow, tmp_path / "m.json")
+    config = tmp_path / "c.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(cfg))
+    res = subprocess.run([sys.executable, "-m", "etc", "evaluate", "--config", str(config), "--predictions", str(bad),
+                          "--flow", str(flow), "--out", str(tmp_path / "m.json")], capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and str(bad) in res.stderr
+
+
+def _copy_tree_with_bad_label(src, dst, image):
+    from etc.data.clips import list_clips
+
+    shutil.copytree(src, dst)
+    clip = list_clips("synthetic", dst, "val")[0]
+    path = clip.frames[clip.labelled[0]].label
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def test_rgba_colour_label_is_an_error_naming_the_file(ev, synthetic_tree, tmp_path):
+    cfg, preds, flow = ev
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (48, 96, 4), dtype=np.uint8)
+    path = _copy_tree_with_bad_label(synthetic_tree, tmp_path / "syn", rgba)
+    cfg = {**cfg, "dataset": {**cfg["dataset"], "root": str(tmp_path / "syn")}}
+    with pytest.raises(EtcError, match=rf"{re.escape(str(path))}.*colour image"):
+        _evaluate(cfg, preds, flow, tmp_path / "m.json")
+
+
+def test_label_with_values_that_are_no_label_ids_is_an_error(ev, synthetic_tree, tmp_path):
+    cfg, preds, flow = ev
+    lab = np.full((48, 96), 7, np.uint8)
+    lab[0, :3] = 200  # not a Cityscapes label id: would silently be "ignore"
+    path = _copy_tree_with_bad_label(synthetic_tree, tmp_path / "syn", lab)
+    cfg = {**cfg, "dataset": {**cfg["dataset"], "root": str(tmp_path / "syn")}}
+    with pytest.raises(EtcError, match=re.escape(str(path))) as err:
+        _evaluate(cfg, preds, flow, tmp_path / "m.json")
+    assert "[200]" in str(err.value)
+
+
+def test_flow_store_of_another_estimator_is_an_error_naming_both(ev, tmp_path):
+    cfg, preds, flow = ev
+    dis_cfg = {**cfg, "flow": {**cfg["flow"], "estimator": "dis"}}
+    with pytest.raises(EtcError, match=r"val.h5.*estimator 'gt'.*'dis'"):
+        _evaluate(dis_cfg, preds, flow, tmp_path / "m.json")
+    with pytest.raises(EtcError, match=r"split 'val'.*split 'train'"):
+        _evaluate(cfg, preds, flow, tmp_path / "m.json", split="train")
+
+
+def test_estimator_names_match_what_the_store_records():
+    from etc.evaluate import estimator_name
+    from etc.flow.estimators import make_estimator
+
+    for spec in ("dis", "dis:medium", "dis:fast", "dis:ultrafast"):
+        assert estimator_name(spec) == make_estimator(spec).name
+    assert estimator_name("gt") == "gt" and estimator_name("ptlflow:raft") == "ptlflow:raft"
+
+
+def test_undefined_tc_is_an_error_never_nan(ev, tmp_path):
+    cfg, preds, flow = ev
+    away = tmp_path / "away.h5"
+    shutil.copy(flow, away)
+    with h5py.File(away, "r+") as h5:  # every vector leaves the image: no pixel can be compared
+        for clip in h5:
+            for pair in h5[clip]:
+                h5[clip][pair]["fw"][...] = 1000.0
+    out = tmp_path / "m.json"
+    with pytest.raises(EtcError, match="tc is undefined"):
+        _evaluate(cfg, preds, away, out)
+    assert not out.exists()
+
+
+def test_empty_flow_store_is_an_error(ev, tmp_path):
+    from etc.flow.store import StoreWriter, read_attrs
+
+    cfg, preds, flow = ev
+    attrs = {k: v for k, v in read_attrs(flow).items() if k not in ("format", "complete", "compression", "convention")}
+    empty = tmp_path / "empty.h5"
+    StoreWriter(empty, attrs).finish()
+    with pytest.raises(EtcError, match=r"empty.h5 is empty \(0 pairs\)"):
+        _evaluate(cfg, preds, empty, tmp_path / "m.json")
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_folder"])
+def test_impossible_out_path_is_an_error_naming_it(ev, tmp_path, where):
+    cfg, preds, flow = ev
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "m.json" if where == "under_a_file" else tmp_path
+    with pytest.raises(EtcError, match=re.escape(str(out))):
+        _evaluate(cfg, preds, flow, out)
+
+
+def test_predictions_of_another_class_count_are_an_error(ev, tmp_path):
+    cfg, preds, flow = ev
+    bad = tmp_path / "p.h5"
+    with h5py.File(preds, "r") as src, h5py.File(bad, "w") as dst:
+        for name in src:
+            dst[name] = np.full_like(src[name][()], 25)
+    with pytest.raises(EtcError, match="class id 25"):
+        _evaluate(cfg, bad, flow, tmp_path / "m.json")
