@@ -155,18 +155,34 @@ def build_run(
     )
 
 
+OPTIMISERS = {  # schedule.optimizer -> builder; SGD is the reference's (PSPNet), AdamW SegFormer's
+    "sgd": lambda params, s: torch.optim.SGD(params, lr=float(s["lr"]), momentum=float(s["momentum"]),
+                                            weight_decay=float(s["weight_decay"])),
+    "adamw": lambda params, s: torch.optim.AdamW(params, lr=float(s["lr"]), betas=(0.9, 0.999),
+                                                weight_decay=float(s["weight_decay"])),
+}
+
+
+def lr_factor(i: int, iterations: int, power: float, warmup: int = 0, warmup_ratio: float = 1e-6) -> float:
+    """Poly decay to 0 at the last iteration, times a linear warm-up from ``warmup_ratio`` over
+    the first ``warmup`` iterations (mmsegmentation's form, which the SegFormer/CFFM recipes use)."""
+    factor = max(0.0, 1.0 - i / iterations) ** power
+    if i < warmup:
+        factor *= warmup_ratio + (1.0 - warmup_ratio) * i / warmup
+    return factor
+
+
 def _optimiser(model, criterion, schedule: dict):
-    """SGD with momentum (new layers and trained loss modules at ``lr_head_mult × lr``) and
-    poly decay of the learning rate to 0 at the last iteration."""
+    """The schedule's optimiser (new layers and trained loss modules at ``lr_head_mult × lr``)
+    with poly decay and optional linear warm-up."""
     lr, head_mult = float(schedule["lr"]), float(schedule["lr_head_mult"])
     params = param_groups(model, lr, head_mult)
     extra = [p for p in getattr(criterion, "parameters", lambda: [])() if p.requires_grad]
     if extra:
         params.append({"params": extra, "lr": lr * head_mult})
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=float(schedule["momentum"]),
-                                weight_decay=float(schedule["weight_decay"]))
-    iterations, power = int(schedule["iterations"]), float(schedule["poly_power"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1.0 - i / iterations) ** power)
+    optimizer = OPTIMISERS[schedule["optimizer"]](params, schedule)
+    iterations, power, warmup = int(schedule["iterations"]), float(schedule["poly_power"]), int(schedule["warmup_iters"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i, iterations, power, warmup))
     return optimizer, scheduler
 
 

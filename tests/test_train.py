@@ -323,3 +323,29 @@ def test_ddp_two_gloo_processes_match_single_process(setup, tmp_path):
     gap_other = torch.sqrt(sum(((a[k] - c[k]) ** 2).sum() for k in keys))
     print(f"DDP gap/step {gap / step:.3f}, gap {gap:.4f}, other-seed gap {gap_other:.4f}")
     assert step > 0 and gap / step < 0.6 and gap < 0.75 * gap_other
+
+
+def test_lr_factor_is_poly_decay_with_linear_warmup():
+    from etc.train import lr_factor
+
+    assert lr_factor(0, 100, 0.9) == 1.0 and lr_factor(100, 100, 0.9) == 0.0
+    assert lr_factor(50, 100, 1.0) == pytest.approx(0.5)
+    assert lr_factor(0, 100, 1.0, warmup=10) == pytest.approx(1e-6)
+    assert lr_factor(5, 100, 1.0, warmup=10) == pytest.approx((1 - 0.05) * (1e-6 + (1 - 1e-6) * 0.5))
+    assert lr_factor(10, 100, 1.0, warmup=10) == pytest.approx(0.9)  # warm-up over: poly alone
+
+
+def test_adamw_with_warmup_trains(setup, tmp_path):
+    """The SegFormer recipe's optimiser: AdamW, lr rising over the warm-up, then poly decay."""
+    cfg, d, flow, teacher = setup
+    schedule = {**SCHEDULE, "iterations": 4, "optimizer": "adamw", "warmup_iters": 2, "lr": 6e-5, "poly_power": 1.0}
+    c = load_config(None, {**cfg, "train": {**cfg["train"], "student": schedule}})
+    log = tmp_path / "log.csv"
+    train(c, "s/baseline", tmp_path / "s.pt", log_csv=log, progress=False)
+    import pandas as pd
+
+    lrs = pd.read_csv(log)["lr"].tolist()
+    assert lrs[0] == pytest.approx(6e-5 * 1e-6) and lrs[1] == pytest.approx(6e-5 * 0.75 * (1e-6 + (1 - 1e-6) * 0.5))
+    assert lrs[2] == pytest.approx(6e-5 * 0.5)
+    state = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert "exp_avg" in next(iter(state["optimizer"]["state"].values()))  # AdamW's moments
