@@ -210,6 +210,18 @@ def test_imagenet_offline_is_a_one_line_error_never_random_weights(offline, arch
     assert "\n" not in str(err.value)
 
 
+def test_a_checkpoint_loads_offline_whatever_its_pretrained_setting(offline, tmp_path):
+    """The checkpoint has every weight: loading it fetches nothing (a teacher trained online
+    from `pretrained: imagenet` distils on an offline machine)."""
+    from etc.checkpoint import save_checkpoint
+
+    model = build_model(small_spec("segformer", "mit_b0"), 3)
+    spec = small_spec("segformer", "mit_b0", pretrained="imagenet")
+    save_checkpoint(tmp_path / "m.pt", {"spec": spec, "num_classes": 3, "model": model.state_dict()})
+    loaded, _ = load_model_from_checkpoint(tmp_path / "m.pt")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
 def test_tiny_has_no_imagenet_weights():
     with pytest.raises(EtcError, match="'tiny' .* has no published weights"):
         build_model(small_spec("pspnet", "tiny", pretrained="imagenet"), 3)
