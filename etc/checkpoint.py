@@ -37,7 +37,8 @@ def load_model_from_checkpoint(path: str | Path, map_location="cpu"):
     from etc.models import build_model
 
     state = load_checkpoint(path, map_location)
-    model = build_model(state["spec"], state["num_classes"])
+    # the checkpoint holds every weight: never fetch or read the backbone's ImageNet weights
+    model = build_model({**state["spec"], "pretrained": None}, state["num_classes"])
     try:
         model.load_state_dict(state["model"], strict=True)
     except RuntimeError as exc:

@@ -301,17 +301,28 @@ def bench_cmd(config_path, device, quick, out, results_dir):
 @ConfigOpt
 @click.option("--height", type=click.IntRange(8), default=1024, show_default=True, help="Frame height for GFLOPs.")
 @click.option("--width", type=click.IntRange(8), default=2048, show_default=True, help="Frame width for GFLOPs.")
-def model_info_cmd(config_path, height, width):
-    """Parameters and GFLOPs (FLOPs = 2 × multiply-adds) of the teacher and every student."""
+@click.option("--all", "every", is_flag=True,
+              help="Every registered architecture × backbone (schema defaults) instead of the config's models.")
+def model_info_cmd(config_path, height, width, every):
+    """Parameters and GFLOPs (FLOPs = 2 × multiply-adds) of the teacher and every student.
+
+    smp architectures pad a frame to a multiple of their stride (32; DeepLabV3+ 16): GFLOPs
+    are those of the padded frame.
+    """
     from etc.config import command_config
     from etc.data.labels import num_classes
-    from etc.models.pspnet import model_summary
+    from etc.models import model_summary, registered_models
 
     config = command_config(config_path)
     k = num_classes(config["dataset"]["name"])
-    for name, spec in {"teacher": config["teacher"], **{f"student/{s}": m for s, m in config["students"].items()}}.items():
+    if every:
+        specs = {f"{a}/{b}": {"arch": a, "backbone": b} for a, b in registered_models()}
+        models = [("", m) for m in load_config(None, {"students": specs})["students"].values()]  # schema defaults
+    else:
+        models = [("teacher: ", config["teacher"]), *((f"student/{s}: ", m) for s, m in config["students"].items())]
+    for label, spec in models:
         r = model_summary(spec, k, height, width)
-        click.echo(f"{name}: {r['backbone']}, {r['params']:,} parameters ({r['params_with_aux']:,} with the aux "
+        click.echo(f"{label}{r['model']}, {r['params']:,} parameters ({r['params_with_aux']:,} with the aux "
                    f"head), {r['gflops']:.2f} GFLOPs at {height}×{width}")
 
 

@@ -1,4 +1,5 @@
-"""Every backbone builds, outputs at input resolution, and keeps its parameter count."""
+"""PSPNet: every backbone builds, outputs at input resolution, and keeps its parameter count
+(the whole registry is tested in test_registry.py)."""
 
 import pytest
 import torch
@@ -89,7 +90,7 @@ def test_width_is_refused_for_timm_backbones():
 
 def test_missing_pretrained_file_is_a_clear_error(tmp_path):
     with pytest.raises(
-        EtcError, match="never downloaded at run time.*timm.create_model\\('resnet18'"
+        EtcError, match="a local file is never downloaded.*timm.create_model\\('resnet18'"
     ):
         build_model({"backbone": "resnet18", "pretrained": str(tmp_path / "resnet18.pth")}, 3)
 
@@ -128,5 +129,20 @@ def test_model_info_command_prints_every_model():
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("teacher: tiny") and lines[1].startswith("student/student: tiny")
+    assert lines[0].startswith("teacher: pspnet/tiny")
+    assert lines[1].startswith("student/student: pspnet/tiny")
     assert all("GFLOPs at 48×96" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_model_info_all_lists_every_registered_model():
+    from click.testing import CliRunner
+
+    from etc.cli import cli
+    from etc.models import registered_models
+
+    args = ["model-info", "--config", "workflow/configs/smoke.yaml", "--all", "--height", "64", "--width", "64"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    names = [line.split(",")[0] for line in result.output.splitlines()]
+    assert names == [f"{a}/{b}" for a, b in registered_models()]
