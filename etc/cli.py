@@ -309,7 +309,7 @@ def model_info_cmd(config_path, height, width, every):
     smp architectures pad a frame to a multiple of their stride (32; DeepLabV3+ 16): GFLOPs
     are those of the padded frame.
     """
-    from etc.config import command_config
+    from etc.config import command_config, load_config
     from etc.data.labels import num_classes
     from etc.models import model_summary, registered_models
 
