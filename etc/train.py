@@ -190,7 +190,7 @@ def _training_pairs(dataset: dict) -> list:
     from etc.data.clips import list_clips, training_pairs
 
     clips = list_clips(dataset["name"], dataset["root"], dataset["train_split"], strict=False)
-    pairs = training_pairs(clips, dataset["window"])
+    pairs = training_pairs(clips, dataset["window"], dataset["anchor_stride"])
     if not pairs:
         raise EtcError(f"no training pairs: no labelled frame has a neighbour in window {dataset['window']}")
     return pairs

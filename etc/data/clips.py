@@ -32,15 +32,19 @@ def list_clips(dataset: str, root: str | Path, split: str, strict: bool = True) 
     return clips
 
 
-def training_pairs(clips: Iterable[Clip], window: Sequence[int]) -> list[tuple[Clip, int, int]]:
+def training_pairs(clips: Iterable[Clip], window: Sequence[int], anchor_stride: int = 1) -> list[tuple[Clip, int, int]]:
     """(clip, t, t+k) for every labelled position t and every k of ``window`` inside the clip.
+
+    ``anchor_stride`` N keeps every N-th labelled position of a clip as an anchor: for sets
+    where every frame is labelled (VSPW), neighbouring anchors are near-duplicates and each
+    anchor costs its window's flow.
 
     None at all is an error saying why: a run on such data would train on nothing.
     """
     clips = list(clips)
     pairs = []
     for clip in clips:
-        for t in clip.labelled:
+        for t in clip.labelled[::anchor_stride]:
             pairs.extend((clip, t, t + k) for k in window if k != 0 and 0 <= t + k < len(clip))
     if not pairs and clips:
         lengths = sorted({len(c) for c in clips})

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 PAIR_SETS = ("training", "consecutive", "both")
 
 
-def select_pairs(clips, window, which: str):
+def select_pairs(clips, window, which: str, anchor_stride: int = 1):
     """``training``: each labelled frame t with t+k for every k of the window (inside the clip);
     ``consecutive``: (t, t+1) for every t; ``both``: the union. A pair and its reverse are one
     entry (the store holds both directions)."""
@@ -37,7 +37,7 @@ def select_pairs(clips, window, which: str):
         raise EtcError(f"--pairs must be one of {', '.join(PAIR_SETS)}, got '{which}'")
     chosen = []
     if which in ("training", "both"):
-        chosen += training_pairs(clips, window)
+        chosen += training_pairs(clips, window, anchor_stride)
     if which in ("consecutive", "both"):
         chosen += consecutive_pairs(clips)
     seen, out = set(), []
@@ -163,7 +163,7 @@ def precompute_flow(
     clips = list_clips(ds["name"], root, split, strict=False)
     if not clips:
         raise EtcError(f"no clips in split '{split}' of {ds['name']} under {root}; run `etc check-data`")
-    todo = select_pairs(clips, ds["window"], pairs)
+    todo = select_pairs(clips, ds["window"], pairs, ds["anchor_stride"])
     h, w = read_image(clips[0].frames[0].image).shape[:2]
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
     device = device or ("cuda" if torch.cuda.is_available() and spec.startswith("ptlflow:") else "cpu")
