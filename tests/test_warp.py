@@ -43,3 +43,18 @@ def test_resize_flow_rescales_vectors():
     r = resize_flow(f, (16, 5))
     assert r.shape == (1, 2, 16, 5)
     assert torch.allclose(r[:, 0], torch.full((1, 16, 5), 1.0)) and torch.allclose(r[:, 1], torch.full((1, 16, 5), -2.0))
+
+
+def test_half_pixel_ties_round_up_and_the_border_is_decided_on_the_same_pixel():
+    """x + F = k + ½ samples pixel k + 1 for every k (float16 flow lands on halves; grid_sample
+    broke such ties both ways along one row); −0.5 rounds to pixel 0 (inside, and that pixel's
+    label is returned); −0.51 is outside."""
+    import math
+
+    labels = torch.arange(12).view(1, 1, 12).expand(1, 3, 12).contiguous()
+    for dx in (0.5, -0.5, 1.5, 2.5, -1.5, -0.51, 0.49):
+        flow = _const_flow(3, 12, dx, 0)
+        source = [j + math.floor(dx + 0.5) for j in range(12)]
+        expected = [s if 0 <= s <= 11 else 255 for s in source]
+        assert warp_labels(labels, flow)[0, 0].tolist() == expected, dx
+        assert out_of_frame(flow)[0, 0].tolist() == [e == 255 for e in expected], dx

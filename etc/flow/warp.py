@@ -46,19 +46,36 @@ def warp_backward(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -
     return out if x.is_floating_point() else out.round().to(x.dtype)
 
 
+def _nearest(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Integer pixel ``⌊p + F(p) + ½⌋`` (x, y) and whether it lies inside the image.
+
+    One rounding rule for the label warp and the out-of-frame mask: halves round up (float16
+    flow often lands on them; ``torch.round`` would round them to even and ``grid_sample`` its
+    own way), and a target counts as inside exactly when its rounded pixel exists.
+    """
+    _, _, h, w = flow.shape
+    x, y = _target(flow.to(torch.float32))
+    ix, iy = x.add_(0.5).floor_().long(), y.add_(0.5).floor_().long()
+    inside = (ix >= 0) & (ix <= w - 1) & (iy >= 0) & (iy <= h - 1)
+    return ix, iy, inside
+
+
 def warp_labels(labels: torch.Tensor, flow: torch.Tensor, fill: int = IGNORE) -> torch.Tensor:
-    """Nearest backward warp of integer label maps (B×H×W); out-of-frame samples get ``fill``."""
-    warped = warp_backward(labels[:, None].to(torch.float32), flow, mode="nearest")[:, 0]
-    warped = warped.round().to(labels.dtype)
-    return torch.where(out_of_frame(flow), torch.full_like(warped, fill), warped)
+    """Nearest backward warp of integer label maps (B×H×W) by direct indexing (no resampling, so
+    no label is ever invented); out-of-frame samples get ``fill``."""
+    b, h, w = labels.shape
+    if flow.shape[-2:] != (h, w):
+        raise ValueError(f"warp_labels: labels {tuple(labels.shape)} and flow {tuple(flow.shape)} differ in size")
+    ix, iy, inside = _nearest(flow)
+    index = iy.clamp_(0, h - 1).mul_(w).add_(ix.clamp_(0, w - 1)).view(b, -1)
+    warped = labels.reshape(b, -1).gather(1, index).view(b, h, w)
+    return torch.where(inside, warped, torch.full_like(warped, fill))
 
 
 def out_of_frame(flow: torch.Tensor) -> torch.Tensor:
-    """B×H×W bool: pixels whose target ``p + F(p)`` falls outside the image (nearest rounding)."""
-    _, _, h, w = flow.shape
-    x, y = _target(flow)
-    x, y = x.round_(), y.round_()
-    return (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
+    """B×H×W bool: pixels whose target ``p + F(p)`` falls outside the image (nearest rounding,
+    the same rule as :func:`warp_labels`)."""
+    return ~_nearest(flow)[2]
 
 
 def fb_occlusion(
