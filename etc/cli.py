@@ -206,6 +206,24 @@ def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
     click.echo(f"{info['rows']} rows -> {info['table']}")
 
 
+@cli.command("flow-study-report", short_help="Table, summary and plots of the flow study.")
+@ConfigOpt
+@click.option("--metrics-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the study's `etc evaluate` JSONs (<measuring flow>/<student>/<ablation>[.<training flow>].json).")
+@click.option("--flow-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the flow stores and their `etc flow-quality` JSONs (<pairs>/<split>.<estimator>.quality.json).")
+@click.option("--out-dir", required=True, type=PathArg, help="Folder for table.csv, table.md, summary.json and the plots.")
+def flow_study_report_cmd(config_path, metrics_dir, flow_dir, out_dir):
+    """How good must the training flow be, and how much does the measuring flow bias TC (flow_study in the config)."""
+    from etc.config import command_config
+    from etc.report.flow_study import flow_study_report
+
+    info = flow_study_report(command_config(config_path), metrics_dir, flow_dir, out_dir)
+    base = info["summary"]["bias_tc"]["baseline"]
+    shown = ", ".join(f"{m} {'–' if v is None else format(v, '+.2f')}" for m, v in base.items())
+    click.echo(f"{info['rows']} rows -> {info['table']}; baseline TC bias against the exact flow: {shown}")
+
+
 @cli.command("demo-video", short_help="Baseline vs ETC video with flicker maps.")
 @ConfigOpt
 @click.option("--clip", "clip_name", default=None, help="Validation clip name (see the manifest).")
