@@ -222,9 +222,11 @@ def delta_vs_epe(df, plan: StudyPlan, out_png: Path) -> None:
         for _, r in sel.iterrows():
             ax.annotate(r["train_flow"], (r["train_epe"], r[key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.axhline(0, color="0.4", lw=0.8)
-        ax.set_xlabel("training flow EPE against the exact flow (px, training pairs)")
+        ax.set_xlabel("")
         ax.set_ylabel(f"{label} over the baseline")
+    fig.supxlabel("training flow's EPE against the exact flow (px, on the training pairs)")
     fig.suptitle(f"student '{plan.student}': gain over the baseline vs training-flow error (measured with '{EXACT}')")
+    fig.tight_layout()
     save_figure(fig, out_png)
     plt.close(fig)
 
