@@ -170,6 +170,7 @@ def _tiny_setup(tmp: Path, config: dict, quick: bool) -> dict:
     cfg = load_config(None, {
         **{k: config[k] for k in ("teacher", "students", "losses", "augment")},
         "dataset": {"name": "synthetic", "root": str(root), "window": [-1, 1, 2]},
+        "flow": {"estimator": "gt"},  # the stores below; `etc train` checks the store against it
         "ablations": {"baseline": {"ce": 1.0}, "tl": {"ce": 1.0, "tl": 1.0},
                       "tl_kd": {"ce": 1.0, "tl": 1.0, "pi": 1.0, "pf": 1.0, "mf": 1.0}},
         "train": {"teacher": {"iterations": 2, "batch_size": 4}, "student": {"iterations": 2, "batch_size": 4}},

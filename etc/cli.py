@@ -95,19 +95,25 @@ def check_data_cmd(config_path, dataset, root, manifest, splits, deep):
 @click.option("--run", required=True, help="'teacher' or '<student>/<ablation>' (names from the config).")
 @click.option("--out", required=True, type=PathArg, help="Final checkpoint; FILE.last.pt holds the resumable state.")
 @click.option("--flow", type=ExistingFile, default=None, help="Training-split flow store (needed by the temporal loss).")
+@click.option("--estimator", default=None,
+              help="The estimator --flow was computed with, when not the config's (the flow study) [flow.estimator].")
 @click.option("--teacher", type=ExistingFile, default=None, help="Teacher checkpoint (needed by distillation terms).")
 @click.option("--log-csv", type=PathArg, default=None, help="Per-iteration CSV (loss terms, lr, samples/s).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA when present).")
-def train_cmd(config_path, run, out, flow, teacher, log_csv, device):
+def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, device):
     """Train the teacher or one student under one ablation; resumes after a kill.
 
     Multi-GPU / multi-node: launch with `torchrun --nproc_per_node N -m etc -- train ...`
     (DDP; gloo on CPU, NCCL + SyncBatchNorm on GPU); the global batch is split across ranks.
     """
     from etc.config import command_config
+    from etc.flow.roles import check_training_store
     from etc.train import train
 
-    summary = train(command_config(config_path), run, out, flow=flow, teacher=teacher, log_csv=log_csv, device=device)
+    config = command_config(config_path, {"flow.estimator": ("--estimator", estimator)})
+    if flow is not None:
+        check_training_store(flow, config)
+    summary = train(config, run, out, flow=flow, teacher=teacher, log_csv=log_csv, device=device)
     if summary.get("rank", 0) == 0:
         on = f" on {summary['processes']} processes" if summary.get("processes", 1) > 1 else ""
         click.echo(f"{summary['run']}: {summary['iterations']} iterations{on} (resumed from {summary['resumed_from']})")
@@ -142,14 +148,20 @@ def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf1
 @click.option("--flow", required=True, type=ExistingFile, help="Flow store of the same split (consecutive pairs).")
 @click.option("--model", "model_ckpt", type=ExistingFile, default=None, help="Checkpoint, for parameters and GFLOPs.")
 @click.option("--timing", type=ExistingFile, default=None, help="Timing JSON of `etc infer`, for FPS.")
+@click.option("--flow-estimator", default=None,
+              help="The estimator --flow must hold: TC is measured with it [evaluate.flow_estimator].")
+@click.option("--train-estimator", default=None,
+              help="The flow the model was trained with, recorded in the JSON [flow.estimator].")
 @click.option("--out", required=True, type=PathArg, help="Metrics JSON.")
-def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out):
-    """mIoU, per-class IoU, TC, TC-occ, mVC_n, parameters, GFLOPs and FPS of one model."""
+def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, flow_estimator, train_estimator, out):
+    """mIoU, per-class IoU, TC (two class averagings), TC-occ, mVC_n, parameters, GFLOPs and FPS of one model."""
     from etc.config import command_config
     from etc.evaluate import evaluate
 
-    r = evaluate(command_config(config_path), predictions, flow, out, model_ckpt=model_ckpt, timing=timing)
-    shown = {"mIoU": r["miou"], "TC": r["tc"], "TC-occ": r["tc_occ"]}
+    config = command_config(config_path, {"evaluate.flow_estimator": ("--flow-estimator", flow_estimator),
+                                          "flow.estimator": ("--train-estimator", train_estimator)})
+    r = evaluate(config, predictions, flow, out, model_ckpt=model_ckpt, timing=timing)
+    shown = {"mIoU": r["miou"], "TC": r["tc"], "TC (all classes)": r["tc_all"], "TC-occ": r["tc_occ"]}
     click.echo("  ".join(f"{k} {'–' if v is None else format(v, '.2f')}" for k, v in shown.items()))
 
 
@@ -192,6 +204,24 @@ def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
 
     info = build_report(command_config(config_path), metrics_dir, curves_dir, table, out_dir)
     click.echo(f"{info['rows']} rows -> {info['table']}")
+
+
+@cli.command("flow-study-report", short_help="Table, summary and plots of the flow study.")
+@ConfigOpt
+@click.option("--metrics-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the study's `etc evaluate` JSONs (<measuring flow>/<student>/<ablation>[.<training flow>].json).")
+@click.option("--flow-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the flow stores and their `etc flow-quality` JSONs (<pairs>/<split>.<estimator>.quality.json).")
+@click.option("--out-dir", required=True, type=PathArg, help="Folder for table.csv, table.md, summary.json and the plots.")
+def flow_study_report_cmd(config_path, metrics_dir, flow_dir, out_dir):
+    """How good must the training flow be, and how much does the measuring flow bias TC (flow_study in the config)."""
+    from etc.config import command_config
+    from etc.report.flow_study import flow_study_report
+
+    info = flow_study_report(command_config(config_path), metrics_dir, flow_dir, out_dir)
+    base = info["summary"]["bias_tc"]["baseline"]
+    shown = ", ".join(f"{m} {'–' if v is None else format(v, '+.2f')}" for m, v in base.items())
+    click.echo(f"{info['rows']} rows -> {info['table']}; baseline TC bias against the exact flow: {shown}")
 
 
 @cli.command("demo-video", short_help="Baseline vs ETC video with flicker maps.")

@@ -81,43 +81,26 @@ def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
                        f"truncated: delete it and rerun `etc infer`") from None
 
 
-def estimator_name(spec: str) -> str:
-    """The name a flow store records for the config's ``flow.estimator`` (DIS's default preset
-    is stored as plain ``dis``, see etc.flow.estimators.DISEstimator)."""
-    return "dis" if spec in ("dis", "dis:medium") else spec
-
-
 def open_flow_store(path: str | Path, config: dict, split: str):
-    """The flow store, checked to hold flow of the config's estimator, dataset and ``split``:
-    TC measured with another flow than the config names is another metric."""
+    """The flow store, checked to hold flow of the config's evaluation estimator
+    (etc.flow.roles), dataset and ``split``: TC measured with another flow is another metric."""
     import h5py
 
-    from etc.flow.store import FlowStore
+    from etc.flow.roles import check_store, evaluation_estimator
 
-    store = FlowStore(path)
+    store = check_store(path, estimator=evaluation_estimator(config), dataset=config["dataset"]["name"],
+                        split=split, role="evaluation", option="--flow-estimator")
     with h5py.File(path, "r") as h5:
         if not any(len(h5[clip]) for clip in h5):
             raise EtcError(f"flow store {path} is empty (0 pairs); delete it and rerun precompute-flow "
                            f"once `etc check-data` finds the clips of the split")
-    wanted = {
-        "estimator": estimator_name(config["flow"]["estimator"]),
-        "dataset": config["dataset"]["name"],
-        "split": split,
-    }
-    for key, value in wanted.items():
-        stored = store.attrs.get(key)
-        if stored != value:
-            fix = (f"pass the store computed with '{value}' or run `etc precompute-flow --estimator {value}`"
-                   if key == "estimator" else f"pass the flow store of {key} '{value}'")
-            raise EtcError(f"flow store {path} was computed with {key} '{stored}', but the config "
-                           f"evaluates {key} '{value}'; {fix}")
     return store
 
 
 def clip_data(clip, preds: dict, predictions: str | Path, store, dataset: str):
     """The predictions, checked ground truth and flow access of one clip (etc.metrics.ClipData)."""
-    from etc.data.decode import read_label
-    from etc.data.labels import num_classes
+    from etc.data.decode import read_label_map
+    from etc.data.labels import num_classes, to_train_ids
     from etc.metrics import ClipData
 
     if clip.name not in preds:
@@ -131,13 +114,16 @@ def clip_data(clip, preds: dict, predictions: str | Path, store, dataset: str):
                        f"{k} classes; were the predictions made by a model of another dataset?")
 
     def checked(path):
-        gt = read_label(path, dataset)  # refuses colour images and values that are not label ids
+        """(train ids, stored values): mVC in VSPW's form compares the stored values."""
+        stored = read_label_map(path)
+        gt = to_train_ids(stored, dataset, source=path)  # refuses values that are not label ids
         if gt.shape != p.shape[1:]:
             raise EtcError(f"prediction {p.shape[1:]} and label {gt.shape} differ in size for {path}")
-        return gt
+        return gt, stored
 
-    labels = {t: checked(clip.frames[t].label) for t in clip.labelled}
-    dense = None
+    labels = {t: checked(clip.frames[t].label)[0] for t in clip.labelled}
+    dense = dense_stored = None
     if all(f.dense_label is not None for f in clip.frames):
-        dense = np.stack([checked(f.dense_label) for f in clip.frames])
-    return ClipData(clip.name, p, labels, dense, lambda t: store.read(clip.name, t, t + 1, p.shape[1:]))
+        dense, dense_stored = (np.stack(x) for x in zip(*(checked(f.dense_label) for f in clip.frames), strict=True))
+    return ClipData(clip.name, p, labels, dense, lambda t: store.read(clip.name, t, t + 1, p.shape[1:]),
+                    dense_stored=dense_stored)

@@ -65,7 +65,13 @@ def test_schema_estimator_pattern_is_the_registry():
     from etc.config import load_schema
     from etc.flow.estimators import ESTIMATORS
 
-    pattern = load_schema()["properties"]["flow"]["properties"]["estimator"]["pattern"]
+    schema = load_schema()
+    pattern = schema["definitions"]["estimator"]["pattern"]
+    # one pattern: flow.estimator and the study's lists refer to it, the evaluation key repeats it
+    assert schema["properties"]["flow"]["properties"]["estimator"]["$ref"] == "#/definitions/estimator"
+    assert schema["properties"]["evaluate"]["properties"]["flow_estimator"]["pattern"] == pattern
+    study = schema["properties"]["flow_study"]["properties"]
+    assert study["train_estimators"]["items"] == study["measure_estimators"]["items"] == {"$ref": "#/definitions/estimator"}
     families = set(re.findall(r"[a-z]+", pattern.split(":")[0] + "|" + pattern)) & {"dis", "gt", "ptlflow"}
     assert families == set(ESTIMATORS)
     for spec in ("dis", "dis:fast", "dis:ultrafast", "dis:medium", "gt", "ptlflow:raft_small"):

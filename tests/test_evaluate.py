@@ -112,20 +112,61 @@ def test_label_with_values_that_are_no_label_ids_is_an_error(ev, synthetic_tree,
 
 def test_flow_store_of_another_estimator_is_an_error_naming_both(ev, tmp_path):
     cfg, preds, flow = ev
-    dis_cfg = {**cfg, "flow": {**cfg["flow"], "estimator": "dis"}}
-    with pytest.raises(EtcError, match=r"val.h5.*estimator 'gt'.*'dis'"):
+    dis_cfg = {**cfg, "evaluate": {**cfg["evaluate"], "flow_estimator": "dis"}}
+    with pytest.raises(EtcError, match=r"val.h5.*estimator 'gt'.*evaluation flow is estimator 'dis'.*--flow-estimator"):
         _evaluate(dis_cfg, preds, flow, tmp_path / "m.json")
     with pytest.raises(EtcError, match=r"split 'val'.*split 'train'"):
         _evaluate(cfg, preds, flow, tmp_path / "m.json", split="train")
 
 
+def test_evaluation_flow_is_its_own_key_and_both_flows_are_recorded(ev, tmp_path):
+    """On the synthetic set the exact flow measures whatever trained the model (the default
+    null); a config naming another evaluation estimator needs that store; the JSON and the
+    table say which flow trained and which measured."""
+    from etc.flow.roles import evaluation_estimator, training_estimator
+    from etc.metrics import build_metrics, table_columns
+
+    cfg, preds, flow = ev
+    trained_dis = {**cfg, "flow": {**cfg["flow"], "estimator": "dis:fast"}}
+    assert cfg["evaluate"]["flow_estimator"] is None and evaluation_estimator(trained_dis) == "gt"
+    r = _evaluate(trained_dis, preds, flow, tmp_path / "m.json")
+    assert (r["flow_train"], r["flow_eval"]) == ("dis:fast", "gt")
+    keys = [c.key for c in table_columns(build_metrics(trained_dis))]
+    assert {"flow_train", "flow_eval"} <= set(keys)
+    # where the dataset has no exact flow, null means the training estimator
+    camvid = {**trained_dis, "dataset": {**cfg["dataset"], "name": "camvid"}}
+    assert evaluation_estimator(camvid) == training_estimator(camvid) == "dis:fast"
+    named = {**camvid, "evaluate": {**cfg["evaluate"], "flow_estimator": "dis:medium"}}
+    assert evaluation_estimator(named) == "dis"
+
+
+def test_cli_flow_estimator_options_reach_the_check_and_the_json(ev, tmp_path):
+    import yaml
+
+    cfg, preds, flow = ev
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    base = [sys.executable, "-m", "etc", "evaluate", "--config", str(path), "--predictions", str(preds),
+            "--flow", str(flow), "--out", str(tmp_path / "m.json")]
+    res = subprocess.run(base + ["--flow-estimator", "dis"], capture_output=True, text=True)
+    assert res.returncode == 2 and "estimator 'gt'" in res.stderr and "--flow-estimator" in res.stderr
+    res = subprocess.run(base + ["--flow-estimator", "gt", "--train-estimator", "gt:noise3"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    r = json.loads((tmp_path / "m.json").read_text())
+    assert (r["flow_train"], r["flow_eval"]) == ("gt:noise3", "gt")
+
+
 def test_estimator_names_match_what_the_store_records():
-    from etc.evaluate import estimator_name
     from etc.flow.estimators import make_estimator
+    from etc.flow.roles import canonical, file_tag, from_file_tag
 
     for spec in ("dis", "dis:medium", "dis:fast", "dis:ultrafast"):
-        assert estimator_name(spec) == make_estimator(spec).name
-    assert estimator_name("gt") == "gt" and estimator_name("ptlflow:raft") == "ptlflow:raft"
+        assert canonical(spec) == make_estimator(spec).name
+    for spec, name in (("gt:noise1.0", "gt:noise1"), ("gt:noise0", "gt"), ("gt:noise0.50", "gt:noise0.5")):
+        assert canonical(spec) == name == make_estimator(spec, root=".").name
+    assert canonical("gt") == "gt" and canonical("ptlflow:raft") == "ptlflow:raft"
+    for spec in ("dis", "dis:fast", "gt:noise1.5", "ptlflow:raft_small"):
+        assert ":" not in file_tag(spec) and from_file_tag(file_tag(spec)) == canonical(spec)
 
 
 def test_undefined_tc_is_an_error_never_nan(ev, tmp_path):

@@ -337,3 +337,25 @@ def test_flow_quality_of_exact_noisy_and_dis_flow(cfg, stores, tmp_path, synthet
     assert _contents(again) == _contents(tmp_path / "noisy.h5")  # seeded by the pair: reproducible
     with pytest.raises(EtcError, match="gt:noise<σ"):
         precompute_flow(cfg, "val", tmp_path / "x.h5", estimator="gt:blur", progress=False)
+
+
+def test_cli_train_checks_the_store_against_the_training_estimator(cfg, stores, tmp_path):
+    """A training store of another estimator than flow.estimator is refused, naming both and
+    --estimator; naming the store's estimator with --estimator (the flow study) trains."""
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(load_config(None, {
+        **cfg, "students": {"s": {"backbone": "tiny", "width": 0.25, "head_channels": 8}},
+        "train": {"student": {"iterations": 1, "batch_size": 2}}})))
+    base = [sys.executable, "-m", "etc", "train", "--config", str(path), "--run", "s/tl", "--device", "cpu",
+            "--flow", str(stores / "train_gt.h5"), "--out", str(tmp_path / "tl.pt")]
+    res = subprocess.run(base, capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "estimator 'gt'" in res.stderr and "training flow is estimator 'dis'" in res.stderr and "--estimator" in res.stderr
+    assert not (tmp_path / "tl.pt").exists()
+    res = subprocess.run(base + ["--estimator", "gt"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    val = subprocess.run([*base[:-4], "--flow", str(stores / "val_dis.h5"), "--out", str(tmp_path / "v.pt")],
+                         capture_output=True, text=True)
+    assert val.returncode == 2 and "split 'val'" in val.stderr and "split 'train'" in val.stderr

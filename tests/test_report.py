@@ -63,3 +63,83 @@ def test_bench_rules_figure_is_drawn_through_public_plot_helpers(tmp_path):
     bench_rules(rows, tmp_path, tmp_path / f"{BENCH_FIGURE}.png")
     assert (tmp_path / f"{BENCH_FIGURE}.png").stat().st_size > 0
     assert rows.rows[0]["metric"] == "infer_s" and rows.rows[0]["value"] == 1.5
+
+
+def _study_cfg(**study):
+    from etc.config import load_config
+
+    return load_config(ROOT / "workflow/configs/smoke.yaml",
+                       {"flow_study": {"train_estimators": ["gt", "dis", "gt:noise2"], "measure_estimators": ["dis", "gt:noise2"],
+                                       **study}})
+
+
+def _fake_study(tmp_path, cfg, tc_of):
+    """Metrics JSONs and flow-quality JSONs where they are written; ``tc_of(ablation, train, measure)``."""
+    from etc.report.flow_study import PAIRS, metrics_path, quality_path, store_path, study_plan
+
+    plan = study_plan(cfg)
+    epe = {"gt": 0.0, "dis": 1.5, "gt:noise2": 2.0}
+    for m in plan.measure:
+        for a, e in plan.runs():
+            p = metrics_path(tmp_path / "metrics", plan, m, a, e)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            miou = 50.0 + (0 if e is None else 1.0 - epe[e])
+            p.write_text(json.dumps({"miou": miou, "tc": tc_of(a, e, m), "tc_all": tc_of(a, e, m) - 5, "tc_occ": 90.0,
+                                     "flicker_pct": 3.0, "flow_eval": m, "flow_train": e}))
+    for role, split in (("train", "train"), ("measure", "val")):
+        for spec in plan.train if role == "train" else plan.measure:
+            q = quality_path(store_path(tmp_path / "flow", PAIRS[role], split, spec))
+            q.parent.mkdir(parents=True, exist_ok=True)
+            q.write_text(json.dumps({"epe": epe[spec] + (0.1 if role == "measure" else 0.0)}))
+    return plan
+
+
+def test_flow_study_report_deltas_biases_summary_and_plots(tmp_path):
+    from etc.report.flow_study import FIGURES, flow_study_report
+
+    cfg = _study_cfg()
+
+    def tc_of(a, e, m):  # TL gains 4 − EPE of its flow; measuring with flow m adds 2 × its EPE, 3 more on its own flow
+        gain = 0.0 if e is None else 4.0 - {"gt": 0.0, "dis": 1.5, "gt:noise2": 2.0}[e]
+        bias = {"gt": 0.0, "dis": 2.0, "gt:noise2": -1.0}[m] + (3.0 if m == e and m != "gt" else 0.0)
+        return 70.0 + gain + bias
+
+    plan = _fake_study(tmp_path, cfg, tc_of)
+    assert plan.measure == ("gt", "dis", "gt:noise2") and plan.train == ("gt", "dis", "gt:noise2")
+    info = flow_study_report(cfg, tmp_path / "metrics", tmp_path / "flow", tmp_path / "out")
+    df = pd.read_csv(tmp_path / "out/table.csv")
+    assert len(df) == 3 * (1 + 2 * 3) == info["rows"]
+    row = df[(df["ablation"] == "tl") & (df["train_flow"] == "dis") & (df["measure_flow"] == "dis")].iloc[0]
+    assert row["delta_tc"] == pytest.approx(4.0 - 1.5 + 3.0)  # the gain flattered by its own flow
+    assert row["bias_tc"] == pytest.approx(2.0 + 3.0) and row["train_epe"] == 1.5 and row["measure_epe"] == pytest.approx(1.6)
+    assert row["delta_tc_all"] == pytest.approx(row["delta_tc"]) and row["delta_miou"] == pytest.approx(-0.5)
+    assert (df[df["measure_flow"] == "gt"]["bias_tc"] == 0).all()
+    assert df[df["ablation"] == "baseline"]["train_epe"].isna().all()
+    s = json.loads((tmp_path / "out/summary.json").read_text())
+    assert s["bias_tc"]["baseline"] == {"gt": 0.0, "dis": 2.0, "gt:noise2": -1.0}
+    assert s["bias_tc"]["tl@dis"]["dis"] == pytest.approx(5.0)  # smoke trains with dis: its own students
+    gain = s["gain"]["tl_kd@gt:noise2"]
+    assert gain["delta_tc_exact"] == pytest.approx(2.0) and gain["delta_tc_self"] == pytest.approx(5.0)
+    assert gain["train_epe"] == 2.0
+    assert all((tmp_path / "out" / f"{n}.png").stat().st_size > 0 for n in FIGURES)
+    assert (tmp_path / "out/table.md").read_text().count("\n") == len(df) + 2
+
+
+def test_flow_study_report_refuses_bad_plans_and_inputs(tmp_path):
+    from etc.errors import EtcError
+    from etc.report.flow_study import flow_study_report, metrics_path, study_plan
+
+    cfg = _study_cfg()
+    with pytest.raises(EtcError, match=r"missing .*metrics/gt/student/baseline.json .*snakemake --cores all flow_study"):
+        flow_study_report(cfg, tmp_path / "metrics", tmp_path / "flow", tmp_path / "out")
+    plan = _fake_study(tmp_path, cfg, lambda a, e, m: 70.0)
+    wrong = metrics_path(tmp_path / "metrics", plan, "dis", "tl", "gt")
+    wrong.write_text(json.dumps({**json.loads(wrong.read_text()), "flow_eval": "gt"}))
+    with pytest.raises(EtcError, match=r"tl\.gt\.json was measured with flow 'gt', not 'dis'"):
+        flow_study_report(cfg, tmp_path / "metrics", tmp_path / "flow", tmp_path / "out")
+    with pytest.raises(EtcError, match=r"'baseline' does not use the temporal loss"):
+        study_plan(_study_cfg(ablations=["baseline"]))
+    with pytest.raises(EtcError, match=r"'nobody' is not a student"):
+        study_plan(_study_cfg(student="nobody"))
+    with pytest.raises(EtcError, match=r"dataset 'camvid' does not"):
+        study_plan({**cfg, "dataset": {**cfg["dataset"], "name": "camvid"}})

@@ -31,6 +31,7 @@ def setup(synthetic_tree, tmp_path_factory):
         "ablations": {"baseline": {"ce": 1.0}, "tl": {"ce": 1.0, "tl": 1.0},
                       "tl_kd": {"ce": 1.0, "tl": 1.0, "pi": 1.0, "pf": 1.0, "mf": 1.0}},
         "infer": {"batch_size": 4, "warmup": 1},
+        "flow": {"estimator": "gt"},  # the store below: `etc train` checks it
     })
     flow = d / "train.h5"
     precompute_flow(cfg, "train", flow, estimator="gt", progress=False)

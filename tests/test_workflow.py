@@ -59,3 +59,60 @@ def test_smoke_workflow_end_to_end_survives_a_hard_kill(tmp_path):
     assert (killed / "results dir/smoke/table.csv").exists(), rerun.stdout[-3000:] + rerun.stderr[-3000:]
     resumed = pd.read_csv(killed / "results dir/smoke/table.csv")
     pd.testing.assert_frame_equal(resumed[["model", "ablation", *QUALITY]], table[["model", "ablation", *QUALITY]])
+
+
+def _dry_run(tmp_path, target: str, **overrides) -> str:
+    """`snakemake -n TARGET` on the smoke preset (with ``overrides`` merged in): its plan."""
+    import yaml
+
+    from etc.config import deep_merge
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(deep_merge(yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text()), overrides)))
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+                          str(tmp_path), "--configfile", str(config), "--cores", "2", "-n", target],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res.stdout + res.stderr
+
+
+def _job_counts(plan: str) -> dict[str, int]:
+    import re
+
+    stats = plan.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+def test_flow_study_dag_on_the_smoke_preset(tmp_path):
+    """Every student of the study trained once per training flow (flow.estimator's are the
+    default run's), every model measured with every measuring flow, every store judged
+    against the exact flow; nothing of it in the default target."""
+    from etc.config import load_config
+    from etc.report.flow_study import study_plan
+
+    plan = study_plan(load_config(ROOT / "workflow/configs/smoke.yaml"))
+    n_train, n_measure, n_abl = len(plan.train), len(plan.measure), len(plan.ablations)
+    jobs = _job_counts(_dry_run(tmp_path, "flow_study"))
+    assert jobs["flow_study_train"] == jobs["flow_study_infer"] == (n_train - 1) * n_abl  # dis: the default run's
+    assert jobs["train_student"] == 1 + n_abl and jobs["train_teacher"] == 1  # reused, not retrained
+    assert jobs["flow_study_evaluate"] == n_measure * n_train * n_abl
+    assert jobs["flow_study_evaluate_baseline"] == n_measure
+    assert jobs["precompute_flow"] == jobs["flow_quality"] == n_train + n_measure
+    assert jobs["flow_study"] == 1 and "evaluate" not in jobs and "report" not in jobs
+    default = _job_counts(_dry_run(tmp_path / "default", "all"))
+    assert not any(j.startswith("flow_") for j in default)
+
+
+def test_training_and_evaluation_stores_are_separate_files(tmp_path):
+    """The val store is computed with the evaluation estimator (the exact flow on the synthetic
+    set by default), the train store with flow.estimator; on one split with one estimator they
+    are still two files (training pairs, consecutive pairs)."""
+    import re
+
+    plan = _dry_run(tmp_path, "all")
+    stores = sorted(set(re.findall(r"output: (\S+/flow/\S+\.h5)", plan)))
+    assert stores == ["results/smoke/flow/consecutive/val.gt.h5", "results/smoke/flow/training/train.dis.h5"]
+    same = _dry_run(tmp_path / "same", "all", dataset={"val_split": "train"}, evaluate={"flow_estimator": "dis"})
+    assert {"results/smoke/flow/consecutive/train.dis.h5", "results/smoke/flow/training/train.dis.h5"} <= set(
+        re.findall(r"output: (\S+/flow/\S+\.h5)", same))

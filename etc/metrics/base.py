@@ -56,6 +56,7 @@ class ClipData:
     labels: dict[int, np.ndarray]  # frame position → H×W ground truth (sparse labels)
     dense: np.ndarray | None  # T×H×W ground truth of every frame, or None
     flow_reader: Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # t → (F_{t→t+1}, occluded)
+    dense_stored: np.ndarray | None = None  # ``dense`` as the label files store it (mVC, VSPW form)
     _flows: dict = field(default_factory=dict, repr=False)
     _warped: dict = field(default_factory=dict, repr=False)
 

@@ -9,8 +9,10 @@ the image are left out (not clamped to the border). TC-occ also leaves out pixel
 forward–backward check marks occluded.
 
 mVC_n (VSPW): over windows of n consecutive frames, the share of pixels whose ground truth is
-constant over the window whose prediction is constant too; the accuracy-aware variant also
-requires the prediction to equal the ground truth (a constant wrong answer scores 100 in mVC).
+constant over the window whose prediction is constant too. ``mvc<n>`` is computed exactly as
+VSPW's ``VC_perclip.py`` (the published numbers); ``mvc<n>_etc`` scores every window and leaves
+void pixels out; the accuracy-aware ``mvc<n>_acc`` (etc's windows) also requires the prediction
+to equal the ground truth (a constant wrong answer scores 100 in mVC).
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ class PooledTC:
 
 
 def video_consistency(pred: np.ndarray, gt: np.ndarray, n: int) -> tuple[list[float], list[float]]:
-    """Per-window (mVC, accuracy-aware mVC) fractions for a T×H×W clip; empty if T < n."""
+    """etc's form: per-window (mVC, accuracy-aware mVC) fractions of a T×H×W clip over all
+    T − n + 1 windows (a clip of exactly n frames is scored), void ground truth left out;
+    empty if T < n."""
     vc, vc_acc = [], []
     for s in range(0, pred.shape[0] - n + 1):
         g, p = gt[s : s + n], pred[s : s + n]
@@ -88,6 +92,22 @@ def video_consistency(pred: np.ndarray, gt: np.ndarray, n: int) -> tuple[list[fl
         vc.append(float((g_const & p_const).sum()) / denom)
         vc_acc.append(float((g_const & p_const & (p[0] == g[0])).sum()) / denom)
     return vc, vc_acc
+
+
+def vspw_video_consistency(pred: np.ndarray, gt_stored: np.ndarray, n: int) -> list[float]:
+    """Per-window mVC fractions exactly as VSPW's ``VC_perclip.py``: windows start at
+    ``range(T - n)`` (a clip of T ≤ n frames has none, and the last possible window is never
+    scored), the ground truth is compared as the mask files store it (void and "others" are
+    values like any other, so a constant void region counts), and a window without a
+    ground-truth-constant pixel is dropped (the script's 0/0, skipped by ``np.nanmean``)."""
+    out = []
+    for s in range(pred.shape[0] - n):
+        g, p = gt_stored[s : s + n], pred[s : s + n]
+        g_const = np.all(g == g[0], axis=0)
+        denom = int(g_const.sum())
+        if denom:
+            out.append(float((g_const & np.all(p == p[0], axis=0)).sum()) / denom)
+    return out
 
 
 class TemporalConsistency(Metric):
@@ -167,28 +187,35 @@ class FlickerShare(Metric):
         return {self.key: None if np.isnan(value) else value}
 
 
-# mVC forms: name → per-window (mVC, accuracy-aware mVC) fractions of one T×H×W clip.
-VC_FORMS = {"etc": video_consistency}
+# mVC forms: "vspw" (``mvc<n>``, the published metric) and "etc" (``mvc<n>_etc`` and
+# the accuracy-aware ``mvc<n>_acc``), see the module docstring.
+VC_FORMS = ("vspw", "etc")
 
 
 class VideoConsistency(Metric):
-    """mVC_n and its accuracy-aware variant, averaged over every window of every dense clip;
-    None where no window had a ground-truth-constant pixel (e.g. clips shorter than n)."""
+    """mVC_n in one form, the mean over every scored window of every dense clip; None where
+    no window was scored (e.g. clips of at most n frames). ``in_table``: the "vspw" form's
+    ``mvc<n>``, or the "etc" form's accuracy-aware ``mvc<n>_acc`` (its plain ``mvc<n>_etc``,
+    a near-duplicate of the VSPW column, stays in the JSON)."""
 
-    def __init__(self, n: int, form: str = "etc", in_table: bool = True):
+    def __init__(self, n: int, form: str = "vspw", in_table: bool = True):
         if form not in VC_FORMS:
-            raise ValueError(f"mVC form must be one of {tuple(VC_FORMS)}, not {form!r}")
-        self.n, self.windows = n, VC_FORMS[form]
-        self.keys = (f"mvc{n}", f"mvc{n}_acc")
-        self.columns = tuple(Column(k, section="detail", higher_is_better=True) for k in self.keys) if in_table else ()
-        self.vc: list[float] = []
-        self.vc_acc: list[float] = []
+            raise ValueError(f"mVC form must be one of {VC_FORMS}, not {form!r}")
+        self.n, self.form = n, form
+        self.keys = (f"mvc{n}",) if form == "vspw" else (f"mvc{n}_etc", f"mvc{n}_acc")
+        self.columns = (Column(self.keys[-1], section="detail", higher_is_better=True),) if in_table else ()
+        self.values: tuple[list[float], ...] = tuple([] for _ in self.keys)
 
     def update(self, clip: ClipData) -> None:
-        if clip.dense is not None:
-            a, b = self.windows(clip.pred, clip.dense, self.n)
-            self.vc.extend(a)
-            self.vc_acc.extend(b)
+        if clip.dense is None:
+            return
+        if self.form == "vspw":
+            stored = clip.dense if clip.dense_stored is None else clip.dense_stored
+            per_window = (vspw_video_consistency(clip.pred, stored, self.n),)
+        else:
+            per_window = video_consistency(clip.pred, clip.dense, self.n)
+        for acc, new in zip(self.values, per_window, strict=True):
+            acc.extend(new)
 
     def result(self) -> dict:
-        return {k: float(np.mean(v) * 100) if v else None for k, v in zip(self.keys, (self.vc, self.vc_acc), strict=True)}
+        return {k: float(np.mean(v) * 100) if v else None for k, v in zip(self.keys, self.values, strict=True)}

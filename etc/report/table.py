@@ -20,8 +20,8 @@ REFERENCE_CITYSCAPES = {
 
 # Columns of every table around the metrics' own (etc.metrics): which row, and the reference.
 IDENTITY = (Column("model", fmt=None), Column("ablation", fmt=None))
-REFERENCE_COLUMNS = (Column("ref_miou", higher_is_better=True),
-                     Column("ref_tc", higher_is_better=True))
+REFERENCE_COLUMNS = (Column("ref_miou", "published mIoU", higher_is_better=True),
+                     Column("ref_tc", "published TC (all classes)", higher_is_better=True))
 
 
 def report_columns(config: dict) -> list[Column]:

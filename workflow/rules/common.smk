@@ -10,6 +10,8 @@ from pathlib import Path
 shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
 
 from etc.losses import ablation_needs  # the loss registry says what each ablation needs
+from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, training_estimator
+from etc.report.flow_study import PAIRS, store_path
 
 
 def results(*parts):
@@ -40,9 +42,42 @@ def dataset_ready():
     return []
 
 
-def flow_gpus():
+def flow_store(role, spec):
+    """The store of estimator ``spec`` for training (training pairs of the training split) or
+    measuring (consecutive pairs of the validation split): one file each, never shared."""
+    split = config["dataset"]["train_split" if role == "train" else "val_split"]
+    return str(store_path(results("flow"), PAIRS[role], split, spec))
+
+
+def train_flow():
+    """The store TL reads: flow.estimator's."""
+    return flow_store("train", training_estimator(config))
+
+
+def eval_flow():
+    """The store TC is measured with: evaluate.flow_estimator's (etc.flow.roles)."""
+    return flow_store("measure", evaluation_estimator(config))
+
+
+def flow_spec(wildcards):
+    return from_file_tag(wildcards.estimator)
+
+
+def flow_ckpt_flag(wildcards):
+    ckpt = estimator_ckpt(config, flow_spec(wildcards))
+    return f"--ckpt {shlex.quote(ckpt)}" if ckpt else ""
+
+
+def flow_digest(spec):
+    """What a store of ``spec`` depends on: the dataset, the flow settings other than which
+    estimator the config trains with, the estimator and its checkpoint."""
+    settings = {k: v for k, v in config["flow"].items() if k not in ("estimator", "ckpt")}
+    return digest_of([config["dataset"], settings, spec, estimator_ckpt(config, spec)])
+
+
+def flow_gpus(wildcards):
     """A ptlflow model wants a GPU; DIS and the exact flow run on CPU."""
-    return 1 if config["flow"]["estimator"].startswith("ptlflow:") else 0
+    return 1 if flow_spec(wildcards).startswith("ptlflow:") else 0
 
 
 def train_gpus(which):
@@ -69,7 +104,7 @@ def student_inputs(wildcards):
     terms = config["ablations"][wildcards.ablation]
     inputs = {"config": ancient(results("config.yaml")), "manifest": results("data", "manifest.json")}
     if ablation_needs(terms, "needs_flow"):
-        inputs["flow"] = results("flow", f"{config['dataset']['train_split']}.h5")
+        inputs["flow"] = train_flow()
     if ablation_needs(terms, "needs_teacher"):
         inputs["teacher"] = results("models", "teacher.pt")
     return inputs

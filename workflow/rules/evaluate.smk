@@ -3,7 +3,7 @@ rule evaluate:
         config=ancient(results("config.yaml")),
         predictions=results("predictions", "{model}.h5"),
         timing=results("predictions", "{model}.timing.json"),
-        flow=results("flow", f"{config['dataset']['val_split']}.h5"),
+        flow=eval_flow(),
         model=results("models", "{model}.pt"),
     output:
         results("metrics", "{model}.json"),

@@ -3,16 +3,40 @@ rule precompute_flow:
         config=ancient(results("config.yaml")),
         manifest=results("data", "manifest.json"),
     output:
-        results("flow", "{split}.h5"),
+        results("flow", "{pairs}", "{split}.{estimator}.h5"),
     params:
-        digest=digest("dataset", "flow"),
+        spec=flow_spec,
+        ckpt=flow_ckpt_flag,
+        digest=lambda wildcards: flow_digest(flow_spec(wildcards)),
     log:
-        results("logs", "precompute_flow_{split}.log"),
+        results("logs", "precompute_flow_{pairs}_{split}.{estimator}.log"),
     benchmark:
-        results("benchmarks", "precompute_flow_{split}.tsv")
+        results("benchmarks", "precompute_flow_{pairs}_{split}.{estimator}.tsv")
     resources:
-        gpu=flow_gpus(),
-        nvidia_gpu=flow_gpus(),
+        gpu=flow_gpus,
+        nvidia_gpu=flow_gpus,
+    wildcard_constraints:
+        pairs="training|consecutive",
+        split=r"[^./]+",
+        estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?",
     shell:
-        "etc precompute-flow --config {input.config:q} --split {wildcards.split} "
-        "--out {output:q} > {log:q} 2>&1"
+        "etc precompute-flow --config {input.config:q} --split {wildcards.split} --pairs {wildcards.pairs} "
+        "--estimator {params.spec} {params.ckpt} --out {output:q} > {log:q} 2>&1"
+
+
+rule flow_quality:
+    """End-point error and occlusion agreement of a store against the exact flow of the same
+    pairs (synthetic set), written beside the store."""
+    input:
+        flow=results("flow", "{pairs}", "{split}.{estimator}.h5"),
+        reference=results("flow", "{pairs}", "{split}.gt.h5"),
+    output:
+        results("flow", "{pairs}", "{split}.{estimator}.quality.json"),
+    log:
+        results("logs", "flow_quality_{pairs}_{split}.{estimator}.log"),
+    wildcard_constraints:
+        pairs="training|consecutive",
+        split=r"[^./]+",
+        estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?",
+    shell:
+        "etc flow-quality --flow {input.flow:q} --reference {input.reference:q} --out {output:q} > {log:q} 2>&1"

@@ -30,7 +30,7 @@ rule demo_video:
     input:
         unpack(demo_inputs),
         config=ancient(results("config.yaml")),
-        flow=results("flow", f"{config['dataset']['val_split']}.h5"),
+        flow=eval_flow(),
     output:
         video=results("demo", "clip{index}.mp4"),
         gif=report(results("demo", "clip{index}.gif"), caption="../report/demo.rst", category="Demo"),

@@ -34,6 +34,7 @@ class DatasetSpec:
     frame_naming: str  # how frames and labels are named and grouped into clips
     label_convention: str  # what the stored label values mean, and the source of that mapping
     splits: tuple[str, ...] = ("train", "val")  # the splits the data ships with
+    exact_flow: bool = False  # the `gt` estimator reads its exact flow (evaluation measures with it)
 
 
 @functools.cache

@@ -54,4 +54,5 @@ SPEC = DatasetSpec(
                   "each clip) plus dense/<split>/<city>/<city>_<seq>_<frame>_{labelIds,flow_fw,"
                   "flow_bw}.png for every frame; one clip per (city, sequence)"),
     label_convention="Cityscapes label ids (7 road, 8 sidewalk, ...), mapped as for Cityscapes",
+    exact_flow=True,
 )
