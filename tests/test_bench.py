@@ -26,3 +26,55 @@ def test_quick_bench_writes_well_formed_rows(tmp_path):
         assert metric in set(df["metric"])
     assert (tmp_path / "bench.md").read_text().startswith("Device: ")
     assert (tmp_path / "bench_rules.png").exists()
+
+
+@pytest.mark.slow
+def test_paper_bench_runs_at_a_tiny_scale_without_ptlflow(tmp_path):
+    """The GPU check's code path (`etc bench --scale paper`) on CPU at 64×128, in a process
+    where ptlflow cannot be imported (the GPU machine lacks it): every row well formed, every
+    ratio finite and positive, the preset's estimate written."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = load_config(None, {"teacher": {"backbone": "tiny", "width": 0.5, "head_channels": 8},
+                             "students": {"s": {"backbone": "tiny", "width": 0.25, "head_channels": 8}},
+                             "dataset": {"window": [-2, -1, 1, 2, 3]},
+                             "augment": {"crop": [769, 769], "scale": [0.5, 2.0], "rotation": 10},
+                             "ablations": {"baseline": {"ce": 1.0}, "tl": {"ce": 1.0, "tl": 0.1},
+                                           "tl_kd": {"ce": 1.0, "tl": 0.1, "pi": 10.0, "pf": 1.0, "mf": 1.0}},
+                             "train": {"teacher": {"iterations": 600, "batch_size": 2},
+                                       "student": {"iterations": 700, "batch_size": 2}},
+                             "infer": {"batch_size": 2}})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "bench.csv"
+    block = ("import sys\n"
+             "class Block:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        if name.split('.')[0] in ('ptlflow', 'loguru', 'jsonargparse'):\n"
+             "            raise ImportError('blocked: ' + name)\n"
+             "sys.meta_path.insert(0, Block())\n"
+             "sys.argv = ['etc'] + sys.argv[1:]\n"
+             "from etc.cli import main\n"
+             "try:\n    main()\nfinally:\n    assert 'ptlflow' not in sys.modules\n")
+    res = subprocess.run([sys.executable, "-c", block, "bench", "--device", "cpu", "--scale", "paper", "--quick",
+                          "--config", str(tmp_path / "c.yaml"), "--out", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "estimated wall time of the preset" in res.stdout and "total" in res.stdout
+    df = pd.read_csv(out)
+    assert set(df["device"]) == {df["device"].iloc[0]} and df["device"].iloc[0].startswith("cpu")
+    metrics = dict(zip(df["metric"], df["value"], strict=True))
+    runs = ["teacher", "s/baseline", "s/tl", "s/tl_kd"]
+    for run in runs:
+        for m in ("samples_per_s", "loader_free_samples_per_s", "over_loader_free"):
+            assert math.isfinite(metrics[f"{run}_{m}"]) and metrics[f"{run}_{m}"] > 0
+        assert 0 <= metrics[f"{run}_loader_wait_share"] <= 1
+    for m in ("infer_over_bare_64x128", "infer_call_over_bare_64x128", "nhwc_fp32_over_nchw_fp32_64x128",
+              "train_s_samples_per_s_nhwc_bf16_over_auto"):
+        assert math.isfinite(metrics[m]) and metrics[m] > 0
+    # the estimate is Σ iterations × batch / samples/s over the teacher and every student run
+    want = sum(it * 2 / metrics[f"{run}_samples_per_s"] for run, it in zip(runs, [600, 700, 700, 700], strict=True)) / 3600
+    assert metrics["preset_hours"] == pytest.approx(want, rel=1e-6)
+    ratios = df[df["unit"] == "ratio"]["value"]
+    assert len(ratios) > 10 and all(math.isfinite(v) and v > 0 for v in ratios)
