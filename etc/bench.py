@@ -421,17 +421,22 @@ def run_bench(config: dict, out_csv: str | Path, *, device: str = "cpu", quick: 
     dev = torch.device(device)
     rows = Rows(device_name(dev))
     lines: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="etc-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        if scale == "paper":
-            from etc.bench_paper import run_paper_bench
-
-            lines = run_paper_bench(config, rows, tmp, dev, quick)
-        else:
-            _small_bench(rows, config, tmp, dev, quick)
     out_csv = Path(out_csv)
-    if scale != "paper":
-        bench_rules(rows, Path(results_dir or out_csv.parent), out_csv.with_name("bench_rules.png"))
+    try:
+        with tempfile.TemporaryDirectory(prefix="etc-bench-") as tmp_name:
+            tmp = Path(tmp_name)
+            if scale == "paper":
+                from etc.bench_paper import run_paper_bench
+
+                lines = run_paper_bench(config, rows, tmp, dev, quick)
+            else:
+                _small_bench(rows, config, tmp, dev, quick)
+        if scale != "paper":
+            bench_rules(rows, Path(results_dir or out_csv.parent), out_csv.with_name("bench_rules.png"))
+    except BaseException:
+        if rows.rows:  # a one-off GPU session keeps what was measured before the failure
+            _write(rows, out_csv.with_name(out_csv.stem + ".partial.csv"), lines)
+        raise
     _write(rows, out_csv, lines)
     return rows.rows, lines
 

@@ -94,6 +94,8 @@ def measure_run(cfg: dict, name: str, tmp: Path, dev: torch.device, *, flow: Pat
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
     training = build_run(cfg, spec, tmp / f"{name.replace('/', '_')}.last.pt", flow=flow, teacher=teacher, device=str(dev))
+    if save_as is not None:  # before any step: the checkpoint exists even if a step runs out of memory
+        save_checkpoint(save_as, training.state(0))
     batch_size = int(spec.schedule["batch_size"])
     batches = iter(training.loader)
     spans, waits = [], []
@@ -122,8 +124,6 @@ def measure_run(cfg: dict, name: str, tmp: Path, dev: torch.device, *, flow: Pat
         sync(dev)
         if i:
             free.append(time.perf_counter() - t0)
-    if save_as is not None:
-        save_checkpoint(save_as, training.state(warm + steps + 1 + free_steps))
     result = {
         "samples_per_s": batch_size * len(spans) / sum(spans),
         "loader_free_samples_per_s": batch_size / statistics.median(free),
@@ -255,7 +255,8 @@ def bench_train_options(rows, cfg: dict, name: str, tmp: Path, dev: torch.device
                 **cfg["train"]["student"], "channels_last": channels_last, "bf16": bf16, "num_workers": 0}}})
             r = measure_run(c, name, tmp, dev, flow=flow, teacher=teacher, warm=0, steps=1, free_steps=free_steps)
             rates[f"{'nhwc' if channels_last else 'nchw'}_{'bf16' if bf16 else 'fp32'}"] = r["loader_free_samples_per_s"]
-    auto = measure_run(cfg, name, tmp, dev, flow=flow, teacher=teacher, warm=0, steps=1, free_steps=free_steps)
+    c = load_config(None, {**cfg, "train": {**cfg["train"], "student": {**cfg["train"]["student"], "num_workers": 0}}})
+    auto = measure_run(c, name, tmp, dev, flow=flow, teacher=teacher, warm=0, steps=1, free_steps=free_steps)
     for key, v in rates.items():
         rows.add("paper_options", f"train_{student}_samples_per_s_{key}_over_auto", v / auto["loader_free_samples_per_s"], "ratio")
 
@@ -264,7 +265,7 @@ def run_paper_bench(config: dict, rows, tmp: Path, dev: torch.device, quick: boo
     """Fill ``rows``; returns the summary lines the CLI prints (the preset's estimated time)."""
     from etc.data.synthetic import make_synthetic
     from etc.flow.precompute import precompute_flow
-    from etc.runs import TEACHER
+    from etc.runs import TEACHER, resolve_run
 
     size = QUICK_SIZE if quick else PAPER_SIZE
     t0 = time.perf_counter()
@@ -282,8 +283,14 @@ def run_paper_bench(config: dict, rows, tmp: Path, dev: torch.device, quick: boo
     for name in runs:
         workers_steps = 2 if quick else max(8, min(16, _workers(cfg, name, dev) + 2))
         save = teacher_ckpt if name == TEACHER else student_ckpt if name == first_student else None
-        r = measure_run(cfg, name, tmp, dev, flow=flow, teacher=teacher_ckpt if name != TEACHER else None,
-                        warm=warm, steps=workers_steps, free_steps=free_steps, save_as=save)
+        try:
+            r = measure_run(cfg, name, tmp, dev, flow=flow, teacher=teacher_ckpt if name != TEACHER else None,
+                            warm=warm, steps=workers_steps, free_steps=free_steps, save_as=save)
+        except torch.OutOfMemoryError:
+            log.warning("%s: out of GPU memory at batch %s", name, resolve_run(cfg, name).schedule["batch_size"])
+            rows.add("paper_train", f"{name}_out_of_memory", 1, "flag")
+            torch.cuda.empty_cache()
+            continue
         measured[name] = r
         rows.add("paper_train", f"{name}_samples_per_s", r["samples_per_s"], "samples/s")
         rows.add("paper_train", f"{name}_loader_free_samples_per_s", r["loader_free_samples_per_s"], "samples/s")
@@ -305,7 +312,9 @@ def run_paper_bench(config: dict, rows, tmp: Path, dev: torch.device, quick: boo
     lines += [f"  {n:<24} {measured[n]['iterations']:>7} it × {measured[n]['batch_size']} at "
               f"{measured[n]['samples_per_s']:7.2f} samples/s = {h:7.2f} h (loader-free {free_hours[n]:.2f} h)"
               for n, h in hours.items()]
-    lines.append(f"  total {sum(hours.values()):.1f} h (loader-free {sum(free_hours.values()):.1f} h)")
+    lines += [f"  {n:<24} not measured: out of GPU memory" for n in runs if n not in measured]
+    lines.append(f"  total {sum(hours.values()):.1f} h (loader-free {sum(free_hours.values()):.1f} h)"
+                 + ("" if len(measured) == len(runs) else ", runs that did not fit left out"))
     return lines
 
 

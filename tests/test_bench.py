@@ -1,6 +1,7 @@
 """`etc bench --quick` runs and writes well-formed rows (the figures themselves are not tested)."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -29,15 +30,17 @@ def test_quick_bench_writes_well_formed_rows(tmp_path):
 
 
 @pytest.mark.slow
-def test_paper_bench_runs_at_a_tiny_scale_without_ptlflow(tmp_path):
-    """The GPU check's code path (`etc bench --scale paper`) on CPU at 64×128, in a process
+def test_gpu_check_script_runs_the_paper_bench_at_a_tiny_scale_without_ptlflow(tmp_path):
+    """scripts/gpu_check.sh (`etc bench --scale paper`) on CPU at 64×128 with tiny networks,
     where ptlflow cannot be imported (the GPU machine lacks it): every row well formed, every
-    ratio finite and positive, the preset's estimate written."""
+    ratio finite and positive, the preset's estimate printed and written."""
+    import os
     import subprocess
     import sys
 
     import yaml
 
+    repo = Path(__file__).resolve().parents[1]
     cfg = load_config(None, {"teacher": {"backbone": "tiny", "width": 0.5, "head_channels": 8},
                              "students": {"s": {"backbone": "tiny", "width": 0.25, "head_channels": 8}},
                              "dataset": {"window": [-2, -1, 1, 2, 3]},
@@ -48,21 +51,23 @@ def test_paper_bench_runs_at_a_tiny_scale_without_ptlflow(tmp_path):
                                        "student": {"iterations": 700, "batch_size": 2}},
                              "infer": {"batch_size": 2}})
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    out = tmp_path / "bench.csv"
-    block = ("import sys\n"
-             "class Block:\n"
-             "    def find_spec(self, name, path=None, target=None):\n"
-             "        if name.split('.')[0] in ('ptlflow', 'loguru', 'jsonargparse'):\n"
-             "            raise ImportError('blocked: ' + name)\n"
-             "sys.meta_path.insert(0, Block())\n"
-             "sys.argv = ['etc'] + sys.argv[1:]\n"
-             "from etc.cli import main\n"
-             "try:\n    main()\nfinally:\n    assert 'ptlflow' not in sys.modules\n")
-    res = subprocess.run([sys.executable, "-c", block, "bench", "--device", "cpu", "--scale", "paper", "--quick",
-                          "--config", str(tmp_path / "c.yaml"), "--out", str(out)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "estimated wall time of the preset" in res.stdout and "total" in res.stdout
-    df = pd.read_csv(out)
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('ptlflow', 'loguru', 'jsonargparse'):\n"
+        "            raise ImportError('blocked on the GPU machine: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "DEVICE": "cpu", "QUICK": "1", "CONFIG": str(tmp_path / "c.yaml"), "OUT": str(out),
+           "PYTHON": sys.executable, "PYTHONPATH": str(blocker)}
+    res = subprocess.run(["bash", str(repo / "scripts" / "gpu_check.sh")], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert "estimated wall time of the preset" in res.stdout and "exited 0" in res.stdout
+    assert "auto workers on cuda" in (out / "env.txt").read_text()
+    df = pd.read_csv(out / "bench.csv")
     assert set(df["device"]) == {df["device"].iloc[0]} and df["device"].iloc[0].startswith("cpu")
     metrics = dict(zip(df["metric"], df["value"], strict=True))
     runs = ["teacher", "s/baseline", "s/tl", "s/tl_kd"]
@@ -78,3 +83,4 @@ def test_paper_bench_runs_at_a_tiny_scale_without_ptlflow(tmp_path):
     assert metrics["preset_hours"] == pytest.approx(want, rel=1e-6)
     ratios = df[df["unit"] == "ratio"]["value"]
     assert len(ratios) > 10 and all(math.isfinite(v) and v > 0 for v in ratios)
+    assert "total" in (out / "bench.md").read_text()
