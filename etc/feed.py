@@ -11,6 +11,7 @@ each batch is decoded when asked for, as before.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,39 +22,69 @@ import torch
 from etc.errors import EtcError
 
 
-def load_batch(paths: Sequence[Path], pin: bool = False, normalised: bool = False) -> torch.Tensor:
+def load_batch(paths: Sequence[Path], pin: bool = False, normalised: bool = False,
+               pool: ThreadPoolExecutor | None = None) -> torch.Tensor:
     """The frames at ``paths`` as one B×H×W×3 tensor: uint8 (pinned when asked), or with
     ``normalised`` the network's float input, converted frame by frame as it is decoded
-    (:func:`etc.data.pairs.normalise_into`)."""
+    (:func:`etc.data.pairs.normalise_into`). With a ``pool`` the frames are decoded at once,
+    one per thread."""
     from etc.data.clips import read_image
     from etc.data.pairs import normalise_into
 
-    first = read_image(paths[0])
-    dtype = torch.float32 if normalised else torch.uint8
-    out = torch.empty((len(paths), *first.shape), dtype=dtype, pin_memory=pin)
+    size = png_size(paths[0])
+    first = None
+    if size is None:  # not a PNG: its size is known once it is decoded
+        first = read_image(paths[0])
+        size = first.shape[:2]
+    out = torch.empty((len(paths), *size, 3), dtype=torch.float32 if normalised else torch.uint8, pin_memory=pin)
     view = out.numpy()
-    for i, path in enumerate(paths):
-        img = first if i == 0 else read_image(path)
-        if img.shape != first.shape:
-            raise EtcError(f"{path} is {img.shape[1]}×{img.shape[0]}, the other frames of its clip "
-                           f"{first.shape[1]}×{first.shape[0]}; every frame of a clip must have one size")
+
+    def put(i: int) -> None:
+        img = first if i == 0 and first is not None else read_image(paths[i])
+        if img.shape[:2] != size:
+            raise EtcError(f"{paths[i]} is {img.shape[1]}×{img.shape[0]}, the other frames of its clip "
+                           f"{size[1]}×{size[0]}; every frame of a clip must have one size")
         if normalised:
             normalise_into(img, view[i])
         else:
             view[i] = img
+
+    if pool is None:
+        for i in range(len(paths)):
+            put(i)
+    else:
+        list(pool.map(put, range(len(paths))))
     return out
 
 
-class BatchFeed:
-    """Iterates over uint8 batches of ``batches`` (lists of frame paths), in order.
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a PNG's header, or None when ``path`` is not a readable PNG."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return int(height), int(width)
 
-    ``threads`` > 0: that many batches are decoded at once, ahead of the consumer; 0: each
-    batch is decoded in the consumer's thread when it asks for it.
+
+class BatchFeed:
+    """Iterates over the batches of ``batches`` (lists of frame paths), in order.
+
+    ``threads`` = 0: each batch is decoded in the consumer's thread when it asks for it.
+    ``threads`` > 0 and ``ahead``: that many batches are decoded at once, one per thread, ahead
+    of the consumer (for a GPU: the CPU decodes while the GPU computes). ``threads`` > 0 and
+    not ``ahead``: each batch is decoded when asked for, its frames spread over the threads
+    (for a CPU: decoding uses every core in between forward passes instead of one, and never
+    competes with the network for the cores).
     """
 
     def __init__(self, batches: Sequence[Sequence[Path]], threads: int = 0, pin: bool = False,
-                 normalised: bool = False):
-        self.batches, self.threads, self.pin, self.normalised = list(batches), int(threads), pin, normalised
+                 normalised: bool = False, ahead: bool = True):
+        self.batches, self.threads, self.pin = list(batches), int(threads), pin
+        self.normalised, self.ahead = normalised, ahead
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -64,10 +95,13 @@ class BatchFeed:
                 yield load_batch(paths, self.pin, self.normalised)
             return
         with ThreadPoolExecutor(self.threads, thread_name_prefix="decode") as pool:
+            if not self.ahead:
+                for paths in self.batches:
+                    yield load_batch(paths, self.pin, self.normalised, pool)
+                return
             ahead: deque[Future] = deque()
-            todo = iter(self.batches)
             try:
-                for paths in todo:
+                for paths in self.batches:
                     ahead.append(pool.submit(load_batch, paths, self.pin, self.normalised))
                     if len(ahead) > self.threads:
                         yield ahead.popleft().result()

@@ -100,7 +100,8 @@ def infer(
     frames = sum(len(c) for c in clips)
     batches = [(ci, lo) for ci, c in enumerate(clips) for lo in range(0, len(c), batch_size)]
     feed = BatchFeed([[f.image for f in clips[ci].frames[lo:lo + batch_size]] for ci, lo in batches],
-                     threads=ex.num_workers, pin=dev.type == "cuda", normalised=dev.type != "cuda")
+                     threads=ex.num_workers, pin=dev.type == "cuda", normalised=dev.type != "cuda",
+                     ahead=dev.type == "cuda")
     timer = _Timer(dev, warmup=int(icfg["warmup"]))
     size = None
     preds: dict[int, list] = {}
