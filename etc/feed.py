@@ -5,8 +5,9 @@ On a GPU the CPU would otherwise decode while the GPU idles (issue 14: `etc infe
 of the bare forward's frames/s with decoding on the main thread). Whole batches are decoded in
 a thread pool (OpenCV releases the GIL), as many batches ahead as there are threads, into
 pinned buffers that copy to the GPU without blocking; a uint8 batch is a quarter of the bytes
-of a float one, and the float conversion runs on the GPU. With no threads (the CPU default)
-each batch is decoded when asked for, as before.
+of a float one, and the float conversion runs on the GPU. On a CPU the network needs every core
+while it runs, so batches are decoded between forward passes (each frame's normalisation done
+by a table lookup as it is decoded), optionally with the frames of a batch spread over threads.
 """
 
 from __future__ import annotations
@@ -79,37 +80,68 @@ class BatchFeed:
     not ``ahead``: each batch is decoded when asked for, its frames spread over the threads
     (for a CPU: decoding uses every core in between forward passes instead of one, and never
     competes with the network for the cores).
+
+    Entered as a context, it starts at once on the first batch, so that decoding overlaps
+    whatever the consumer does before it asks (loading the model); the others start when the
+    consumer first asks.
     """
 
     def __init__(self, batches: Sequence[Sequence[Path]], threads: int = 0, pin: bool = False,
                  normalised: bool = False, ahead: bool = True):
         self.batches, self.threads, self.pin = list(batches), int(threads), pin
-        self.normalised, self.ahead = normalised, ahead
+        self.normalised, self.ahead = normalised, ahead and threads > 0
+        self._pool = self._starter = None
+        self._queue: deque[Future] = deque()
+        self._next = 0
 
     def __len__(self) -> int:
         return len(self.batches)
 
+    def __enter__(self) -> BatchFeed:
+        if self.threads > 0:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
+        if self.batches:  # the first batch, in a thread of its own (it may fan out over the pool)
+            self._starter = ThreadPoolExecutor(1, thread_name_prefix="decode-first")
+            self._queue.append(self._starter.submit(self._load, 0))
+            self._next = 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for fut in self._queue:  # the consumer stopped early or failed: drop what is queued
+            fut.cancel()
+        self._queue.clear()
+        for pool in (self._starter, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._starter = None
+
     def __iter__(self) -> Iterator[torch.Tensor]:
-        if self.threads <= 0:
-            for paths in self.batches:
-                yield load_batch(paths, self.pin, self.normalised)
-            return
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="decode") as pool:
-            if not self.ahead:
-                for paths in self.batches:
-                    yield load_batch(paths, self.pin, self.normalised, pool)
-                return
-            ahead: deque[Future] = deque()
-            try:
-                for paths in self.batches:
-                    ahead.append(pool.submit(load_batch, paths, self.pin, self.normalised))
-                    if len(ahead) > self.threads:
-                        yield ahead.popleft().result()
-                while ahead:
-                    yield ahead.popleft().result()
-            finally:
-                for fut in ahead:  # the consumer stopped early or failed: drop what is queued
-                    fut.cancel()
+        entered = self._pool is not None or self._starter is not None or self._next > 0
+        if not entered:
+            self.__enter__()
+        try:
+            for _ in range(len(self.batches)):
+                if self._queue:
+                    batch = self._queue.popleft().result()
+                else:
+                    batch = self._load(self._next)
+                    self._next += 1
+                if self.ahead:
+                    self._top_up()
+                yield batch
+        finally:
+            if not entered:
+                self.__exit__(None, None, None)
+
+    def _load(self, i: int) -> torch.Tensor:
+        fan_out = self._pool if not self.ahead else None
+        return load_batch(self.batches[i], self.pin, self.normalised, fan_out)
+
+    def _top_up(self) -> None:
+        """Keep one batch per thread in flight, and one more ready for the consumer."""
+        while len(self._queue) <= self.threads and self._next < len(self.batches):
+            self._queue.append(self._pool.submit(self._load, self._next))
+            self._next += 1
 
 
 def to_network(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

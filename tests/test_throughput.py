@@ -94,12 +94,15 @@ def test_threads_decode_ahead_in_order_and_report_bad_frames(frames, tmp_path):
     batches = [paths[i:i + 2] for i in range(0, len(paths), 2)] * 3
     inline = list(BatchFeed(batches))
     for threads in (1, 3):
-        got = list(BatchFeed(batches, threads=threads))
-        assert len(got) == len(inline) and all(torch.equal(a, b) for a, b in zip(got, inline, strict=True))
+        for ahead in (True, False):  # whole batches ahead, or the frames of each batch spread
+            with BatchFeed(batches, threads=threads, ahead=ahead) as feed:
+                got = list(feed)
+            assert len(got) == len(inline) and all(torch.equal(a, b) for a, b in zip(got, inline, strict=True))
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    with pytest.raises(EtcError, match="broken.png"):
-        list(BatchFeed(batches[:2] + [[paths[0], broken]], threads=2))
+    for threads, ahead in ((0, False), (2, True), (2, False)):
+        with pytest.raises(EtcError, match="broken.png"):
+            list(BatchFeed(batches[:2] + [[paths[0], broken]], threads=threads, ahead=ahead))
     other = _write_frames(tmp_path / "big", [np.zeros((8, 8, 3), np.uint8)])
     with pytest.raises(EtcError, match="every frame of a clip must have one size"):
         list(BatchFeed([[paths[0], other[0]]]))
@@ -111,10 +114,14 @@ def test_a_consumer_that_stops_early_leaves_no_thread_behind(frames):
     from etc.feed import BatchFeed
 
     paths, _ = frames
-    feed = iter(BatchFeed([paths[:2]] * 20, threads=2))
-    next(feed)
-    feed.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("decode")]
+    for ahead in (True, False):
+        feed = iter(BatchFeed([paths[:2]] * 20, threads=2, ahead=ahead))
+        next(feed)
+        feed.close()
+        assert not [t for t in threading.enumerate() if t.name.startswith("decode")]
+        with BatchFeed([paths[:2]] * 20, threads=2, ahead=ahead):  # started, never read
+            pass
+        assert not [t for t in threading.enumerate() if t.name.startswith("decode")]
 
 
 def test_training_items_are_uint8_and_convert_to_the_old_float_batch(synthetic_tree):
