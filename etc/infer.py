@@ -67,11 +67,12 @@ def infer(
 ) -> dict:
     """Predict every frame of ``split`` into ``out``; write and return the timing record.
 
-    With decoding threads (``infer.num_workers``; auto: on CUDA) three stages overlap: the
-    threads fill (on CUDA pinned) uint8 batches ahead of the network (etc.feed), the network
-    runs, and a writer thread waits for each finished clip's labels to arrive from the device
-    and compresses them into the HDF5 file (h5py releases the GIL). Without (the CPU default)
-    all three run in turn in this thread, which measured fastest on 2 cores.
+    On CUDA three stages overlap: ``infer.num_workers`` threads decode uint8 batches ahead of
+    the network into pinned memory (etc.feed), the network runs, and a writer thread waits for
+    each finished clip's labels to arrive from the GPU and compresses them into the HDF5 file
+    (h5py releases the GIL). On a CPU the network needs every core while it runs, so the stages
+    take turns in this thread, except that ``infer.num_workers`` threads (if any) decode the
+    frames of each batch at once; the first batch decodes while the model loads.
     """
     import h5py
     from tqdm import tqdm
@@ -93,9 +94,9 @@ def infer(
     timing = Path(timing) if timing else out.with_suffix(".timing.json")
     frames = sum(len(c) for c in clips)
     batches = [(ci, lo) for ci, c in enumerate(clips) for lo in range(0, len(c), batch_size)]
+    gpu = dev.type == "cuda"  # the CPU is free while the device computes: overlap everything
     feed = BatchFeed([[f.image for f in clips[ci].frames[lo:lo + batch_size]] for ci, lo in batches],
-                     threads=ex.num_workers, pin=dev.type == "cuda", normalised=dev.type != "cuda",
-                     ahead=dev.type == "cuda")
+                     threads=ex.num_workers, pin=gpu, normalised=not gpu, ahead=gpu)
     timer = _Timer(dev, warmup=int(icfg["warmup"]))
     size = None
     preds: dict[int, list] = {}
@@ -106,7 +107,7 @@ def infer(
         model.to(dev, memory_format=ex.memory_format).eval()
         run = make_predictor(model, flip, ex.bf16, ex.compile)
         t0 = time.perf_counter()
-        with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, _ClipWriter(h5, threaded=ex.num_workers > 0) as writer, \
+        with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, _ClipWriter(h5, threaded=gpu) as writer, \
                 tqdm(total=frames, desc="infer", unit="frame", disable=not progress or None) as bar:
             h5.attrs.update({"checkpoint": str(model_ckpt), "split": split, "flip": flip, "dataset": ds["name"]})
             for (ci, lo), raw in zip(batches, feed, strict=True):

@@ -166,3 +166,24 @@ def test_infer_with_decoding_threads_writes_the_same_predictions(synthetic_tree,
     assert (inline["num_workers"], inline["channels_last"], inline["bf16"], inline["cudnn_benchmark"]) == (0, True, False, False)
     assert (threaded["num_workers"], threaded["channels_last"]) == (2, False)
     assert threaded["pipeline_fps"] > 0 and inline["fps"] > 0
+
+
+def test_the_writer_thread_writes_every_clip_in_order_and_reports_failures(tmp_path):
+    import h5py
+
+    from etc.data.clips import Clip, Frame
+    from etc.infer import _ClipWriter, _HostLabels
+
+    clips = [Clip(f"c{i}", "val", tuple(Frame(n, tmp_path / f"{n}.png") for n in range(3))) for i in range(4)]
+    labels = {c.name: torch.randint(0, 19, (3, 8, 12)) for c in clips}
+    with h5py.File(tmp_path / "p.h5", "w") as h5, _ClipWriter(h5, threaded=True) as writer:
+        for c in clips:
+            writer.submit(c, [_HostLabels(labels[c.name][:2]), _HostLabels(labels[c.name][2:])])
+    with h5py.File(tmp_path / "p.h5", "r") as h5:
+        assert list(h5) == [c.name for c in clips]
+        for c in clips:
+            assert np.array_equal(h5[c.name][()], labels[c.name].to(torch.uint8).numpy())
+            assert list(h5[c.name].attrs["frame_numbers"]) == [0, 1, 2]
+    with pytest.raises(ValueError), h5py.File(tmp_path / "q.h5", "w") as h5, _ClipWriter(h5, threaded=True) as writer:
+        writer.submit(clips[0], [_HostLabels(labels["c0"])])
+        writer.submit(clips[0], [_HostLabels(labels["c0"])])  # a second dataset of one name: h5py refuses
