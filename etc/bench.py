@@ -193,6 +193,7 @@ def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device, big: tuple[int, int
     from etc.config import load_config
     from etc.data.clips import list_clips, read_image
     from etc.data.synthetic import make_synthetic
+    from etc.execution import resolve_execution
     from etc.infer import infer
     from etc.train import train
 
@@ -200,7 +201,8 @@ def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device, big: tuple[int, int
     train(cfg, f"{next(iter(cfg['students']))}/baseline", ckpt, progress=False, device=str(device))
     model, _ = load_model_from_checkpoint(ckpt)
     model.to(device).eval()
-    layout = torch.channels_last if cfg["infer"]["channels_last"] else torch.contiguous_format
+    ex = resolve_execution(cfg["infer"], device, "infer")
+    layout = ex.memory_format
     model.to(memory_format=layout)
     h, w = big
     root = tmp / "big"
@@ -226,7 +228,7 @@ def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device, big: tuple[int, int
             x = torch.randn(bs, 3, *size, device=device).contiguous(memory_format=layout)
 
             def fwd(x=x):
-                with torch.no_grad():
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=ex.bf16):
                     model(x)["logits"]
                 sync(device)
 
@@ -410,33 +412,59 @@ def bench_rules(rows: Rows, results_dir: Path, out_png: Path | None) -> None:
 
 
 def run_bench(config: dict, out_csv: str | Path, *, device: str = "cpu", quick: bool = False,
-              results_dir: str | Path | None = None) -> list[dict]:
-    import pandas as pd
+              results_dir: str | Path | None = None, scale: str = "small") -> tuple[list[dict], list[str]]:
+    """Measure, write ``out_csv`` (+ a .md twin); returns (rows, summary lines to print).
 
+    ``scale``: ``small`` — the default measurements (parity, options, pipeline, training,
+    flow, memory) on small sets; ``paper`` — etc.bench_paper at 1024×2048 with the config's
+    networks (pass the Cityscapes preset)."""
     from etc.infer import device_name
-    from etc.io import atomic_path, write_text
 
     dev = torch.device(device)
     rows = Rows(device_name(dev))
-    sizes = [(256, 512)] if quick else [(512, 1024), (1024, 2048)]
-    with tempfile.TemporaryDirectory(prefix="etc-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        bench_inference_parity(rows, config, sizes, dev, repeats=3 if quick else 11)
-        bench_inference_options(rows, config, dev, repeats=3 if quick else 5, size=sizes[0], heavy=not quick)
-        cfg = _tiny_setup(tmp, config, quick)
-        bench_pipeline(rows, cfg, tmp, dev, big=sizes[0], compile=not quick)
-        bench_training(rows, cfg, tmp, dev, quick)
-        bench_flow(rows, cfg, tmp, quick)
-        bench_memory(rows, cfg, tmp, dev)
-        if dev.type == "cpu":
-            bench_malloc(rows, config, sizes[-1], repeats=2 if quick else 5)
+    lines: list[str] = []
     out_csv = Path(out_csv)
-    bench_rules(rows, Path(results_dir or out_csv.parent), out_csv.with_name("bench_rules.png"))
-    df = pd.DataFrame(rows.rows)
+    try:
+        with tempfile.TemporaryDirectory(prefix="etc-bench-") as tmp_name:
+            tmp = Path(tmp_name)
+            if scale == "paper":
+                from etc.bench_paper import run_paper_bench
+
+                lines = run_paper_bench(config, rows, tmp, dev, quick)
+            else:
+                _small_bench(rows, config, tmp, dev, quick)
+        if scale != "paper":
+            bench_rules(rows, Path(results_dir or out_csv.parent), out_csv.with_name("bench_rules.png"))
+    except BaseException:
+        if rows.rows:  # a one-off GPU session keeps what was measured before the failure
+            _write(rows, out_csv.with_name(out_csv.stem + ".partial.csv"), lines)
+        raise
+    _write(rows, out_csv, lines)
+    return rows.rows, lines
+
+
+def _small_bench(rows: Rows, config: dict, tmp: Path, dev: torch.device, quick: bool) -> None:
+    sizes = [(256, 512)] if quick else [(512, 1024), (1024, 2048)]
+    bench_inference_parity(rows, config, sizes, dev, repeats=3 if quick else 11)
+    bench_inference_options(rows, config, dev, repeats=3 if quick else 5, size=sizes[0], heavy=not quick)
+    cfg = _tiny_setup(tmp, config, quick)
+    bench_pipeline(rows, cfg, tmp, dev, big=sizes[0], compile=not quick)
+    bench_training(rows, cfg, tmp, dev, quick)
+    bench_flow(rows, cfg, tmp, quick)
+    bench_memory(rows, cfg, tmp, dev)
+    if dev.type == "cpu":
+        bench_malloc(rows, config, sizes[-1], repeats=2 if quick else 5)
+
+
+def _write(rows: Rows, out_csv: Path, lines: list[str]) -> None:
+    import pandas as pd
+
+    from etc.io import atomic_path, write_text
+
+    df = pd.DataFrame(rows.rows, columns=["benchmark", "metric", "value", "unit", "device"])
     with atomic_path(out_csv) as t:
         df.to_csv(t, index=False)
-    lines = ["| benchmark | metric | value | unit |", "|---|---|---|---|"]
-    lines += [f"| {r.benchmark} | {r.metric} | {r.value:.4g} | {r.unit} |" for r in df.itertuples()]
-    write_text(out_csv.with_suffix(".md"), f"Device: {rows.device}\n\n" + "\n".join(lines) + "\n")
-    return rows.rows
-
+    table = ["| benchmark | metric | value | unit |", "|---|---|---|---|"]
+    table += [f"| {r.benchmark} | {r.metric} | {r.value:.4g} | {r.unit} |" for r in df.itertuples()]
+    notes = ("\n\n```\n" + "\n".join(lines) + "\n```") if lines else ""
+    write_text(out_csv.with_suffix(".md"), f"Device: {rows.device}\n\n" + "\n".join(table) + notes + "\n")

@@ -314,16 +314,23 @@ def flow_quality_cmd(flow, reference, out, csv):
 @ConfigOpt
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--quick", is_flag=True, help="Small sizes and few repeats: a couple of minutes on 2 CPU cores.")
+@click.option("--scale", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="paper: the config's networks at 1024×2048 (pass workflow/configs/cityscapes.yaml; a GPU "
+                   "check of ≤ 6 minutes, scripts/gpu_check.sh): infer vs bare forward, training vs loader-free "
+                   "steps, peak GPU memory and the preset's estimated wall time. With --quick: 64×128 frames.")
 @click.option("--out", type=PathArg, default=Path("results/bench.csv"), show_default=True,
               help="CSV of (benchmark, metric, value, unit, device); a .md twin is written beside it.")
 @click.option("--results", "results_dir", type=PathArg, default=None,
               help="Results folder whose Snakemake benchmark TSVs to gather (default: OUT's folder).")
-def bench_cmd(config_path, device, quick, out, results_dir):
+def bench_cmd(config_path, device, quick, scale, out, results_dir):
     """Inference parity, pipeline efficiency, training overhead, flow stage, memory."""
     from etc.bench import run_bench
     from etc.config import command_config
 
-    rows = run_bench(command_config(config_path), out, device=device, quick=quick, results_dir=results_dir)
+    rows, lines = run_bench(command_config(config_path), out, device=device, quick=quick, results_dir=results_dir,
+                            scale=scale)
+    for line in lines:
+        click.echo(line)
     click.echo(f"{len(rows)} figures -> {out}")
 
 

@@ -11,6 +11,7 @@ import logging
 import statistics
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -39,28 +40,6 @@ def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False, bf
     return scores.argmax(-1)
 
 
-class _Inline:
-    """An executor that runs each job at submission, in the calling thread."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def submit(self, fn, *args) -> Future:
-        fut: Future = Future()
-        fut.set_result(fn(*args))
-        return fut
-
-
-def _loader_pool(dev: torch.device):
-    """Prefetch the next batch in a thread on CUDA only: there the CPU idles while the GPU
-    computes. On CPU the network already keeps every core busy and a prefetch thread only
-    adds contention (measured on 2 cores: 0.80× the frames/s at 96×192, equal at 512×1024)."""
-    return ThreadPoolExecutor(1) if dev.type == "cuda" else _Inline()
-
-
 def make_predictor(model: torch.nn.Module, flip: bool = False, bf16: bool = False, compile: bool = False):
     """images → labels, optionally through ``torch.compile``.
 
@@ -86,83 +65,172 @@ def infer(
     device: str | None = None,
     progress: bool = True,
 ) -> dict:
+    """Predict every frame of ``split`` into ``out``; write and return the timing record.
+
+    On CUDA three stages overlap: ``infer.num_workers`` threads decode uint8 batches ahead of
+    the network into pinned memory (etc.feed), the network runs, and a writer thread waits for
+    each finished clip's labels to arrive from the GPU and compresses them into the HDF5 file
+    (h5py releases the GIL). On a CPU the network needs every core while it runs, so the stages
+    take turns in this thread, except that ``infer.num_workers`` threads (if any) decode the
+    frames of each batch at once; the first batch decodes while the model loads.
+    """
     import h5py
     from tqdm import tqdm
 
     from etc.checkpoint import load_model_from_checkpoint
-    from etc.data.clips import list_clips, read_image
-    from etc.data.pairs import images_to_batch
-    from etc.device import pick_device, sync
+    from etc.data.clips import list_clips
+    from etc.device import pick_device
+    from etc.execution import resolve_execution
+    from etc.feed import BatchFeed, to_network
 
     icfg = config["infer"]
     flip, batch_size = bool(icfg["flip"]), int(icfg["batch_size"])
     dev = pick_device(device)
-    model, state = load_model_from_checkpoint(model_ckpt, map_location=dev)
-    model.to(dev).eval()
-    channels_last = bool(icfg["channels_last"])
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=layout)
-    bf16 = bool(icfg["bf16"])
-    run = make_predictor(model, flip, bf16, bool(icfg["compile"]))
+    ex = resolve_execution(icfg, dev, "infer")
+    ex.apply(dev)
     ds = config["dataset"]
-    if state.get("dataset") not in (None, ds["name"]):
-        raise EtcError(f"{model_ckpt} was trained on {state['dataset']}, the config reads {ds['name']}")
     clips = list_clips(ds["name"], ds["root"], split, strict=False)
     out = Path(out)
     timing = Path(timing) if timing else out.with_suffix(".timing.json")
-
-    frames = [(c, i) for c in clips for i in range(len(c))]
+    frames = sum(len(c) for c in clips)
     batches = [(ci, lo) for ci, c in enumerate(clips) for lo in range(0, len(c), batch_size)]
-    times: list[float] = []  # seconds per frame, per batch
-    warmup = int(icfg["warmup"])
+    gpu = dev.type == "cuda"  # the CPU is free while the device computes: overlap everything
+    feed = BatchFeed([[f.image for f in clips[ci].frames[lo:lo + batch_size]] for ci, lo in batches],
+                     threads=ex.num_workers, pin=gpu, normalised=not gpu, ahead=gpu)
+    timer = _Timer(dev, warmup=int(icfg["warmup"]))
     size = None
-
-    def load(item):
-        ci, lo = item
-        return images_to_batch([read_image(f.image) for f in clips[ci].frames[lo:lo + batch_size]], channels_last)
-
     preds: dict[int, list] = {}
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, _loader_pool(dev) as pool, \
-            tqdm(total=len(frames), desc="infer", unit="frame", disable=not progress or None) as bar:
-        h5.attrs.update({"checkpoint": str(model_ckpt), "split": split, "flip": flip, "dataset": ds["name"]})
-        pending = pool.submit(load, batches[0]) if batches else None
-        for i, (ci, lo) in enumerate(batches):
-            imgs = pending.result()
-            pending = pool.submit(load, batches[i + 1]) if i + 1 < len(batches) else None
-            size = size or tuple(imgs.shape[-2:])
-            imgs = imgs.to(dev, non_blocking=True)
-            sync(dev)
-            t0 = time.perf_counter()
-            pred = run(imgs)
-            sync(dev)
-            if warmup > 0:
-                warmup -= 1
-            else:
-                times.append((time.perf_counter() - t0) / imgs.shape[0])
-            preds.setdefault(ci, []).append(pred.to(torch.uint8).cpu().numpy())
-            bar.update(imgs.shape[0])
-            clip = clips[ci]
-            if lo + batch_size >= len(clip):  # clip complete: write it
-                labels = np.concatenate(preds.pop(ci))
-                dset = h5.create_dataset(clip.name, data=labels, chunks=(1, *labels.shape[1:]), compression="lzf")
-                dset.attrs["frame_numbers"] = [f.number for f in clip.frames]
-                dset.attrs["labelled"] = list(clip.labelled)
-    med = statistics.median(times) if times else float("nan")
+    with feed:  # the first batch decodes while the model loads
+        model, state = load_model_from_checkpoint(model_ckpt, map_location=dev)
+        if state.get("dataset") not in (None, ds["name"]):
+            raise EtcError(f"{model_ckpt} was trained on {state['dataset']}, the config reads {ds['name']}")
+        model.to(dev, memory_format=ex.memory_format).eval()
+        run = make_predictor(model, flip, ex.bf16, ex.compile)
+        t0 = time.perf_counter()
+        with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, _ClipWriter(h5, threaded=gpu) as writer, \
+                tqdm(total=frames, desc="infer", unit="frame", disable=not progress or None) as bar:
+            h5.attrs.update({"checkpoint": str(model_ckpt), "split": split, "flip": flip, "dataset": ds["name"]})
+            for (ci, lo), raw in zip(batches, feed, strict=True):
+                size = size or tuple(raw.shape[1:3])
+                imgs = to_network(raw, dev, ex.channels_last)
+                with timer.span(imgs.shape[0]):
+                    pred = run(imgs)
+                preds.setdefault(ci, []).append(_HostLabels(pred))
+                bar.update(imgs.shape[0])
+                clip = clips[ci]
+                if lo + batch_size >= len(clip):  # clip complete: write it
+                    writer.submit(clip, preds.pop(ci))
+    wall = time.perf_counter() - t0
+    med = timer.median_per_frame()
     info = {
         "device": device_name(dev),
         "resolution": list(size) if size else None,
         "batch_size": batch_size,
         "warmup_batches": int(icfg["warmup"]),
         "flip": flip,
-        "channels_last": channels_last,
-        "bf16": bf16,
-        "compile": bool(icfg["compile"]),
-        "frames": len(frames),
+        **ex.describe(),
+        "frames": frames,
         "median_ms_per_frame": med * 1000.0,
-        "fps": 1.0 / med if times and med > 0 else float("nan"),
+        "fps": 1.0 / med if med > 0 else float("nan"),
+        # the whole stream once the model is ready: decode, network, labels back, compression
+        # and writing (the first batch decodes while the model loads and is not counted)
+        "pipeline_fps": frames / wall if wall > 0 else float("nan"),
     }
     write_json(timing, info)
     return info
+
+
+class _Timer:
+    """Seconds per frame of each batch's images → labels, past ``warmup`` batches. On CUDA
+    measured between events, so timing never makes the CPU wait for the GPU."""
+
+    def __init__(self, dev: torch.device, warmup: int):
+        self.cuda, self.warmup = dev.type == "cuda", warmup
+        self.spans: list[tuple] = []  # (start, end, frames)
+
+    def _mark(self):
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    @contextmanager
+    def span(self, frames: int):
+        start = self._mark()
+        yield
+        end = self._mark()
+        if self.warmup > 0:
+            self.warmup -= 1
+        else:
+            self.spans.append((start, end, frames))
+
+    def median_per_frame(self) -> float:
+        if not self.spans:
+            return float("nan")
+        if self.cuda:
+            self.spans[-1][1].synchronize()
+            return statistics.median(a.elapsed_time(b) / 1000.0 / n for a, b, n in self.spans)
+        return statistics.median((b - a) / n for a, b, n in self.spans)
+
+
+class _HostLabels:
+    """A batch of labels on its way to host memory as uint8: on CUDA a non-blocking copy into
+    pinned memory, complete once :meth:`numpy` returns."""
+
+    def __init__(self, pred: torch.Tensor):
+        pred = pred.to(torch.uint8)
+        if pred.device.type == "cuda":
+            self.host = torch.empty(pred.shape, dtype=torch.uint8, pin_memory=True)
+            self.host.copy_(pred, non_blocking=True)
+            self.ready = torch.cuda.Event()
+            self.ready.record()
+        else:
+            self.host, self.ready = pred, None
+
+    def numpy(self) -> np.ndarray:
+        if self.ready is not None:
+            self.ready.synchronize()
+        return self.host.numpy()
+
+
+class _ClipWriter:
+    """Writes each finished clip as one dataset, in order; in a thread when ``threaded`` (its
+    errors are raised here, at the next submit or at exit)."""
+
+    def __init__(self, h5, threaded: bool):
+        self.h5 = h5
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="write") if threaded else None
+        self.pending: list[Future] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is None:
+            return
+        try:
+            if exc[0] is None:
+                for fut in self.pending:
+                    fut.result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, clip, parts: list[_HostLabels]) -> None:
+        if self.pool is None:
+            self._write(clip, parts)
+            return
+        done = [f for f in self.pending if f.done()]
+        for fut in done:
+            fut.result()
+        self.pending = [f for f in self.pending if not f.done()]
+        self.pending.append(self.pool.submit(self._write, clip, parts))
+
+    def _write(self, clip, parts: list[_HostLabels]) -> None:
+        labels = np.concatenate([p.numpy() for p in parts])
+        dset = self.h5.create_dataset(clip.name, data=labels, chunks=(1, *labels.shape[1:]), compression="lzf")
+        dset.attrs["frame_numbers"] = [f.number for f in clip.frames]
+        dset.attrs["labelled"] = list(clip.labelled)
 
 
 def device_name(dev: torch.device) -> str:

@@ -23,6 +23,7 @@ import torch
 
 from etc.device import init_distributed, pick_device
 from etc.errors import EtcError
+from etc.execution import Execution, resolve_execution
 from etc.runs import TEACHER, RunSpec, resolve_run
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class TrainingRun:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     loader: torch.utils.data.DataLoader
     neighbour_grad: bool
+    execution: Execution  # layout, autocast and loader workers, resolved for the device
     start: int = 0  # the iteration this process starts at (> 0 when resumed)
     resumed_rng: dict | None = None  # RNG state of the resumed checkpoint, restored by the loop
 
@@ -127,12 +129,14 @@ def build_run(
 
         flow_reader = FlowStore(flow).reader()
 
-    model = build_model(run.model, n_classes).to(dev)
+    execution = resolve_execution(schedule, dev, "train")
+    execution.apply(dev)
+    model = build_model(run.model, n_classes).to(dev, memory_format=execution.memory_format)
     teacher_model = None
     if run.needs("needs_teacher"):
         if teacher is None:
             raise EtcError(f"run '{run.name}' distils from the teacher: pass its checkpoint (--teacher CKPT)")
-        teacher_model = _load_teacher(teacher, dataset["name"], n_classes, dev)
+        teacher_model = _load_teacher(teacher, dataset["name"], n_classes, dev).to(memory_format=execution.memory_format)
 
     criterion = build_criterion(run.ablation, config["losses"], aux_weight=float(run.model["aux_weight"]))
     if hasattr(criterion, "to"):
@@ -146,12 +150,12 @@ def build_run(
         if dev.type == "cuda":
             net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
-    loader = _loader(config, run, pairs, flow_reader, start, rank, world, dev)
+    loader = _loader(config, run, pairs, flow_reader, start, rank, world, dev, execution.num_workers)
     return TrainingRun(
         run=run, identity=identity, device=dev, rank=rank, world=world, model=model, net=net,
         teacher=teacher_model, criterion=criterion, optimizer=optimizer, scheduler=scheduler,
-        loader=loader, neighbour_grad=bool(config["losses"]["neighbour_grad"]), start=start,
-        resumed_rng=resumed,
+        loader=loader, neighbour_grad=bool(config["losses"]["neighbour_grad"]), execution=execution,
+        start=start, resumed_rng=resumed,
     )
 
 
@@ -249,17 +253,24 @@ def _differences(state: dict, identity: dict) -> str:
     return "; ".join(out)
 
 
-def _loader(config, run: RunSpec, pairs, flow_reader, start: int, rank: int, world: int, dev) -> torch.utils.data.DataLoader:
+def _loader(config, run: RunSpec, pairs, flow_reader, start: int, rank: int, world: int, dev,
+            workers: int) -> torch.utils.data.DataLoader:
+    """Batches decoded and augmented by ``workers`` processes (0: in this process), each batch a
+    pure function of (seed, iteration) whatever the count; pinned for non-blocking copies on
+    CUDA. Each worker keeps PREFETCH batches ready."""
     from etc.data.augment import PairedAugment
-    from etc.data.pairs import IterationSampler, PairDataset
+    from etc.data.pairs import IterationSampler, PairDataset, worker_init
 
     schedule = run.schedule
     sampler = IterationSampler(len(pairs), int(schedule["batch_size"]), int(schedule["iterations"]),
                                int(schedule["seed"]), start=start, rank=rank, world_size=world)
     dataset = PairDataset(config["dataset"]["name"], pairs, flow_reader, PairedAugment.from_config(config["augment"]))
-    workers = int(schedule["num_workers"])
+    extra = {"prefetch_factor": PREFETCH, "persistent_workers": True, "worker_init_fn": worker_init} if workers else {}
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                                       pin_memory=dev.type == "cuda", persistent_workers=workers > 0)
+                                       pin_memory=dev.type == "cuda", **extra)
+
+
+PREFETCH = 2
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -271,17 +282,20 @@ class NonFiniteLoss(ArithmeticError):
 
 
 def train_step(training: TrainingRun, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """One SGD step on ``batch`` (a collated PairDataset batch): forward of the student and the
-    frozen teacher, the ablation's loss terms, backward, optimiser and schedule step.
+    """One SGD step on ``batch`` (a collated PairDataset batch, on the CPU or already on the
+    device): forward of the student and the frozen teacher, the ablation's loss terms,
+    backward, optimiser and schedule step.
 
     Returns the loss terms (``total`` included); raises :class:`NonFiniteLoss` instead of
     stepping when the total is not finite.
     """
+    from etc.data.pairs import device_batch
+
     dev, net, run = training.device, training.net, training.run
-    b = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+    b = device_batch(batch, dev, training.execution.channels_last)
     neighbour = run.needs("needs_neighbour")
     net.train()
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=training.execution.bf16):
         if neighbour and training.neighbour_grad:
             both = net(torch.cat([b["image_t"], b["image_n"]]))
             n = b["image_t"].shape[0]

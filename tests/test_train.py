@@ -44,7 +44,7 @@ def _fixed_batch_loss(cfg, ckpt_state, run, flow, teacher):
     """The run's criterion on one fixed augmented batch, for the given weights."""
     from etc.data.augment import PairedAugment
     from etc.data.clips import list_clips, training_pairs
-    from etc.data.pairs import PairDataset
+    from etc.data.pairs import PairDataset, device_batch
     from etc.flow.store import FlowStore
     from etc.losses import build_criterion
     from etc.models import build_model
@@ -52,7 +52,7 @@ def _fixed_batch_loss(cfg, ckpt_state, run, flow, teacher):
     resolved = resolve_run(cfg, run)
     clips = list_clips("synthetic", cfg["dataset"]["root"], "train")
     ds = PairDataset("synthetic", training_pairs(clips, [-1, 1]), FlowStore(flow).reader(), PairedAugment.from_config(cfg["augment"]))
-    b = torch.utils.data.default_collate([ds[(i, 100 + i)] for i in range(len(ds))])
+    b = device_batch(torch.utils.data.default_collate([ds[(i, 100 + i)] for i in range(len(ds))]), torch.device("cpu"))
     model = build_model(resolved.model, 19)
     model.load_state_dict(ckpt_state)
     model.train()
@@ -136,6 +136,7 @@ def test_a_non_finite_loss_stops_before_the_weights_change(setup, tmp_path):
     cfg, d, flow, teacher = setup
     run = build_run(cfg, resolve_run(cfg, "s/baseline"), tmp_path / "none.last.pt")
     batch = next(iter(run.loader))
+    batch["image_t"] = batch["image_t"].float()  # loader batches are uint8: no NaN fits
     batch["image_t"][0, 0, 0, 0] = float("nan")
     before = {k: v.detach().clone() for k, v in run.model.named_parameters()}
     with pytest.raises(NonFiniteLoss):

@@ -7,6 +7,7 @@ batch: the pairs and augmentation seeds of iteration i never depend on what ran 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -25,32 +26,95 @@ FlowReader = Callable[[str, int, int, tuple[int, int]], tuple[torch.Tensor, torc
 
 def normalise(raw: torch.Tensor) -> torch.Tensor:
     """ImageNet normalisation of B×3×H×W (or 3×H×W) images in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=raw.dtype, device=raw.device).view(-1, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=raw.dtype, device=raw.device).view(-1, 1, 1)
+    mean, std = _mean_std(raw.device, raw.dtype)
     return (raw - mean) / std
+
+
+@functools.cache
+def _mean_std(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalisation constants as 3×1×1 tensors on ``device``, made once: creating them
+    from Python values is a blocking copy on a GPU, which would make the CPU wait for every
+    queued kernel at each batch."""
+    return (torch.tensor(IMAGENET_MEAN, dtype=dtype, device=device).view(-1, 1, 1),
+            torch.tensor(IMAGENET_STD, dtype=dtype, device=device).view(-1, 1, 1))
 
 
 def to_tensor_image(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
 
 
+def raw_images(nhwc: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """B×H×W×3 uint8 → B×3×H×W float in [0, 1], on the tensor's device; bitwise equal to
+    :func:`to_tensor_image` per image. The uint8 stack is already NHWC in memory, so a
+    channels_last result needs no layout copy."""
+    x = nhwc.permute(0, 3, 1, 2)
+    x = x.float() if channels_last else x.contiguous().float()
+    return x.div_(255.0)
+
+
 def images_to_batch(imgs: Sequence[np.ndarray], channels_last: bool = True) -> torch.Tensor:
     """H×W×3 uint8 images → normalised B×3×H×W float batch, bitwise equal to
     ``normalise(to_tensor_image(img))`` per image.
 
-    The uint8 stack is already NHWC in memory, so a channels_last batch needs no layout
-    copy, and the arithmetic runs in place (at 512×1024 this is ~3× cheaper than per-image
-    conversion followed by ``contiguous(memory_format=channels_last)``).
+    The arithmetic runs in place on the NHWC stack (at 512×1024 this is ~3× cheaper than
+    per-image conversion followed by ``contiguous(memory_format=channels_last)``).
     """
-    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2)
-    x = x.float() if channels_last else x.contiguous().float()
-    mean = torch.tensor(IMAGENET_MEAN).view(1, -1, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, -1, 1, 1)
-    return x.div_(255.0).sub_(mean).div_(std)
+    return normalise_(raw_images(torch.from_numpy(np.stack(imgs)), channels_last))
+
+
+def normalise_(raw: torch.Tensor) -> torch.Tensor:
+    """:func:`normalise` of a B×3×H×W batch, in place (same arithmetic, same bits)."""
+    mean, std = _mean_std(raw.device, raw.dtype)
+    return raw.sub_(mean).div_(std)
+
+
+@functools.cache
+def normalise_table() -> np.ndarray:
+    """1×256×3 float32: the normalised value of every uint8 level per channel, computed by
+    :func:`images_to_batch`'s own arithmetic, so that looking images up in it (``cv2.LUT``) is
+    bitwise the same conversion in one pass instead of four (~8× faster on 2 CPU cores)."""
+    levels = torch.arange(256, dtype=torch.uint8).view(1, 256, 1, 1).expand(1, 256, 1, 3).contiguous()
+    table = normalise_(raw_images(levels, channels_last=True))  # 1×3×256×1, NHWC in memory
+    return np.ascontiguousarray(table.permute(0, 2, 3, 1).reshape(1, 256, 3).numpy())
+
+
+def normalise_into(img: np.ndarray, out: np.ndarray) -> None:
+    """Write the normalised float32 H×W×3 version of uint8 ``img`` into ``out`` (same shape)."""
+    import cv2
+
+    cv2.LUT(img, normalise_table(), dst=out)
+
+
+def device_batch(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool = False) -> dict[str, torch.Tensor]:
+    """A collated :class:`PairDataset` batch (uint8 images and labels, as the workers ship
+    them: 4× and 8× fewer bytes to copy) → the tensors a training step reads, on ``device``.
+
+    Copies are non-blocking (the loader pins its batches on CUDA) and the conversion to float
+    runs on the device. On CPU the result is bitwise what per-sample conversion gave:
+    ``raw_*`` = :func:`to_tensor_image`, ``image_*`` = :func:`normalise` of it, ``label_t``
+    int64.
+    """
+    b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    for side in ("t", "n"):
+        raw = raw_images(b.pop(f"image_{side}"), channels_last)
+        b[f"raw_{side}"] = raw
+        b[f"image_{side}"] = normalise(raw)
+    b["label_t"] = b["label_t"].long()
+    return b
+
+
+def worker_init(_worker_id: int) -> None:
+    """Each DataLoader worker decodes and warps on one core (torch already sets one thread in
+    workers; OpenCV would otherwise start a pool per worker and oversubscribe the CPUs)."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 class PairDataset(torch.utils.data.Dataset):
-    """Item key = (pair index, augmentation seed); see :class:`IterationSampler`."""
+    """Item key = (pair index, augmentation seed); see :class:`IterationSampler`. Items hold
+    H×W×3 uint8 images and an H×W uint8 label map; :func:`device_batch` turns a collated batch
+    into the float tensors a step reads."""
 
     def __init__(
         self,
@@ -86,13 +150,10 @@ class PairDataset(torch.utils.data.Dataset):
             sample["valid"] = np.zeros((h, w), bool)
         if self.augment is not None:
             sample = self.augment(sample, np.random.default_rng(seed))
-        raw_t, raw_n = to_tensor_image(sample["image_t"]), to_tensor_image(sample["image_n"])
-        return {
-            "raw_t": raw_t,
-            "raw_n": raw_n,
-            "image_t": normalise(raw_t),
-            "image_n": normalise(raw_n),
-            "label_t": torch.from_numpy(sample["label_t"].astype(np.int64)),
+        return {  # uint8 until on the device: see device_batch
+            "image_t": torch.from_numpy(np.ascontiguousarray(sample["image_t"])),
+            "image_n": torch.from_numpy(np.ascontiguousarray(sample["image_n"])),
+            "label_t": torch.from_numpy(np.ascontiguousarray(sample["label_t"], dtype=np.uint8)),
             "flow": torch.from_numpy(np.ascontiguousarray(sample["flow"])).permute(2, 0, 1).float(),
             "occ": torch.from_numpy(~sample["valid"]),
             "k": torch.tensor(s - t),

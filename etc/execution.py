@@ -1,0 +1,105 @@
+"""How a process computes: decode workers and the per-device execution options behind the
+config's ``auto`` values (``train.*`` schedules and ``infer``).
+
+``auto`` resolves by device type. The CPU values are the ones measured fastest on the 2-core
+machine the pipeline was tuned on (README, Benchmarks); the CUDA values are the usual choices
+for tensor-core GPUs and await the GPU benchmark (``scripts/gpu_check.sh``), which measures
+each of them. An explicit true/false in the config always wins.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+AUTO = "auto"
+
+# Decode workers on an accelerator: every CPU the process may use but one (which launches the
+# kernels and copies batches), at most this many (each training worker is a process holding
+# its batches: past this, more workers cost memory and start-up, not speed); on CPU none.
+MAX_AUTO_WORKERS = 16
+
+# What ``auto`` means, per use and device type (other device types take the CPU column).
+# infer, CPU: channels_last measured 0.29× the NCHW time at 512×1024 (README); bf16 and
+# compile gave no further gain there. train, CPU: NCHW fp32 as ever (changing it would change
+# every number a CPU run produces). CUDA: channels_last + bf16 autocast + cudnn.benchmark,
+# compile off; on an H200 the CPU-tuned inference path measured channels_last 1.50×, + bf16
+# 1.71× and + compile 1.15× the plain NCHW fp32 time without cudnn.benchmark (issue 14):
+# the GPU benchmark decides.
+DEFAULTS = {
+    "infer": {
+        "cpu": {"channels_last": True, "bf16": False, "cudnn_benchmark": False, "compile": False},
+        "cuda": {"channels_last": True, "bf16": True, "cudnn_benchmark": True, "compile": False},
+    },
+    "train": {
+        "cpu": {"channels_last": False, "bf16": False, "cudnn_benchmark": False, "compile": False},
+        "cuda": {"channels_last": True, "bf16": True, "cudnn_benchmark": True, "compile": False},
+    },
+}
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: what a SLURM/Kubernetes job was given,
+    not the machine's core count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def cpus_per_process() -> int:
+    """This process's share of the usable CPUs when torchrun starts several on one node."""
+    return max(1, usable_cpus() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+
+
+def auto_workers(device: torch.device | str) -> int:
+    """Decode workers for ``num_workers: auto``.
+
+    CPU: 0 — the network already keeps every core busy, and decoding beside it only contends
+    (measured on 2 cores: a prefetch thread gave 0.80× the infer frames/s at 96×192). CUDA:
+    ``min(MAX_AUTO_WORKERS, cpus_per_process() - 1)``, at least 1: the GPU waits on decoding
+    otherwise (issue 14: PNG decode 15.4 ms per 512×1024 frame on the main thread against a
+    3.2 ms forward).
+    """
+    if torch.device(device).type != "cuda":
+        return 0
+    return max(1, min(MAX_AUTO_WORKERS, cpus_per_process() - 1))
+
+
+def resolve_workers(value, device: torch.device | str) -> int:
+    return auto_workers(device) if value == AUTO else int(value)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The resolved execution options of one command on one device."""
+
+    channels_last: bool
+    bf16: bool
+    cudnn_benchmark: bool
+    compile: bool
+    num_workers: int
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def apply(self, device: torch.device) -> None:
+        """Process-wide settings: cudnn's autotuner (CUDA only; it is process-wide in torch)."""
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+def resolve_execution(section: dict, device: torch.device | str, use: str) -> Execution:
+    """``section``'s channels_last / bf16 / cudnn_benchmark / compile / num_workers with every
+    ``auto`` (or absent key) replaced by the DEFAULTS of ``use`` ('infer' or 'train') on
+    ``device``."""
+    dev = torch.device(device)
+    defaults = DEFAULTS[use]["cuda" if dev.type == "cuda" else "cpu"]
+    chosen = {k: bool(default if section.get(k, AUTO) == AUTO else section[k]) for k, default in defaults.items()}
+    return Execution(**chosen, num_workers=resolve_workers(section.get("num_workers", AUTO), dev))
