@@ -71,6 +71,7 @@ class TrainingRun:
     execution: Execution  # layout, autocast and loader workers, resolved for the device
     start: int = 0  # the iteration this process starts at (> 0 when resumed)
     resumed_rng: dict | None = None  # RNG state of the resumed checkpoint, restored by the loop
+    per_frame: bool = False  # one student forward per frame (losses.student_forward: per_frame)
 
     def state(self, iteration: int) -> dict:
         """The checkpoint after ``iteration`` steps: weights, optimiser, schedule, RNG."""
@@ -138,6 +139,10 @@ def build_run(
             raise EtcError(f"run '{run.name}' distils from the teacher: pass its checkpoint (--teacher CKPT)")
         teacher_model = _load_teacher(teacher, dataset["name"], n_classes, dev).to(memory_format=execution.memory_format)
 
+    weights = config["losses"].get("ce_weights")
+    if weights is not None and len(weights) != n_classes:
+        raise EtcError(f"losses.ce_weights has {len(weights)} entries but {dataset['name']} has {n_classes} "
+                       f"classes; give one weight per class (train-id order), or null")
     criterion = build_criterion(run.ablation, config["losses"], aux_weight=float(run.model["aux_weight"]))
     if hasattr(criterion, "to"):
         criterion = criterion.to(dev)
@@ -150,12 +155,14 @@ def build_run(
         if dev.type == "cuda":
             net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
-    loader = _loader(config, run, pairs, flow_reader, start, rank, world, dev, execution.num_workers)
+    loader = _loader(config, run, pairs, flow_reader, start, rank, world, dev, execution.num_workers,
+                     third=bool(getattr(criterion, "needs_third", False)))
     return TrainingRun(
         run=run, identity=identity, device=dev, rank=rank, world=world, model=model, net=net,
         teacher=teacher_model, criterion=criterion, optimizer=optimizer, scheduler=scheduler,
         loader=loader, neighbour_grad=bool(config["losses"]["neighbour_grad"]), execution=execution,
         start=start, resumed_rng=resumed,
+        per_frame=config["losses"].get("student_forward", "joint") == "per_frame",
     )
 
 
@@ -254,7 +261,7 @@ def _differences(state: dict, identity: dict) -> str:
 
 
 def _loader(config, run: RunSpec, pairs, flow_reader, start: int, rank: int, world: int, dev,
-            workers: int) -> torch.utils.data.DataLoader:
+            workers: int, third: bool = False) -> torch.utils.data.DataLoader:
     """Batches decoded and augmented by ``workers`` processes (0: in this process), each batch a
     pure function of (seed, iteration) whatever the count; pinned for non-blocking copies on
     CUDA. Each worker keeps PREFETCH batches ready."""
@@ -264,7 +271,8 @@ def _loader(config, run: RunSpec, pairs, flow_reader, start: int, rank: int, wor
     schedule = run.schedule
     sampler = IterationSampler(len(pairs), int(schedule["batch_size"]), int(schedule["iterations"]),
                                int(schedule["seed"]), start=start, rank=rank, world_size=world)
-    dataset = PairDataset(config["dataset"]["name"], pairs, flow_reader, PairedAugment.from_config(config["augment"]))
+    dataset = PairDataset(config["dataset"]["name"], pairs, flow_reader, PairedAugment.from_config(config["augment"]),
+                          third=third)
     extra = {"prefetch_factor": PREFETCH, "persistent_workers": True, "worker_init_fn": worker_init} if workers else {}
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                                        pin_memory=dev.type == "cuda", **extra)
@@ -294,25 +302,19 @@ def train_step(training: TrainingRun, batch: dict[str, torch.Tensor]) -> dict[st
     dev, net, run = training.device, training.net, training.run
     b = device_batch(batch, dev, training.execution.channels_last)
     neighbour = run.needs("needs_neighbour")
+    third = neighbour and "image_third" in b
+    images = [b["image_t"]] + ([b["image_n"]] if neighbour else []) + ([b["image_third"]] if third else [])
     net.train()
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=training.execution.bf16):
-        if neighbour and training.neighbour_grad:
-            both = net(torch.cat([b["image_t"], b["image_n"]]))
-            n = b["image_t"].shape[0]
-            out_t = {k: v[:n] for k, v in both.items()}
-            out_n = {k: v[n:] for k, v in both.items()}
-        elif neighbour:  # the neighbour is a fixed target: no backward
-            out_t = net(b["image_t"])
-            with torch.no_grad():
-                out_n = net(b["image_n"])
-        else:
-            out_t, out_n = net(b["image_t"]), None
-        teacher_t = teacher_n = None
+        outs = _student_forward(net, images, training.neighbour_grad, training.per_frame)
+        teachers = [None] * len(images)
         if training.teacher is not None:
             with torch.no_grad():
-                teacher_t = training.teacher(b["image_t"])
-                teacher_n = training.teacher(b["image_n"]) if neighbour else None
-    terms = training.criterion(out_t, out_n, teacher_t, teacher_n, b)
+                teachers = [training.teacher(x) for x in images]
+    out_t, out_n, out_3 = (outs + [None, None])[:3]
+    teacher_t, teacher_n, teacher_3 = (teachers + [None, None])[:3]
+    extra = {"out_3": out_3, "tout_3": teacher_3} if third else {}
+    terms = training.criterion(out_t, out_n, teacher_t, teacher_n, b, **extra)
     if not torch.isfinite(terms["total"]):
         raise NonFiniteLoss(terms)
     training.optimizer.zero_grad(set_to_none=True)
@@ -320,6 +322,26 @@ def train_step(training: TrainingRun, batch: dict[str, torch.Tensor]) -> dict[st
     training.optimizer.step()
     training.scheduler.step()
     return terms
+
+
+def _student_forward(net, images: list[torch.Tensor], neighbour_grad: bool, per_frame: bool) -> list[dict]:
+    """The student's outputs for each frame of a step (labelled frame first).
+
+    Jointly: one forward on the concatenated frames, so BatchNorm normalises them together;
+    per frame (``losses.student_forward: per_frame``): one forward each, as the reference code.
+    Without ``neighbour_grad`` the other frames are fixed targets: run apart, without gradients.
+    """
+    if len(images) == 1:
+        return [net(images[0])]
+    if not neighbour_grad:
+        out_t = net(images[0])
+        with torch.no_grad():
+            return [out_t] + [net(x) for x in images[1:]]
+    if per_frame:
+        return [net(x) for x in images]
+    joint = net(torch.cat(images))
+    n = images[0].shape[0]
+    return [{k: v[i * n:(i + 1) * n] for k, v in joint.items()} for i in range(len(images))]
 
 
 def train(

@@ -69,3 +69,45 @@ def test_random_augment_is_seeded():
     assert not all(np.array_equal(a[k], c[k]) for k in a)
     assert a["image_t"].shape == (32, 64, 3)
     assert _agreement(a) > 0.9
+
+
+def test_rotation_probability():
+    """rotation_p: the share of samples rotated at all (the reference: 0.5); 1 = always."""
+    def rotated(p, seed):
+        m, _ = PairedAugment(rotation=10, rotation_p=p).sample_transform(np.random.default_rng(seed), 48, 96)
+        return abs(m[0, 1]) > 1e-9
+
+    shares = {p: np.mean([rotated(p, s) for s in range(300)]) for p in (0.0, 0.5, 1.0)}
+    assert shares[0.0] == 0.0 and shares[1.0] == 1.0 and 0.4 < shares[0.5] < 0.6
+
+
+def test_blur_is_the_same_5x5_gaussian_on_every_frame_and_leaves_labels_and_flow():
+    s = _pair()
+    s["image_n"] = s["image_t"].copy()
+    plain = PairedAugment(crop=(32, 64), rotation=5, hflip=True)(s, np.random.default_rng(3))
+    blurred = PairedAugment(crop=(32, 64), rotation=5, hflip=True, blur_p=1.0)(s, np.random.default_rng(3))
+    assert np.array_equal(blurred["image_t"], blurred["image_n"])  # one decision for the clip
+    assert not np.array_equal(blurred["image_t"], plain["image_t"])
+    for key in ("label_t", "label_n", "flow", "valid"):  # the same geometric draw; no blur there
+        assert np.array_equal(blurred[key], plain[key])
+    # the kernel of cv2.GaussianBlur(img, (5, 5), 0), the reference's call: cv2's fixed 5-tap
+    # kernel for sigma 0, the binomial [1 4 6 4 1] / 16, in x and in y
+    from etc.data.augment import blur_images
+
+    delta = np.zeros((9, 9, 3), np.float32)
+    delta[4, 4] = 1.0
+    g = np.array([1, 4, 6, 4, 1]) / 16
+    out = blur_images({"image_t": delta, "label_t": delta[..., 0]}, 5)
+    assert np.allclose(out["image_t"][2:7, 2:7, 0], np.outer(g, g), atol=1e-6)
+    assert np.array_equal(out["label_t"], delta[..., 0])
+
+
+def test_padding_with_the_imagenet_mean_and_ignore_labels():
+    s = _pair()
+    m = affine_matrix(48, 96, 1.0, 30.0, False, (0, 0))  # rotating brings in corners from outside
+    mean = apply_affine(s, m, (48, 96), (0.485 * 255, 0.456 * 255, 0.406 * 255))
+    black = apply_affine(s, m, (48, 96))
+    assert tuple(mean["image_t"][0, 0]) == (124, 116, 104) and tuple(black["image_t"][0, 0]) == (0, 0, 0)
+    assert mean["label_t"][0, 0] == 255 and not mean["valid"][0, 0]
+    cfg = {"rotation": 10, "rotation_p": 0.5, "blur_p": 0.5, "blur_kernel": 7, "pad_image": "imagenet_mean"}
+    assert PairedAugment.from_config(cfg) == PairedAugment(None, (1.0, 1.0), 10.0, False, 0.5, 0.5, 7, "imagenet_mean")

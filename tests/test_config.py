@@ -59,6 +59,38 @@ def test_schema_loss_terms_are_the_registry():
     assert set(props) == set(TERMS)
 
 
+def test_schema_loss_forms_are_the_registry():
+    """A term with more than one form has a `losses.<term>_form` key listing exactly them, its
+    default the registry's first; a term with one form has none."""
+    from etc.config import load_schema
+    from etc.losses.registry import TERMS, form_key
+
+    props = load_schema()["properties"]["losses"]["properties"]
+    for term, info in TERMS.items():
+        key = form_key(term)
+        if len(info.forms) > 1:
+            assert props[key]["enum"] == list(info.forms) and props[key]["default"] == next(iter(info.forms))
+        else:
+            assert key not in props
+
+
+def test_real_data_presets_use_the_reference_forms():
+    for name in ("cityscapes", "camvid"):
+        cfg = load_config(ROOT / "workflow" / "configs" / f"{name}.yaml")
+        losses = cfg["losses"]
+        assert {losses[f"{t}_form"] for t in ("tl", "pi", "pf", "pa")} == {"reference"}, name
+        assert losses["tl_on"] == "logits" and losses["mf_frames"] == 3 and losses["mf_hidden"] == 4
+        assert cfg["augment"]["rotation_p"] == 0.5 and cfg["augment"]["blur_p"] == 0.5
+        assert cfg["augment"]["pad_image"] == "imagenet_mean"
+        assert cfg["ablations"]["tl"]["tl"] == 0.1
+    assert len(load_config(ROOT / "workflow" / "configs" / "cityscapes.yaml")["losses"]["ce_weights"]) == 19
+
+
+def test_even_blur_kernel_is_refused():
+    with pytest.raises(EtcError, match=r"augment\.blur_kernel"):
+        validate_config({"augment": {"blur_kernel": 4}})
+
+
 def test_schema_estimator_pattern_is_the_registry():
     import re
 

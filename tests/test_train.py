@@ -96,9 +96,25 @@ def _default_dropout(cfg: dict, **schedule) -> dict:
     return out
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_kill_and_resume_equals_uninterrupted(setup, tmp_path, workers):
+# the reference's settings (docs/fidelity.md): its forms, MF over three frames, per-frame
+# student passes, class-weighted CE, blur/rotation probabilities and mean padding. Not PF's
+# reference form: its affinity is unbounded where a pooled node's norm nears 0, which on this
+# 8-channel ReLU head happens at once (1.8e21 at the second step)
+REFERENCE = {
+    "losses": {"tl_form": "reference", "tl_on": "logits", "pi_form": "reference",
+               "pa_form": "reference", "mf_frames": 3, "mf_hidden": 4, "student_forward": "per_frame",
+               "ce_weights": [1.0 + 0.05 * i for i in range(19)]},
+    "augment": {"crop": [40, 80], "scale": [0.9, 1.2], "rotation": 5, "rotation_p": 0.5, "hflip": True,
+                "blur_p": 0.5, "pad_image": "imagenet_mean"},
+}
+
+
+@pytest.mark.parametrize("workers,settings", [(0, None), (2, None), (0, "reference")])
+def test_kill_and_resume_equals_uninterrupted(setup, tmp_path, workers, settings):
     cfg, d, flow, teacher = setup
+    if settings == "reference":
+        cfg = load_config(None, {**cfg, **REFERENCE, "ablations": {
+            **cfg["ablations"], "tl_kd": {"ce": 1.0, "tl": 1.0, "pi": 1.0, "pf": 1.0, "mf": 1.0, "pa": 1.0}}})
     cfg = _default_dropout(cfg, num_workers=workers)
     whole = tmp_path / "whole.pt"
     train(cfg, "s/tl_kd", whole, flow=flow, teacher=teacher, progress=False, log_csv=tmp_path / "whole.csv")
@@ -130,6 +146,44 @@ def test_one_train_step_is_one_iteration_of_train(setup, tmp_path):
     assert set(terms) == {"ce", "tl", "pi", "pf", "mf", "total"}
     assert torch.allclose(terms["total"], sum(parts))
     assert run.scheduler.last_epoch == 1
+
+
+def test_student_forward_joint_or_per_frame(setup):
+    """joint: one pass on [t; n; third] (BatchNorm statistics over all frames); per_frame: one
+    pass each, as the reference. In training mode the two differ only through BatchNorm."""
+    from etc.models import build_model
+    from etc.train import _student_forward
+
+    cfg = setup[0]
+    torch.manual_seed(0)
+    net = build_model(cfg["students"]["s"], 19).train()  # dropout 0 in this fixture
+    frames = [torch.randn(2, 3, 32, 64) for _ in range(3)]
+    per = _student_forward(net, frames, neighbour_grad=True, per_frame=True)
+    joint = _student_forward(net, frames, neighbour_grad=True, per_frame=False)
+    whole = net(torch.cat(frames))
+    for i, x in enumerate(frames):
+        assert torch.allclose(per[i]["logits"], net(x)["logits"], atol=1e-5)
+        assert torch.allclose(joint[i]["logits"], whole["logits"][2 * i:2 * i + 2], atol=1e-5)
+        assert not torch.allclose(per[i]["logits"], joint[i]["logits"], atol=1e-3)
+    net.eval()  # running statistics: the same numbers either way
+    per = _student_forward(net, frames, neighbour_grad=True, per_frame=True)
+    joint = _student_forward(net, frames, neighbour_grad=True, per_frame=False)
+    assert all(torch.allclose(a["logits"], b["logits"], atol=1e-4) for a, b in zip(per, joint, strict=True))
+
+
+def test_only_ablations_with_three_frame_mf_decode_a_third_frame(setup, tmp_path):
+    cfg, d, flow, teacher = setup
+    cfg = load_config(None, {**cfg, "losses": {"mf_frames": 3}, "ablations": {
+        **cfg["ablations"], "mf": {"ce": 1.0, "mf": 1.0}}})
+    for run, third in (("s/tl", False), ("s/tl_kd", True), ("s/mf", True)):
+        training = build_run(cfg, resolve_run(cfg, run), tmp_path / "none.last.pt", flow=flow, teacher=teacher)
+        batch = next(iter(training.loader))
+        assert ("image_third" in batch) == third, run
+        terms = train_step(training, batch)
+        assert torch.isfinite(terms["total"])
+    with pytest.raises(EtcError, match=r"losses\.ce_weights has 2 entries but synthetic has 19"):
+        build_run(load_config(None, {**cfg, "losses": {"ce_weights": [1, 2]}}), resolve_run(cfg, "s/tl"),
+                  tmp_path / "none.last.pt", flow=flow)
 
 
 def test_a_non_finite_loss_stops_before_the_weights_change(setup, tmp_path):

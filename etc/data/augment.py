@@ -5,6 +5,11 @@ If ``T(p) = A p + b`` maps original pixels to augmented ones, the point ``p`` of
 moves to ``p + F(p)`` in frame s moves to ``T(p + F(p)) = T(p) + A F(p)``; so the new flow is
 the old one resampled at ``T⁻¹(p')`` with its vectors multiplied by ``A`` (scaled by the resize
 factor, rotated, x negated on a flip). Pixels brought in from outside the image are ignored.
+
+Photometric: an optional Gaussian blur of every frame of a sample (the same decision for all,
+as the reference blurs per clip), after the geometric transform; never labels or flow.
+The reference's settings (rotation p 0.5, blur p 0.5 with a 5×5 kernel, ImageNet-mean padding)
+are the Cityscapes preset's; docs/fidelity.md.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import numpy as np
 
 from etc.data.labels import IGNORE
 
+PAD_IMAGE = {"zero": (0.0, 0.0, 0.0), "imagenet_mean": (0.485 * 255, 0.456 * 255, 0.406 * 255)}
+
 
 @dataclass(frozen=True)
 class PairedAugment:
@@ -23,17 +30,27 @@ class PairedAugment:
     scale: tuple[float, float] = (1.0, 1.0)
     rotation: float = 0.0  # max degrees, ±
     hflip: bool = False
+    rotation_p: float = 1.0  # probability of rotating at all
+    blur_p: float = 0.0  # probability of blurring every frame of the sample
+    blur_kernel: int = 5
+    pad_image: str = "zero"  # fill of image pixels from outside: a PAD_IMAGE key
 
     @classmethod
     def from_config(cls, cfg: dict) -> PairedAugment:
         crop = cfg.get("crop")
         return cls(tuple(crop) if crop else None, tuple(cfg.get("scale", (1.0, 1.0))),
-                   float(cfg.get("rotation", 0.0)), bool(cfg.get("hflip", False)))
+                   float(cfg.get("rotation", 0.0)), bool(cfg.get("hflip", False)),
+                   float(cfg.get("rotation_p", 1.0)), float(cfg.get("blur_p", 0.0)),
+                   int(cfg.get("blur_kernel", 5)), str(cfg.get("pad_image", "zero")))
 
     def sample_transform(self, rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, tuple[int, int]]:
-        """A random 2×3 affine matrix (original → augmented pixels) and the output (H, W)."""
+        """A random 2×3 affine matrix (original → augmented pixels) and the output (H, W).
+
+        Draws are made only for what is enabled (a rotation probability of 1 draws nothing), so
+        the default settings draw exactly what they drew before these options existed."""
         s = float(rng.uniform(*self.scale)) if self.scale[0] != self.scale[1] else float(self.scale[0])
-        angle = float(rng.uniform(-self.rotation, self.rotation)) if self.rotation > 0 else 0.0
+        rotate = self.rotation > 0 and (self.rotation_p >= 1 or rng.random() < self.rotation_p)
+        angle = float(rng.uniform(-self.rotation, self.rotation)) if rotate else 0.0
         flip = bool(self.hflip and rng.random() < 0.5)
         sh, sw = max(1, round(h * s)), max(1, round(w * s))
         out_h, out_w = self.crop if self.crop else (sh, sw)
@@ -44,7 +61,20 @@ class PairedAugment:
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         h, w = sample["image_t"].shape[:2]
         matrix, size = self.sample_transform(rng, h, w)
-        return apply_affine(sample, matrix, size)
+        out = apply_affine(sample, matrix, size, PAD_IMAGE[self.pad_image])
+        if self.blur_p > 0 and rng.random() < self.blur_p:
+            out = blur_images(out, self.blur_kernel)
+        return out
+
+
+def blur_images(sample: dict, kernel: int) -> dict:
+    """Every ``image_*`` of ``sample`` through the same ``kernel``×``kernel`` Gaussian, the
+    reference's ``cv2.GaussianBlur(img, (k, k), 0)`` (sigma from the size; at 5 cv2's fixed
+    binomial [1 4 6 4 1]/16); labels, flow and masks untouched."""
+    import cv2
+
+    return {key: cv2.GaussianBlur(value, (kernel, kernel), 0) if key.startswith("image_") else value
+            for key, value in sample.items()}
 
 
 def affine_matrix(h: int, w: int, scale: float, angle_deg: float, flip: bool, offset: tuple[int, int]) -> np.ndarray:
@@ -61,10 +91,13 @@ def affine_matrix(h: int, w: int, scale: float, angle_deg: float, flip: bool, of
     return (back @ sc @ rot @ flip_m @ to_centre)[:2]
 
 
-def apply_affine(sample: dict, matrix: np.ndarray, size: tuple[int, int]) -> dict:
+def apply_affine(
+    sample: dict, matrix: np.ndarray, size: tuple[int, int], pad_image: tuple[float, ...] = (0.0, 0.0, 0.0)
+) -> dict:
     """Transform every array of ``sample`` by ``matrix`` into an output of ``size`` (H, W).
 
-    Known keys: ``image_*`` (H×W×C, bilinear), ``label_*`` (nearest, outside = 255), ``flow``
+    Known keys: ``image_*`` (H×W×C, bilinear, outside = ``pad_image``, the fill colour in the
+    images' 0–255 units), ``label_*`` (nearest, outside = 255), ``flow``
     (H×W×2 in frame t, bilinear + vectors × A), ``valid`` (H×W bool, nearest, outside = False;
     also False where the transformed flow leaves the output frame). Other keys pass through.
     """
@@ -75,7 +108,7 @@ def apply_affine(sample: dict, matrix: np.ndarray, size: tuple[int, int]) -> dic
     out = dict(sample)
     for key, value in sample.items():
         if key.startswith("image_"):
-            out[key] = cv2.warpAffine(value, matrix, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            out[key] = cv2.warpAffine(value, matrix, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=pad_image)
         elif key.startswith("label_"):
             out[key] = cv2.warpAffine(value, matrix, dsize, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE)
     inside = cv2.warpAffine(np.ones(sample["image_t"].shape[:2], np.uint8), matrix, dsize, flags=cv2.INTER_NEAREST, borderValue=0) > 0

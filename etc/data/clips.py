@@ -20,7 +20,8 @@ from etc.errors import EtcError
 
 __all__ = [
     "Clip", "Frame", "SizedPath", "cityscapes_image_path", "cityscapes_label_path", "consecutive_pairs",
-    "dataset_names", "list_clips", "read_image", "read_label", "synthetic_dense_path", "training_pairs",
+    "dataset_names", "list_clips", "read_image", "read_label", "synthetic_dense_path", "third_frame",
+    "training_pairs",
 ]
 
 
@@ -53,6 +54,21 @@ def training_pairs(clips: Iterable[Clip], window: Sequence[int], anchor_stride: 
                        f"clip (clip lengths {lengths[0]}..{lengths[-1]}; are the neighbour frames "
                        f"missing? run `etc check-data`)")
     return pairs
+
+
+def third_frame(t: int, s: int, length: int) -> int:
+    """The third frame of MF's sequence for the pair (t, s = t+k) in a clip of ``length`` frames.
+
+    The neighbour mirrored about t, ``t − k``, so that the three frames are the reference's
+    (t−k, t, t+k) with one spacing. Where t − k leaves the clip (a labelled frame near a clip
+    end, e.g. CamVid's first still of a sequence) the sequence continues past the neighbour
+    instead, ``t + 2k`` (still evenly spaced, t no longer in the middle); where that leaves it
+    too, frame t itself (MF then sees t twice).
+    """
+    for u in (2 * t - s, 2 * s - t):
+        if 0 <= u < length:
+            return u
+    return t
 
 
 def consecutive_pairs(clips: Iterable[Clip]) -> list[tuple[Clip, int, int]]:

@@ -1,5 +1,6 @@
 """The training dataset: (labelled frame t, neighbour t+k) pairs with their precomputed flow,
-augmented together, and a sampler that makes every batch a pure function of (seed, iteration).
+augmented together (with a third frame for MF over three frames, ``third=True``), and a sampler
+that makes every batch a pure function of (seed, iteration).
 
 That sampler is what makes training resumable bit for bit and lets DDP ranks split one global
 batch: the pairs and augmentation seeds of iteration i never depend on what ran before.
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from etc.data.augment import PairedAugment
-from etc.data.clips import Clip, read_image, read_label
+from etc.data.clips import Clip, read_image, read_label, third_frame
 from etc.errors import EtcError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -99,6 +100,8 @@ def device_batch(batch: dict[str, torch.Tensor], device: torch.device, channels_
         raw = raw_images(b.pop(f"image_{side}"), channels_last)
         b[f"raw_{side}"] = raw
         b[f"image_{side}"] = normalise(raw)
+    if "image_third" in b:  # MF's third frame: the network's input only
+        b["image_third"] = normalise(raw_images(b["image_third"], channels_last))
     b["label_t"] = b["label_t"].long()
     return b
 
@@ -114,7 +117,11 @@ def worker_init(_worker_id: int) -> None:
 class PairDataset(torch.utils.data.Dataset):
     """Item key = (pair index, augmentation seed); see :class:`IterationSampler`. Items hold
     H×W×3 uint8 images and an H×W uint8 label map; :func:`device_batch` turns a collated batch
-    into the float tensors a step reads."""
+    into the float tensors a step reads.
+
+    ``third``: each item also holds ``image_third`` (the frame :func:`etc.data.clips.third_frame`
+    picks, under the same augmentation) and ``k_third`` (its offset from t).
+    """
 
     def __init__(
         self,
@@ -122,11 +129,13 @@ class PairDataset(torch.utils.data.Dataset):
         pairs: Sequence[tuple[Clip, int, int]],
         flow_reader: FlowReader | None,
         augment: PairedAugment | None = None,
+        third: bool = False,
     ):
         self.dataset = dataset
         self.pairs = list(pairs)
         self.flow_reader = flow_reader
         self.augment = augment
+        self.third = third
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -148,8 +157,16 @@ class PairDataset(torch.utils.data.Dataset):
         else:
             sample["flow"] = np.zeros((h, w, 2), np.float32)
             sample["valid"] = np.zeros((h, w), bool)
+        if self.third:
+            u = third_frame(t, s, len(clip))
+            sample["image_third"] = read_image(clip.frames[u].image)
+            _same_size(ft.image, img_t, clip.frames[u].image, sample["image_third"], "frame")
         if self.augment is not None:
             sample = self.augment(sample, np.random.default_rng(seed))
+        extra = {}
+        if self.third:
+            extra = {"image_third": torch.from_numpy(np.ascontiguousarray(sample["image_third"])),
+                     "k_third": torch.tensor(u - t)}
         return {  # uint8 until on the device: see device_batch
             "image_t": torch.from_numpy(np.ascontiguousarray(sample["image_t"])),
             "image_n": torch.from_numpy(np.ascontiguousarray(sample["image_n"])),
@@ -157,6 +174,7 @@ class PairDataset(torch.utils.data.Dataset):
             "flow": torch.from_numpy(np.ascontiguousarray(sample["flow"])).permute(2, 0, 1).float(),
             "occ": torch.from_numpy(~sample["valid"]),
             "k": torch.tensor(s - t),
+            **extra,
         }
 
 

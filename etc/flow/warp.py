@@ -31,18 +31,21 @@ def _sampling_grid(flow: torch.Tensor) -> torch.Tensor:
     return torch.stack((gx, gy), dim=-1)
 
 
-def warp_backward(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+def warp_backward(
+    x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear", padding: str = "zeros"
+) -> torch.Tensor:
     """Sample ``x`` (B×C×H×W, frame s) at ``p + F_{t→s}(p)``: the result lives in frame t.
 
     ``mode="bilinear"`` for images, probabilities and features; ``"nearest"`` for label maps
-    (it never invents a label). Samples outside the image are zero; use
-    :func:`out_of_frame` to know which.
+    (it never invents a label). Samples outside the image are zero (``padding="zeros"``; use
+    :func:`out_of_frame` to know which) or the nearest border pixel (``"border"``, what
+    FlowNet2's Resample2d does, which the reference code warps with).
     """
     if x.shape[-2:] != flow.shape[-2:]:
         raise ValueError(f"warp_backward: input {tuple(x.shape)} and flow {tuple(flow.shape)} differ in size")
     grid = _sampling_grid(flow.to(torch.float32 if not flow.is_floating_point() else flow.dtype))
     src = x if x.is_floating_point() else x.to(grid.dtype)
-    out = F.grid_sample(src.to(grid.dtype), grid, mode=mode, padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(src.to(grid.dtype), grid, mode=mode, padding_mode=padding, align_corners=True)
     return out if x.is_floating_point() else out.round().to(x.dtype)
 
 

@@ -1,4 +1,9 @@
-"""CE — cross-entropy on the labelled frame, plus the auxiliary head's share (training only)."""
+"""CE — cross-entropy on the labelled frame, plus the auxiliary head's share (training only).
+
+Optional class weights (``losses.ce_weights``; the reference's 19 Cityscapes weights are in the
+Cityscapes preset) make it the weighted mean ``Σ w_y CE / Σ w_y`` over the labelled pixels, as
+``torch.nn.CrossEntropyLoss(weight=...)`` in the reference's ``CriterionDSN``.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,31 @@ import torch.nn.functional as F
 from etc.data.labels import IGNORE
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean CE over the labelled pixels (IGNORE labels left out).
+def cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean CE over the labelled pixels (IGNORE labels left out), weighted by class when
+    ``weight`` (one per class) is given.
 
     A crop without any labelled pixel gives 0 (with a gradient path), not the NaN of
     ``F.cross_entropy``'s mean, which would stop training for a harmless batch.
     """
-    total = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum")
-    return total / (labels != IGNORE).sum().clamp(min=1)
+    if weight is None:
+        total = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum")
+        return total / (labels != IGNORE).sum().clamp(min=1)
+    weight = weight.to(device=logits.device, dtype=torch.float32)
+    total = F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=IGNORE, reduction="sum")
+    labelled = labels[labels != IGNORE]
+    norm = weight[labelled].sum()
+    return total / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
 def ce_loss(
-    out: dict[str, torch.Tensor], labels: torch.Tensor, aux_weight: float
+    out: dict[str, torch.Tensor], labels: torch.Tensor, aux_weight: float,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """CE of ``out["logits"]`` + ``aux_weight`` × CE of ``out["aux"]`` when the model gave one."""
-    loss = cross_entropy(out["logits"], labels)
+    loss = cross_entropy(out["logits"], labels, weight)
     if "aux" in out and aux_weight > 0:
-        loss = loss + aux_weight * cross_entropy(out["aux"], labels)
+        loss = loss + aux_weight * cross_entropy(out["aux"], labels, weight)
     return loss

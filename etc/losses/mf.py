@@ -9,6 +9,11 @@ run), never optimised. Trained jointly on this loss it has a trivial minimum —
 shrink its gates so that every input sequence ends in the same state — and the term would
 vanish without teaching the student anything; the reference code never steps its ConvLSTM
 either. ``trained`` optimises it anyway (the training code adds its parameters to the optimiser).
+
+Frames (``losses.mf_frames``): 3 — (t−k, t, t+k), the reference's sequence — or 2, the pair
+(t, t+k) the other terms use (no third frame to decode and run). Hidden size
+(``losses.mf_hidden``): the reference's is 4. The normalisation — MSE of the final hidden plus
+MSE of the final cell state — is the reference's (util/crit.py CriterionLSTM); docs/fidelity.md.
 """
 
 from __future__ import annotations
