@@ -405,3 +405,21 @@ def test_adamw_with_warmup_trains(setup, tmp_path):
     assert lrs[2] == pytest.approx(6e-5 * 0.5)
     state = torch.load(tmp_path / "s.pt", weights_only=True)
     assert "exp_avg" in next(iter(state["optimizer"]["state"].values()))  # AdamW's moments
+
+
+def test_infer_with_a_frame_of_another_size_names_the_file(setup, tmp_path):
+    """A clip whose frames differ in size is a one-line error naming the frame, not a traceback."""
+    import shutil
+
+    from etc.data.clips import list_clips
+    from etc.infer import infer
+    from etc.io import write_png
+
+    cfg, _, _, teacher = setup
+    root = tmp_path / "data"
+    shutil.copytree(cfg["dataset"]["root"], root)
+    c = load_config(None, {**cfg, "dataset": {**cfg["dataset"], "root": str(root)}})
+    frame = list_clips("synthetic", root, "val")[0].frames[2].image
+    write_png(frame, np.zeros((24, 48, 3), np.uint8))
+    with pytest.raises(EtcError, match=f"{frame.name}.*other frames of its clip"):
+        infer(c, teacher, "val", tmp_path / "p.h5", progress=False)
