@@ -239,7 +239,11 @@ def _resume(last: Path, identity: dict, model, optimizer, scheduler, criterion, 
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if "criterion" in state and hasattr(criterion, "load_state_dict"):
-        criterion.load_state_dict(state["criterion"])
+        try:
+            criterion.load_state_dict(state["criterion"])
+        except RuntimeError:  # e.g. MF's ConvLSTM of another losses.mf_hidden
+            raise EtcError(f"{last} was made with other loss settings (its loss modules do not fit "
+                           f"the config's losses section); delete it to start afresh") from None
     start = int(state["iteration"])
     log.info("resuming %s from iteration %d (%s)", identity["run"], start, last)
     return start, {k: state[k] for k in ("rng_cpu", "rng_cuda") if k in state}

@@ -234,27 +234,30 @@ def _batch(k=(1, -2)):
 @pytest.mark.parametrize("term", sorted(LOSS_TERMS))
 def test_criterion_computes_each_term_with_student_only_gradients(term):
     torch.manual_seed(0)
-    crit = build_criterion({"ce": 1.0, term: 2.0}, {"pool_nodes": 4, "temperature": 2.0}, aux_weight=0.4)
-    s_t, s_n = _outputs(grad=True), _outputs(grad=True)
-    t_t, t_n = _outputs(c=12, grad=True), _outputs(c=12, grad=True)  # the teacher, other width
-    out = crit(s_t, s_n, t_t, t_n, _batch())
+    crit = build_criterion({"ce": 1.0, term: 2.0}, {"pool_nodes": 4, "temperature": 2.0, "mf_frames": 3}, aux_weight=0.4)
+    s_t, s_n, s_3 = _outputs(grad=True), _outputs(grad=True), _outputs(grad=True)
+    t_t, t_n, t_3 = (_outputs(c=12, grad=True) for _ in range(3))  # the teacher, other width
+    third = {"out_3": s_3, "tout_3": t_3} if crit.needs_third else {}
+    out = crit(s_t, s_n, t_t, t_n, {**_batch(), "k_third": torch.tensor([-1, 2])}, **third)
     assert set(out) == {"ce", term, "total"} and out[term] > 0
     assert out["total"].item() == pytest.approx(sum(out[k].item() for k in {"ce", term}), rel=1e-5)
     out["total"].backward()
     assert s_t["logits"].grad is not None
-    assert all(v.grad is None for o in (t_t, t_n) for v in o.values())
+    assert all(v.grad is None for o in (t_t, t_n, t_3) for v in o.values())
+    assert crit.needs_third == (term == "mf")  # MF over three frames when asked, as the reference
     assert crit.needs_teacher == LOSS_TERMS[term].needs_teacher
 
 
 def test_criterion_weights_and_time_order():
     torch.manual_seed(0)
     s_t, s_n, t_t, t_n, batch = _outputs(), _outputs(), _outputs(c=12), _outputs(c=12), _batch()
-    one = build_criterion({"ce": 1.0, "mf": 1.0}, {}, aux_weight=0.4)(s_t, s_n, t_t, t_n, batch)
-    three = build_criterion({"ce": 1.0, "mf": 3.0}, {}, aux_weight=0.4)(s_t, s_n, t_t, t_n, batch)
+    pair = {"mf_frames": 2}
+    one = build_criterion({"ce": 1.0, "mf": 1.0}, pair, aux_weight=0.4)(s_t, s_n, t_t, t_n, batch)
+    three = build_criterion({"ce": 1.0, "mf": 3.0}, pair, aux_weight=0.4)(s_t, s_n, t_t, t_n, batch)
     assert three["mf"].item() == pytest.approx(3 * one["mf"].item(), rel=1e-6)
     # MF sees the frames in time order: swapping t and n with k negated changes nothing
     swapped = {**batch, "k": -batch["k"]}
-    again = build_criterion({"mf": 1.0}, {}, aux_weight=0.4)(s_n, s_t, t_n, t_t, swapped)
+    again = build_criterion({"mf": 1.0}, pair, aux_weight=0.4)(s_n, s_t, t_n, t_t, swapped)
     assert again["mf"].item() == pytest.approx(one["mf"].item(), rel=1e-6)
 
 

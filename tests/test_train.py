@@ -50,8 +50,10 @@ def _fixed_batch_loss(cfg, ckpt_state, run, flow, teacher):
     from etc.models import build_model
 
     resolved = resolve_run(cfg, run)
+    criterion = build_criterion(resolved.ablation, cfg["losses"], resolved.model["aux_weight"])
     clips = list_clips("synthetic", cfg["dataset"]["root"], "train")
-    ds = PairDataset("synthetic", training_pairs(clips, [-1, 1]), FlowStore(flow).reader(), PairedAugment.from_config(cfg["augment"]))
+    ds = PairDataset("synthetic", training_pairs(clips, [-1, 1]), FlowStore(flow).reader(), PairedAugment.from_config(cfg["augment"]),
+                     third=criterion.needs_third)
     b = device_batch(torch.utils.data.default_collate([ds[(i, 100 + i)] for i in range(len(ds))]), torch.device("cpu"))
     model = build_model(resolved.model, 19)
     model.load_state_dict(ckpt_state)
@@ -59,11 +61,14 @@ def _fixed_batch_loss(cfg, ckpt_state, run, flow, teacher):
     tmodel, _ = load_model_from_checkpoint(teacher)
     tmodel.eval()
     torch.manual_seed(0)
+    frames = ["image_t", "image_n"] + (["image_third"] if criterion.needs_third else [])
     with torch.no_grad():
-        both = model(torch.cat([b["image_t"], b["image_n"]]))
+        joint = model(torch.cat([b[k] for k in frames]))
         n = b["image_t"].shape[0]
-        out_t, out_n = {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()}
-        return build_criterion(resolved.ablation, cfg["losses"], resolved.model["aux_weight"])(out_t, out_n, tmodel(b["image_t"]), tmodel(b["image_n"]), b)["total"].item()
+        outs = [{k: v[i * n:(i + 1) * n] for k, v in joint.items()} for i in range(len(frames))]
+        touts = [tmodel(b[k]) for k in frames]
+        third = {"out_3": outs[2], "tout_3": touts[2]} if criterion.needs_third else {}
+        return criterion(outs[0], outs[1], touts[0], touts[1], b, **third)["total"].item()
 
 
 @pytest.mark.parametrize("ablation,neighbour_grad", [("baseline", True), ("tl", True), ("tl_kd", True), ("tl", False)])
@@ -423,3 +428,13 @@ def test_infer_with_a_frame_of_another_size_names_the_file(setup, tmp_path):
     write_png(frame, np.zeros((24, 48, 3), np.uint8))
     with pytest.raises(EtcError, match=f"{frame.name}.*other frames of its clip"):
         infer(c, teacher, "val", tmp_path / "p.h5", progress=False)
+
+
+def test_resuming_under_other_mf_settings_is_a_one_line_error(setup, tmp_path):
+    cfg, d, flow, teacher = setup
+    cfg = _default_dropout(cfg)
+    part = tmp_path / "part.pt"
+    train(cfg, "s/tl_kd", part, flow=flow, teacher=teacher, stop_after=2, progress=False)
+    other = load_config(None, {**cfg, "losses": {**cfg["losses"], "mf_hidden": 4}})
+    with pytest.raises(EtcError, match=r"part\.last\.pt was made with other loss settings"):
+        train(other, "s/tl_kd", part, flow=flow, teacher=teacher, progress=False)

@@ -92,9 +92,6 @@ class LossTerm:
             raise EtcError(f"losses.{form_key(self.name)} '{form}' is unknown; use one of {', '.join(self.forms)}")
         return form
 
-    def compute(self, inputs: LossInputs, settings: dict, module: nn.Module | None) -> torch.Tensor:
-        return self.forms[self.form(settings)](inputs, settings, module)
-
     def __getattr__(self, name):  # description and needs_* come from the registry
         if name == "info":
             raise AttributeError(name)

@@ -45,7 +45,7 @@ class MultiFrameKD(nn.Module):
     """``forward(student_feats, teacher_feats)``: lists (time order, ≥ 2 frames) of B×C×h×w
     features → MSE(h_S, h_T) + MSE(c_S, c_T) of the final ConvLSTM states."""
 
-    def __init__(self, nodes: int = 6, hidden: int = 8, trained: bool = False, seed: int = 0):
+    def __init__(self, nodes: int = 6, hidden: int = 4, trained: bool = False, seed: int = 0):
         super().__init__()
         self.nodes = nodes
         with torch.random.fork_rng(devices=[]):
