@@ -275,17 +275,20 @@ def run_paper_bench(config: dict, rows, tmp: Path, dev: torch.device, quick: boo
     precompute_flow(cfg, "train", flow, estimator="gt", progress=False)
     rows.add("paper_setup", f"set_s_{size[0]}x{size[1]}", time.perf_counter() - t0, "s")
 
-    warm, free_steps = (1, 2) if quick else (2, 5)
+    free_steps = 2 if quick else 5
     teacher_ckpt, student_ckpt = tmp / "teacher.pt", tmp / "student.pt"
     runs = [TEACHER] + [f"{s}/{a}" for s in cfg["students"] for a in cfg["ablations"]]
     first_student = f"{next(iter(cfg['students']))}/{next(iter(cfg['ablations']))}"
     measured: dict[str, dict] = {}
     for name in runs:
-        workers_steps = 2 if quick else max(8, min(16, _workers(cfg, name, dev) + 2))
+        # n workers deliver their first batches together, then one round of n batches per
+        # batch time: skip the first round, then time one whole round (at least 8 steps)
+        workers = _workers(cfg, name, dev)
+        warm, steps = (1, 2) if quick else (workers + 2, max(8, workers + 1))
         save = teacher_ckpt if name == TEACHER else student_ckpt if name == first_student else None
         try:
             r = measure_run(cfg, name, tmp, dev, flow=flow, teacher=teacher_ckpt if name != TEACHER else None,
-                            warm=warm, steps=workers_steps, free_steps=free_steps, save_as=save)
+                            warm=warm, steps=steps, free_steps=free_steps, save_as=save)
         except torch.OutOfMemoryError:
             log.warning("%s: out of GPU memory at batch %s", name, resolve_run(cfg, name).schedule["batch_size"])
             rows.add("paper_train", f"{name}_out_of_memory", 1, "flag")
@@ -306,6 +309,7 @@ def run_paper_bench(config: dict, rows, tmp: Path, dev: torch.device, quick: boo
 
     hours = {n: r["iterations"] * r["batch_size"] / r["samples_per_s"] / 3600.0 for n, r in measured.items()}
     free_hours = {n: r["iterations"] * r["batch_size"] / r["loader_free_samples_per_s"] / 3600.0 for n, r in measured.items()}
+    rows.add("paper_setup", "bench_s", time.perf_counter() - t0, "s")
     rows.add("paper_estimate", "preset_hours", sum(hours.values()), "h")
     rows.add("paper_estimate", "preset_hours_loader_free", sum(free_hours.values()), "h")
     lines = [f"estimated wall time of the preset on {rows.device} (one process per run, one after another):"]
