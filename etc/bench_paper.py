@@ -2,7 +2,8 @@
 size (1024×2048), each figure against what the device alone could do, in one run.
 
 1. `etc infer` frames/s (the whole stream: decode, copy, network, argmax, copy back, write)
-   against the bare forward of the same batch, layout and precision;
+   against the bare forward of the same batch, layout and precision (two forwards per frame
+   when the config asks for flip test-time augmentation, as the Cityscapes preset does);
 2. training samples/s of the teacher and of every student × ablation through the real loader
    against a loader-free step (the same batch already on the device), with the share of time
    the step waited for the loader and the peak GPU memory;
@@ -139,8 +140,9 @@ def measure_run(cfg: dict, name: str, tmp: Path, dev: torch.device, *, flow: Pat
 
 
 def bare_forward_fps(model: torch.nn.Module, batch: int, size: tuple[int, int], dev: torch.device,
-                     channels_last: bool, bf16: bool, repeats: int) -> float:
-    """Frames/s of the network alone on a batch already on the device (median of ``repeats``)."""
+                     channels_last: bool, bf16: bool, repeats: int, flip: bool = False) -> float:
+    """Frames/s of the network alone on a batch already on the device (median of ``repeats``);
+    with ``flip`` two forwards per frame, as flip test-time augmentation runs."""
     x = torch.randn(batch, 3, *size, device=dev).contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     times = []
@@ -149,6 +151,8 @@ def bare_forward_fps(model: torch.nn.Module, batch: int, size: tuple[int, int], 
             sync(dev)
             t0 = time.perf_counter()
             model(x)["logits"]
+            if flip:
+                model(x.flip(-1))["logits"]
             sync(dev)
             if i >= 2:
                 times.append(time.perf_counter() - t0)
@@ -177,7 +181,8 @@ def bench_paper_inference(rows, cfg: dict, tmp: Path, dev: torch.device, student
     ex = resolve_execution(icfg["infer"], dev, "infer")
     model, _ = load_model_from_checkpoint(student_ckpt, map_location=dev)
     model.to(dev, memory_format=ex.memory_format).eval()
-    bare = bare_forward_fps(model, int(icfg["infer"]["batch_size"]), size, dev, ex.channels_last, ex.bf16, repeats)
+    flip = bool(icfg["infer"]["flip"])
+    bare = bare_forward_fps(model, int(icfg["infer"]["batch_size"]), size, dev, ex.channels_last, ex.bf16, repeats, flip)
     t0 = time.perf_counter()
     for f in frames[:4]:
         read_image(f.image)
@@ -198,7 +203,8 @@ def bench_paper_inference(rows, cfg: dict, tmp: Path, dev: torch.device, student
     teacher, _ = load_model_from_checkpoint(teacher_ckpt, map_location=dev)
     teacher.to(dev, memory_format=ex.memory_format).eval()
     bench_paper_options(rows, model, int(icfg["infer"]["batch_size"]), size, dev, repeats)
-    rows.add("paper_infer", f"student_forward_ms_per_frame_{tag}", 1000.0 / bare, "ms/frame")
+    rows.add("paper_infer", "flip", float(flip), "bool")
+    rows.add("paper_infer", f"student_forward_ms_per_frame_{tag}", 1000.0 / bare / (2 if flip else 1), "ms/frame")
     rows.add("paper_infer", f"teacher_forward_ms_per_frame_{tag}", 1000.0 / bare_forward_fps(
         teacher, int(icfg["infer"]["batch_size"]), size, dev, ex.channels_last, ex.bf16, max(2, repeats // 2)), "ms/frame")
     del teacher, model
