@@ -2,7 +2,8 @@
 size (1024×2048), each figure against what the device alone could do, in one run.
 
 1. `etc infer` frames/s (the whole stream: decode, copy, network, argmax, copy back, write)
-   against the bare forward of the same batch, layout and precision;
+   against the bare forward of the same batch, layout and precision (two forwards per frame
+   when the config asks for flip test-time augmentation, as the Cityscapes preset does);
 2. training samples/s of the teacher and of every student × ablation through the real loader
    against a loader-free step (the same batch already on the device), with the share of time
    the step waited for the loader and the peak GPU memory;
@@ -139,8 +140,9 @@ def measure_run(cfg: dict, name: str, tmp: Path, dev: torch.device, *, flow: Pat
 
 
 def bare_forward_fps(model: torch.nn.Module, batch: int, size: tuple[int, int], dev: torch.device,
-                     channels_last: bool, bf16: bool, repeats: int) -> float:
-    """Frames/s of the network alone on a batch already on the device (median of ``repeats``)."""
+                     channels_last: bool, bf16: bool, repeats: int, flip: bool = False) -> float:
+    """Frames/s of the network alone on a batch already on the device (median of ``repeats``);
+    with ``flip`` two forwards per frame, as flip test-time augmentation runs."""
     x = torch.randn(batch, 3, *size, device=dev).contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     times = []
@@ -149,6 +151,8 @@ def bare_forward_fps(model: torch.nn.Module, batch: int, size: tuple[int, int], 
             sync(dev)
             t0 = time.perf_counter()
             model(x)["logits"]
+            if flip:
+                model(x.flip(-1))["logits"]
             sync(dev)
             if i >= 2:
                 times.append(time.perf_counter() - t0)
@@ -177,7 +181,8 @@ def bench_paper_inference(rows, cfg: dict, tmp: Path, dev: torch.device, student
     ex = resolve_execution(icfg["infer"], dev, "infer")
     model, _ = load_model_from_checkpoint(student_ckpt, map_location=dev)
     model.to(dev, memory_format=ex.memory_format).eval()
-    bare = bare_forward_fps(model, int(icfg["infer"]["batch_size"]), size, dev, ex.channels_last, ex.bf16, repeats)
+    flip = bool(icfg["infer"]["flip"])
+    bare = bare_forward_fps(model, int(icfg["infer"]["batch_size"]), size, dev, ex.channels_last, ex.bf16, repeats, flip)
     t0 = time.perf_counter()
     for f in frames[:4]:
         read_image(f.image)
@@ -198,7 +203,8 @@ def bench_paper_inference(rows, cfg: dict, tmp: Path, dev: torch.device, student
     teacher, _ = load_model_from_checkpoint(teacher_ckpt, map_location=dev)
     teacher.to(dev, memory_format=ex.memory_format).eval()
     bench_paper_options(rows, model, int(icfg["infer"]["batch_size"]), size, dev, repeats)
-    rows.add("paper_infer", f"student_forward_ms_per_frame_{tag}", 1000.0 / bare, "ms/frame")
+    rows.add("paper_infer", "flip", float(flip), "bool")
+    rows.add("paper_infer", f"student_forward_ms_per_frame_{tag}", 1000.0 / bare / (2 if flip else 1), "ms/frame")
     rows.add("paper_infer", f"teacher_forward_ms_per_frame_{tag}", 1000.0 / bare_forward_fps(
         teacher, int(icfg["infer"]["batch_size"]), size, dev, ex.channels_last, ex.bf16, max(2, repeats // 2)), "ms/frame")
     del teacher, model
@@ -275,17 +281,20 @@ def run_paper_bench(config: dict, rows, tmp: Path, dev: torch.device, quick: boo
     precompute_flow(cfg, "train", flow, estimator="gt", progress=False)
     rows.add("paper_setup", f"set_s_{size[0]}x{size[1]}", time.perf_counter() - t0, "s")
 
-    warm, free_steps = (1, 2) if quick else (2, 5)
+    free_steps = 2 if quick else 5
     teacher_ckpt, student_ckpt = tmp / "teacher.pt", tmp / "student.pt"
     runs = [TEACHER] + [f"{s}/{a}" for s in cfg["students"] for a in cfg["ablations"]]
     first_student = f"{next(iter(cfg['students']))}/{next(iter(cfg['ablations']))}"
     measured: dict[str, dict] = {}
     for name in runs:
-        workers_steps = 2 if quick else max(8, min(16, _workers(cfg, name, dev) + 2))
+        # n workers deliver their first batches together, then one round of n batches per
+        # batch time: skip the first round, then time one whole round (at least 8 steps)
+        workers = _workers(cfg, name, dev)
+        warm, steps = (1, 2) if quick else (workers + 2, max(8, workers + 1))
         save = teacher_ckpt if name == TEACHER else student_ckpt if name == first_student else None
         try:
             r = measure_run(cfg, name, tmp, dev, flow=flow, teacher=teacher_ckpt if name != TEACHER else None,
-                            warm=warm, steps=workers_steps, free_steps=free_steps, save_as=save)
+                            warm=warm, steps=steps, free_steps=free_steps, save_as=save)
         except torch.OutOfMemoryError:
             log.warning("%s: out of GPU memory at batch %s", name, resolve_run(cfg, name).schedule["batch_size"])
             rows.add("paper_train", f"{name}_out_of_memory", 1, "flag")
@@ -306,6 +315,7 @@ def run_paper_bench(config: dict, rows, tmp: Path, dev: torch.device, quick: boo
 
     hours = {n: r["iterations"] * r["batch_size"] / r["samples_per_s"] / 3600.0 for n, r in measured.items()}
     free_hours = {n: r["iterations"] * r["batch_size"] / r["loader_free_samples_per_s"] / 3600.0 for n, r in measured.items()}
+    rows.add("paper_setup", "bench_s", time.perf_counter() - t0, "s")
     rows.add("paper_estimate", "preset_hours", sum(hours.values()), "h")
     rows.add("paper_estimate", "preset_hours_loader_free", sum(free_hours.values()), "h")
     lines = [f"estimated wall time of the preset on {rows.device} (one process per run, one after another):"]

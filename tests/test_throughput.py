@@ -187,3 +187,18 @@ def test_the_writer_thread_writes_every_clip_in_order_and_reports_failures(tmp_p
     with pytest.raises(ValueError), h5py.File(tmp_path / "q.h5", "w") as h5, _ClipWriter(h5, threaded=True) as writer:
         writer.submit(clips[0], [_HostLabels(labels["c0"])])
         writer.submit(clips[0], [_HostLabels(labels["c0"])])  # a second dataset of one name: h5py refuses
+
+
+def test_training_with_loader_workers_is_bitwise_training_without(synthetic_tree, tmp_path):
+    from etc.checkpoint import load_checkpoint
+    from etc.train import train
+
+    base = {"dataset": {"root": str(synthetic_tree), "window": [-1, 1]},
+            "students": {"s": {"backbone": "tiny", "width": 0.25, "head_channels": 8}},
+            "augment": {"crop": [40, 80], "scale": [0.9, 1.2], "rotation": 5, "hflip": True}}
+    weights = {}
+    for workers in (0, 2):
+        cfg = load_config(None, {**base, "train": {"student": {"iterations": 3, "batch_size": 4, "num_workers": workers}}})
+        train(cfg, "s/baseline", tmp_path / f"w{workers}.pt", progress=False)
+        weights[workers] = load_checkpoint(tmp_path / f"w{workers}.pt")["model"]
+    assert all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
