@@ -277,7 +277,11 @@ def _loader(config, run: RunSpec, pairs, flow_reader, start: int, rank: int, wor
                                int(schedule["seed"]), start=start, rank=rank, world_size=world)
     dataset = PairDataset(config["dataset"]["name"], pairs, flow_reader, PairedAugment.from_config(config["augment"]),
                           third=third)
-    extra = {"prefetch_factor": PREFETCH, "persistent_workers": True, "worker_init_fn": worker_init} if workers else {}
+    # Workers are spawned, not forked: a fork copies whatever locks other threads of this process
+    # hold at that moment (decode and writer threads, OpenCV's pool), and a worker that inherits
+    # a held lock waits forever (seen in the full test suite). Spawning costs a start-up once.
+    extra = {"prefetch_factor": PREFETCH, "persistent_workers": True, "worker_init_fn": worker_init,
+             "multiprocessing_context": "spawn"} if workers else {}
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                                        pin_memory=dev.type == "cuda", **extra)
 
