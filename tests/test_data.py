@@ -184,7 +184,7 @@ def test_camvid_resized_frames_train_at_the_stills_size(camvid_video_tree):
     ds = pickle.loads(pickle.dumps(PairDataset("camvid", pairs, None)))  # as DataLoader workers get it
     for i in range(len(ds)):
         item = ds[i]
-        assert item["image_t"].shape == item["image_n"].shape == (3, 12, 16) and item["label_t"].shape == (12, 16)
+        assert item["image_t"].shape == item["image_n"].shape == (12, 16, 3) and item["label_t"].shape == (12, 16)  # uint8 HWC until device_batch
 
 
 def test_camvid_both_folder_namings_and_their_errors(camvid_video_tree):

@@ -10,11 +10,12 @@ def _const_flow(h, w, dx, dy, b=1):
 
 
 def test_integer_translation_is_an_exact_shift():
-    x = torch.rand(2, 3, 10, 12)
+    x = torch.rand(2, 3, 10, 12, generator=torch.Generator().manual_seed(0))
     out = warp_backward(x, _const_flow(10, 12, 3, -2, b=2))
     # out(y, x) = in(y - 2, x + 3) where inside; exact up to float32 rounding of the grid
-    # normalisation (measured 1.2e-7), and exactly so for labels (nearest)
-    assert torch.allclose(out[:, :, 2:, :9], x[:, :, :8, 3:], atol=1e-6, rtol=0)
+    # normalisation (about 1e-7 per coordinate: a few 1e-6 at most on values in [0, 1]), and
+    # exactly so for labels (nearest)
+    assert torch.allclose(out[:, :, 2:, :9], x[:, :, :8, 3:], atol=1e-5, rtol=0)
     assert out[:, :, :2].abs().max() < 1e-6 and out[:, :, :, 9:].abs().max() < 1e-6
     labels = torch.randint(0, 7, (2, 10, 12))
     assert torch.equal(warp_labels(labels, _const_flow(10, 12, 3, -2, b=2))[:, 2:, :9], labels[:, :8, 3:])
