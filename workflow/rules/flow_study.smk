@@ -147,7 +147,7 @@ rule flow_study:
     params:
         metrics=study("metrics"),
         flows=results("flow"),
-        outdir=study(),
+        outdir=lambda wildcards, output: Path(output.table).parent,
     log:
         study("logs", "report.log"),
     shell:
