@@ -112,7 +112,7 @@ def build_run(
     """
     from etc.data.labels import num_classes as dataset_classes
     from etc.losses import build_criterion
-    from etc.models import build_model
+    from etc.models import build_model, set_feature_tap
 
     dev = pick_device(device)
     rank, world = init_distributed(dev)
@@ -138,6 +138,8 @@ def build_run(
         if teacher is None:
             raise EtcError(f"run '{run.name}' distils from the teacher: pass its checkpoint (--teacher CKPT)")
         teacher_model = _load_teacher(teacher, dataset["name"], n_classes, dev).to(memory_format=execution.memory_format)
+        set_feature_tap(teacher_model, config["losses"]["kd_features"], "teacher")
+    set_feature_tap(model, config["losses"]["kd_features"], "student")
 
     weights = config["losses"].get("ce_weights")
     if weights is not None and len(weights) != n_classes:

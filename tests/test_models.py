@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from etc.errors import EtcError
-from etc.models import BACKBONES, build_model, count_params, freeze, gflops
+from etc.models import BACKBONES, build_model, count_params, freeze, gflops, set_feature_tap
 from etc.models.pspnet import build_backbone
 
 SPECS = {
@@ -51,6 +51,29 @@ def test_features_are_taken_before_dropout():
     x = torch.randn(2, 3, 32, 32)
     a, b = model(x), model(x)
     assert torch.equal(a["feat"], b["feat"]) and not torch.equal(a["logits"], b["logits"])
+
+
+def test_pyramid_tap_is_the_pyramid_pooling_output_and_changes_nothing_else():
+    """kd_features: pyramid (the reference's ``fea``): the backbone's stage 4 ⊕ its four pooled
+    branches, 2× its channels; the logits are the same network's."""
+    torch.manual_seed(0)
+    model = build_model(SPECS["tiny"], 3).eval()
+    x = torch.randn(1, 3, 40, 56)
+    with torch.no_grad():
+        head = model(x)
+        set_feature_tap(model, "pyramid", "student")
+        pyr = model(x)
+        expected = model.ppm(model.backbone(x)[1])
+    c4 = model.backbone.feature_info.channels()[-1]
+    assert pyr["feat"].shape == (1, 2 * c4, 5, 7) and torch.equal(pyr["feat"], expected)
+    assert torch.equal(pyr["feat"][:, :c4], model.backbone(x)[1])  # the input comes first
+    assert torch.equal(head["logits"], pyr["logits"]) and head["feat"].shape[1] == 16
+
+
+def test_an_unknown_feature_tap_names_the_key_and_the_choices():
+    model = build_model(SPECS["tiny"], 3)
+    with pytest.raises(EtcError, match="kd_features is 'nowhere'.*teacher.*head, pyramid"):
+        set_feature_tap(model, "nowhere", "teacher")
 
 
 # Regression guard, 19 classes, inference parameters (auxiliary head excluded):

@@ -149,6 +149,16 @@ def test_one_tl_kd_step_trains_and_round_trips(kd_setup, arch, backbone):
     _one_step(cfg, small_spec(arch, backbone), d / f"{arch}_{backbone}.pt", flow, teacher)
 
 
+def test_pyramid_features_train_a_pspnet_and_are_refused_for_a_zoo_student(kd_setup):
+    """losses.kd_features: pyramid (the reference's tap; 2× the backbone's channels for the
+    student, another count for the teacher: the affinities are node × node either way)."""
+    cfg, d, flow, teacher = kd_setup
+    cfg = load_config(None, {**cfg, "losses": {**cfg["losses"], "kd_features": "pyramid"}})
+    _one_step(cfg, small_spec("pspnet", "tiny"), d / "pyramid.pt", flow, teacher)
+    with pytest.raises(EtcError, match="kd_features is 'pyramid'.*student.*ZooNet"):
+        _one_step(cfg, small_spec("fpn", "resnet18"), d / "pyramid_fpn.pt", flow, teacher)
+
+
 @pytest.mark.slow
 def test_a_zoo_teacher_distils_into_a_pspnet_student(kd_setup):
     cfg, d, flow, _ = kd_setup

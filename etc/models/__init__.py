@@ -3,7 +3,13 @@ and segmentation_models_pytorch architectures on timm / MiT encoders; see etc.mo
 
 from etc.models.info import count_params, freeze, gflops, model_summary
 from etc.models.pspnet import BACKBONES, PSPNet
-from etc.models.registry import ARCHITECTURES, build_model, model_name, registered_models
+from etc.models.registry import (
+    ARCHITECTURES,
+    build_model,
+    model_name,
+    registered_models,
+    set_feature_tap,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -16,4 +22,5 @@ __all__ = [
     "model_name",
     "model_summary",
     "registered_models",
+    "set_feature_tap",
 ]

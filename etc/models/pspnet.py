@@ -7,9 +7,12 @@ BN, ReLU, dropout, 1×1 classifier; an auxiliary head on stage 3 for training on
 branch on the mode:
 
 - ``logits``: B×K×H×W at the input resolution (what ``etc infer`` reads);
-- ``feat``: the PSP head features, B×C×H/8×W/8, after BN+ReLU and *before* dropout — the PF,
-  MF and PA distillation terms compare their affinities, and dropout's random channel zeroing
-  would only add noise to a target that has nothing to do with the teacher;
+- ``feat``: the features the PF, MF and PA distillation terms compare the affinities of,
+  B×C×H/8×W/8. ``feature_tap`` picks them: ``head`` (default), the 3×3 head conv's output after
+  BN+ReLU and *before* dropout (dropout's random channel zeroing would only add noise to a
+  target that has nothing to do with the teacher); ``pyramid``, the pyramid-pooling output
+  (backbone ⊕ pooled branches, 2× the backbone's channels), where the reference code takes them
+  (``losses.kd_features``; docs/fidelity.md row 13);
 - ``aux``: auxiliary logits at the input resolution, only in training mode (and only when the
   model has an auxiliary head, i.e. ``aux_weight > 0``).
 """
@@ -65,7 +68,8 @@ class PyramidPooling(nn.Module):
 class PSPNet(nn.Module):
     """Backbone → pyramid pooling → 3×3 conv head → classifier; see the module docstring."""
 
-    feat_stride = 8  # ``feat`` is B×head_channels×ceil(H/8)×ceil(W/8)
+    feat_stride = 8  # ``feat`` is B×C×ceil(H/8)×ceil(W/8)
+    feature_taps = ("head", "pyramid")
 
     def __init__(
         self,
@@ -83,15 +87,17 @@ class PSPNet(nn.Module):
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(head_channels, num_classes, 1)
         self.aux = aux_head(c3, head_channels, num_classes, dropout) if aux else None
+        self.feature_tap = "head"  # not a weight: set per run by etc.models.set_feature_tap
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         size = x.shape[-2:]
         f3, f4 = self.backbone(x)
-        feat = self.head(self.ppm(f4))
+        pyramid = self.ppm(f4)
+        feat = self.head(pyramid)
         logits = self.classifier(self.dropout(feat))
         out = {
             "logits": F.interpolate(logits, size, mode="bilinear", align_corners=False),
-            "feat": feat,
+            "feat": pyramid if self.feature_tap == "pyramid" else feat,
         }
         if self.training and self.aux is not None:
             out["aux"] = F.interpolate(self.aux(f3), size, mode="bilinear", align_corners=False)

@@ -81,3 +81,15 @@ def build_model(spec: dict, num_classes: int) -> nn.Module:
         raise EtcError(f"architecture '{arch}' has no backbone '{spec['backbone']}' (model key "
                        f"'backbone'); its backbones: {', '.join(entry.backbones)}")
     return entry.build(spec, num_classes)
+
+
+def set_feature_tap(model: nn.Module, tap: str, role: str) -> None:
+    """Point the ``feat`` output (what PF, MF and PA compare) at ``tap`` (``losses.kd_features``)."""
+    taps = getattr(model, "feature_taps", ("head",))
+    if tap not in taps:
+        raise EtcError(
+            f"losses.kd_features is '{tap}', but the {role} ({type(model).__name__}) has no such "
+            f"features; it offers: {', '.join(taps)} (the pyramid-pooling output exists in PSPNet only)"
+        )
+    if hasattr(model, "feature_tap"):
+        model.feature_tap = tap

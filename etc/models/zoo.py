@@ -56,6 +56,7 @@ class ZooNet(nn.Module):
     """Encoder → decoder (the feature tap) → dropout → 1×1 classifier; see the module docstring."""
 
     feat_stride = 4
+    feature_taps = ("head",)
 
     def __init__(self, smp_model: nn.Module, num_classes: int, head_channels: int,
                  dropout: float, aux: bool):
