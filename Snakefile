@@ -26,6 +26,7 @@ include: "workflow/rules/infer.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/flow_study.smk"
+include: "workflow/rules/seed_study.smk"
 
 
 rule all:

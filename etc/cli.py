@@ -99,8 +99,10 @@ def check_data_cmd(config_path, dataset, root, manifest, splits, deep):
               help="The estimator --flow was computed with, when not the config's (the flow study) [flow.estimator].")
 @click.option("--teacher", type=ExistingFile, default=None, help="Teacher checkpoint (needed by distillation terms).")
 @click.option("--log-csv", type=PathArg, default=None, help="Per-iteration CSV (loss terms, lr, samples/s).")
+@click.option("--seed", type=click.IntRange(0), default=None,
+              help="Initialisation and batch-order seed [train.teacher.seed or train.student.seed, by --run].")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA when present).")
-def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, device):
+def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, seed, device):
     """Train the teacher or one student under one ablation; resumes after a kill.
 
     Multi-GPU / multi-node: launch with `torchrun --nproc_per_node N -m etc -- train ...`
@@ -110,7 +112,9 @@ def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, device):
     from etc.flow.roles import check_training_store
     from etc.train import train
 
-    config = command_config(config_path, {"flow.estimator": ("--estimator", estimator)})
+    which = "teacher" if run == "teacher" else "student"
+    config = command_config(config_path, {"flow.estimator": ("--estimator", estimator),
+                                          f"train.{which}.seed": ("--seed", seed)})
     if flow is not None:
         check_training_store(flow, config)
     summary = train(config, run, out, flow=flow, teacher=teacher, log_csv=log_csv, device=device)
@@ -222,6 +226,20 @@ def flow_study_report_cmd(config_path, metrics_dir, flow_dir, out_dir):
     base = info["summary"]["bias_tc"]["baseline"]
     shown = ", ".join(f"{m} {'–' if v is None else format(v, '+.2f')}" for m, v in base.items())
     click.echo(f"{info['rows']} rows -> {info['table']}; baseline TC bias against the exact flow: {shown}")
+
+
+@cli.command("seed-study-report", short_help="Mean ± std over student seeds of every results column.")
+@ConfigOpt
+@click.option("--results", "results_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The results folder: the default run's metrics/ and seed_study/seed<N>/metrics/ beneath it.")
+@click.option("--out-dir", required=True, type=PathArg, help="Folder for table.csv, summary.csv, table.md and the figure.")
+def seed_study_report_cmd(config_path, results_dir, out_dir):
+    """How far do the ablations' differences exceed the spread over seeds (seed_study in the config)."""
+    from etc.config import command_config
+    from etc.report.seed_study import seed_study_report
+
+    info = seed_study_report(command_config(config_path), results_dir, out_dir)
+    click.echo(f"{info['rows']} rows over seeds {', '.join(map(str, info['seeds']))} -> {info['table']}")
 
 
 @cli.command("demo-video", short_help="Baseline vs ETC video with flicker maps.")

@@ -143,3 +143,33 @@ def test_flow_study_report_refuses_bad_plans_and_inputs(tmp_path):
         study_plan(_study_cfg(student="nobody"))
     with pytest.raises(EtcError, match=r"dataset 'camvid' does not"):
         study_plan({**cfg, "dataset": {**cfg["dataset"], "name": "camvid"}})
+
+
+def test_seed_study_deltas_are_per_seed_and_the_spread_is_the_sample_std(tmp_path):
+    """Δ against the baseline of the *same* seed; mean and ddof-1 std over the seeds; the
+    default run's metrics stand for its seed."""
+    from etc.config import load_config
+    from etc.report.seed_study import FIGURE, run_files, seed_study_report
+
+    cfg = load_config(None, {"train": {"student": {"seed": 5}}, "seed_study": {"seeds": [1, 5, 2]},
+                             "ablations": {"baseline": {"ce": 1.0}, "tl": {"ce": 1.0, "tl": 1.0}}})
+    miou = {(5, "baseline"): 50.0, (5, "tl"): 51.0, (1, "baseline"): 40.0, (1, "tl"): 43.0,
+            (2, "baseline"): 60.0, (2, "tl"): 62.0}
+    for (seed, ablation), value in miou.items():
+        path = run_files(tmp_path, cfg, seed, f"student/{ablation}", "metrics")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"run": f"student/{ablation}", "miou": value, "tc": 70.0}))
+    assert run_files(tmp_path, cfg, 5, "student/tl", "metrics") == tmp_path / "metrics/student/tl.json"
+    info = seed_study_report(cfg, tmp_path, tmp_path / "out")
+    assert info["seeds"] == [5, 1, 2] and info["rows"] == 6
+    table = pd.read_csv(tmp_path / "out/table.csv")
+    assert table.loc[table["ablation"] == "tl", "delta_miou"].tolist() == [1.0, 3.0, 2.0]
+    summary = pd.read_csv(tmp_path / "out/summary.csv").set_index("ablation")
+    assert summary.loc["tl", "delta_miou_mean"] == pytest.approx(2.0)
+    assert summary.loc["tl", "delta_miou_std"] == pytest.approx(1.0)  # sample std of 1, 3, 2
+    assert summary.loc["baseline", "miou_std"] == pytest.approx(10.0) and summary.loc["tl", "seeds"] == 3
+    assert "| student | tl | 3 | 52.00 ± 9.54 |" in (tmp_path / "out/table.md").read_text()
+    assert (tmp_path / "out" / f"{FIGURE}.png").stat().st_size > 0
+    (tmp_path / "metrics/student/tl.json").unlink()
+    with pytest.raises(Exception, match=r"missing metrics .*metrics/student/tl.json .*seed_study"):
+        seed_study_report(cfg, tmp_path, tmp_path / "out")

@@ -104,6 +104,21 @@ def test_flow_study_dag_on_the_smoke_preset(tmp_path):
     assert not any(j.startswith("flow_") for j in default)
 
 
+def test_seed_study_dag_on_the_smoke_preset(tmp_path):
+    """Every student × ablation trained again for each seed but the default run's, with that
+    seed on the command line; the default run's students reused; nothing in the default target."""
+    from etc.config import load_config
+
+    cfg = load_config(ROOT / "workflow/configs/smoke.yaml")
+    runs = len(cfg["students"]) * len(cfg["ablations"])
+    plan = _dry_run(tmp_path, "seed_study", seed_study={"seeds": [0, 4, 7]})
+    jobs = _job_counts(plan)
+    assert jobs["seed_study_train"] == jobs["seed_study_infer"] == jobs["seed_study_evaluate"] == 2 * runs
+    assert jobs["train_student"] == jobs["evaluate"] == runs and jobs["train_teacher"] == 1
+    assert "seed_study/seed4/models/" in plan and "seed_study/seed7/models/" in plan and "seed0" not in plan
+    assert jobs["seed_study"] == 1 and "report" not in jobs
+
+
 def test_training_and_evaluation_stores_are_separate_files(tmp_path):
     """The val store is computed with the evaluation estimator (the exact flow on the synthetic
     set by default), the train store with flow.estimator; on one split with one estimator they
