@@ -111,7 +111,8 @@ def student_inputs(wildcards):
 
 
 def student_flags(wildcards, input):
-    flags = []
+    """--flow and --teacher where the run needs them; --seed where the path names one (seed study)."""
+    flags = [f"--seed {wildcards.seed}"] if "seed" in wildcards.keys() else []
     if "flow" in input.keys():
         flags.append(f"--flow {shlex.quote(input.flow)}")
     if "teacher" in input.keys():

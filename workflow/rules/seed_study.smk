@@ -10,75 +10,54 @@ def seeded(seed, kind, *parts):
     return results("seed_study", f"seed{seed}", kind, *parts)
 
 
-SEED_WILDCARDS = dict(seed=r"\d+", student=r"[^./]+", ablation=r"[^./]+")
-
-
-rule seed_study_train:
-    input:
-        unpack(student_inputs),
+# The default run's rules with the seed's paths: the same commands by construction (the seed
+# reaches `etc train` through student_flags).
+use rule train_student as seed_study_train with:
     output:
         model=seeded("{seed}", "models", "{student}", "{ablation}.pt"),
         curve=seeded("{seed}", "train", "{student}", "{ablation}.csv"),
-    params:
-        flags=student_flags,
-        digest=digest("dataset", "augment", "students", "losses", "flow"),
-        recipe=lambda wildcards: json.dumps(config["ablations"][wildcards.ablation], sort_keys=True),
-        schedule=lambda wildcards: json.dumps(config["train"]["student"], sort_keys=True),
-        launcher=train_launcher("student"),
     log:
         seeded("{seed}", "logs", "train_{student}_{ablation}.log"),
     benchmark:
         seeded("{seed}", "benchmarks", "train_{student}_{ablation}.tsv")
-    resources:
-        gpu=train_gpus("student"),
-        nvidia_gpu=train_gpus("student"),
     wildcard_constraints:
-        **SEED_WILDCARDS,
-    shell:
-        "{params.launcher} train --config {input.config:q} --run {wildcards.student}/{wildcards.ablation} "
-        "--seed {wildcards.seed} --out {output.model:q} --log-csv {output.curve:q} {params.flags} > {log:q} 2>&1"
+        seed=r"\d+",
+        student=r"[^./]+",
+        ablation=r"[^./]+",
 
 
-rule seed_study_infer:
+use rule infer as seed_study_infer with:
     input:
         config=ancient(results("config.yaml")),
-        model=seeded("{seed}", "models", "{student}", "{ablation}.pt"),
+        model=seeded("{seed}", "models", "{model}.pt"),
     output:
-        predictions=seeded("{seed}", "predictions", "{student}", "{ablation}.h5"),
-        timing=seeded("{seed}", "predictions", "{student}", "{ablation}.timing.json"),
-    params:
-        digest=digest("dataset", "infer"),
-        split=config["dataset"]["val_split"],
+        predictions=seeded("{seed}", "predictions", "{model}.h5"),
+        timing=seeded("{seed}", "predictions", "{model}.timing.json"),
     log:
-        seeded("{seed}", "logs", "infer_{student}_{ablation}.log"),
-    resources:
-        gpu=1,
-        nvidia_gpu=1,
+        seeded("{seed}", "logs", "infer", "{model}.log"),
+    benchmark:
+        seeded("{seed}", "benchmarks", "infer", "{model}.tsv")
     wildcard_constraints:
-        **SEED_WILDCARDS,
-    shell:
-        "etc infer --config {input.config:q} --model {input.model:q} --split {params.split} "
-        "--out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"
+        seed=r"\d+",
+        model=r"[^/]+/[^/]+",
 
 
-rule seed_study_evaluate:
+use rule evaluate as seed_study_evaluate with:
     input:
         config=ancient(results("config.yaml")),
-        predictions=seeded("{seed}", "predictions", "{student}", "{ablation}.h5"),
-        timing=seeded("{seed}", "predictions", "{student}", "{ablation}.timing.json"),
+        predictions=seeded("{seed}", "predictions", "{model}.h5"),
+        timing=seeded("{seed}", "predictions", "{model}.timing.json"),
         flow=eval_flow(),
-        model=seeded("{seed}", "models", "{student}", "{ablation}.pt"),
+        model=seeded("{seed}", "models", "{model}.pt"),
     output:
-        seeded("{seed}", "metrics", "{student}", "{ablation}.json"),
-    params:
-        digest=digest("evaluate"),
+        seeded("{seed}", "metrics", "{model}.json"),
     log:
-        seeded("{seed}", "logs", "evaluate_{student}_{ablation}.log"),
+        seeded("{seed}", "logs", "evaluate", "{model}.log"),
+    benchmark:
+        seeded("{seed}", "benchmarks", "evaluate", "{model}.tsv")
     wildcard_constraints:
-        **SEED_WILDCARDS,
-    shell:
-        "etc evaluate --config {input.config:q} --predictions {input.predictions:q} "
-        "--flow {input.flow:q} --model {input.model:q} --timing {input.timing:q} --out {output:q} > {log:q} 2>&1"
+        seed=r"\d+",
+        model=r"[^/]+/[^/]+",
 
 
 rule seed_study:
