@@ -11,7 +11,9 @@ shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executab
 
 from etc.losses import ablation_needs  # the loss registry says what each ablation needs
 from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, training_estimator
-from etc.report.flow_study import PAIRS, store_path
+from etc.report.flow_study import BASELINE, FIGURES, PAIRS, store_path, study_inputs
+from etc.report.seed_study import FIGURE as SEED_FIGURE
+from etc.report.seed_study import study_metrics
 
 
 def results(*parts):
@@ -111,8 +113,11 @@ def student_inputs(wildcards):
 
 
 def student_flags(wildcards, input):
-    """--flow and --teacher where the run needs them; --seed where the path names one (seed study)."""
+    """--flow and --teacher where the run needs them; --seed and --estimator where the path names
+    one (the seed and flow studies)."""
     flags = [f"--seed {wildcards.seed}"] if "seed" in wildcards.keys() else []
+    if "estimator" in wildcards.keys():
+        flags.append(f"--estimator {shlex.quote(flow_spec(wildcards))}")
     if "flow" in input.keys():
         flags.append(f"--flow {shlex.quote(input.flow)}")
     if "teacher" in input.keys():
@@ -157,3 +162,42 @@ def demo_outputs():
     if "baseline" not in config["ablations"]:
         return []
     return [results("demo", f"clip{i}.mp4") for i in range(n)] + [results("demo", f"clip{i}.gif") for i in range(n)]
+
+
+# The flow study (flow_study.smk)
+
+
+def study(*parts):
+    return results("flow_study", *parts)
+
+
+def study_run_files(wildcards, kind):
+    """Model or predictions of (student, ablation, training flow): the default run's for
+    flow.estimator, the study's own otherwise."""
+    spec = from_file_tag(wildcards.estimator)
+    run = f"{wildcards.student}/{wildcards.ablation}"
+    if spec == training_estimator(config):
+        return results(kind, f"{run}.pt" if kind == "models" else f"{run}.h5")
+    return study(kind, wildcards.estimator, f"{run}.pt" if kind == "models" else f"{run}.h5")
+
+
+def study_student_inputs(wildcards):
+    inputs = student_inputs(wildcards)
+    inputs["flow"] = flow_store("train", from_file_tag(wildcards.estimator))
+    return inputs
+
+
+STUDY_WILDCARDS = dict(student=r"[^./]+", ablation=r"[^./]+", estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?",
+                       measure=r"[A-Za-z0-9_-]+(\.[0-9]+)?")
+
+
+def flow_study_inputs(wildcards):
+    files = study_inputs(config, study("metrics"), results("flow"))  # checks the plan first
+    return {"metrics": [str(p) for p in files["metrics"]], "quality": [str(p) for p in files["quality"]]}
+
+
+# The seed study (seed_study.smk)
+
+
+def seeded(seed, kind, *parts):
+    return results("seed_study", f"seed{seed}", kind, *parts)

@@ -3,83 +3,41 @@
 # student and the default run's baseline measured with every flow of measure_estimators. The
 # default run's teacher, baseline and flow.estimator students are reused, not retrained. The
 # plan and the file names come from etc.report.flow_study, which the report reads too.
-from etc.report.flow_study import BASELINE, FIGURES, study_inputs
 
 
-def study(*parts):
-    return results("flow_study", *parts)
-
-
-def study_run_files(wildcards, kind):
-    """Model or predictions of (student, ablation, training flow): the default run's for
-    flow.estimator, the study's own otherwise."""
-    spec = from_file_tag(wildcards.estimator)
-    run = f"{wildcards.student}/{wildcards.ablation}"
-    if spec == training_estimator(config):
-        return results(kind, f"{run}.pt" if kind == "models" else f"{run}.h5")
-    return study(kind, wildcards.estimator, f"{run}.pt" if kind == "models" else f"{run}.h5")
-
-
-def study_student_inputs(wildcards):
-    inputs = student_inputs(wildcards)
-    inputs["flow"] = flow_store("train", from_file_tag(wildcards.estimator))
-    return inputs
-
-
-STUDY_WILDCARDS = dict(student=r"[^./]+", ablation=r"[^./]+", estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?",
-                       measure=r"[A-Za-z0-9_-]+(\.[0-9]+)?")
-
-
-rule flow_study_train:
+# The default run's rules on the study's paths (the estimator reaches `etc train` through
+# student_flags); the digest also covers the training flow's own settings.
+use rule train_student as flow_study_train with:
     input:
         unpack(study_student_inputs),
     output:
         model=study("models", "{estimator}", "{student}", "{ablation}.pt"),
         curve=study("train", "{estimator}", "{student}", "{ablation}.csv"),
     params:
-        spec=flow_spec,
-        flags=student_flags,
         digest=lambda wildcards: digest_of([config[s] for s in ("dataset", "augment", "students", "losses")]
                                            + [flow_digest(flow_spec(wildcards))]),
-        recipe=lambda wildcards: json.dumps(config["ablations"][wildcards.ablation], sort_keys=True),
-        schedule=lambda wildcards: json.dumps(config["train"]["student"], sort_keys=True),
-        launcher=train_launcher("student"),
     log:
         study("logs", "train_{estimator}_{student}_{ablation}.log"),
     benchmark:
         study("benchmarks", "train_{estimator}_{student}_{ablation}.tsv")
-    resources:
-        gpu=train_gpus("student"),
-        nvidia_gpu=train_gpus("student"),
     wildcard_constraints:
         **STUDY_WILDCARDS,
-    shell:
-        "{params.launcher} train --config {input.config:q} --run {wildcards.student}/{wildcards.ablation} "
-        "--estimator {params.spec} --out {output.model:q} --log-csv {output.curve:q} {params.flags} > {log:q} 2>&1"
 
 
-rule flow_study_infer:
+use rule infer as flow_study_infer with:
     input:
         config=ancient(results("config.yaml")),
-        model=study("models", "{estimator}", "{student}", "{ablation}.pt"),
+        model=study("models", "{estimator}", "{model}.pt"),
     output:
-        predictions=study("predictions", "{estimator}", "{student}", "{ablation}.h5"),
-        timing=study("predictions", "{estimator}", "{student}", "{ablation}.timing.json"),
-    params:
-        digest=digest("dataset", "infer"),
-        split=config["dataset"]["val_split"],
+        predictions=study("predictions", "{estimator}", "{model}.h5"),
+        timing=study("predictions", "{estimator}", "{model}.timing.json"),
     log:
-        study("logs", "infer_{estimator}_{student}_{ablation}.log"),
+        study("logs", "infer_{estimator}", "{model}.log"),
     benchmark:
-        study("benchmarks", "infer_{estimator}_{student}_{ablation}.tsv")
-    resources:
-        gpu=1,
-        nvidia_gpu=1,
+        study("benchmarks", "infer_{estimator}", "{model}.tsv")
     wildcard_constraints:
-        **STUDY_WILDCARDS,
-    shell:
-        "etc infer --config {input.config:q} --model {input.model:q} --split {params.split} "
-        "--out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"
+        estimator=STUDY_WILDCARDS["estimator"],
+        model=r"[^./]+/[^./]+",
 
 
 rule flow_study_evaluate:
@@ -128,11 +86,6 @@ rule flow_study_evaluate_baseline:
     shell:
         "etc evaluate --config {input.config:q} --predictions {input.predictions:q} --model {input.model:q} "
         "--flow {input.flow:q} --flow-estimator {params.measure} --out {output:q} > {log:q} 2>&1"
-
-
-def flow_study_inputs(wildcards):
-    files = study_inputs(config, study("metrics"), results("flow"))  # checks the plan first
-    return {"metrics": [str(p) for p in files["metrics"]], "quality": [str(p) for p in files["quality"]]}
 
 
 rule flow_study:

@@ -2,12 +2,6 @@
 # ablation trained again with each seed of seed_study.seeds, inferred and evaluated as in the
 # default run; the table gives mean ± std over the seeds. The default run's students are its
 # train.student.seed's and are reused. File names come from etc.report.seed_study.
-from etc.report.seed_study import FIGURE as SEED_FIGURE
-from etc.report.seed_study import run_files, study_metrics
-
-
-def seeded(seed, kind, *parts):
-    return results("seed_study", f"seed{seed}", kind, *parts)
 
 
 # The default run's rules with the seed's paths: the same commands by construction (the seed
@@ -70,7 +64,7 @@ rule seed_study:
         markdown=results("seed_study", "table.md"),
         figure=results("seed_study", f"{SEED_FIGURE}.png"),
     params:
-        results=results(),
+        results=lambda wildcards, input: Path(input.config).parent,
         outdir=lambda wildcards, output: Path(output.table).parent,
     log:
         results("seed_study", "logs", "report.log"),
