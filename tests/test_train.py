@@ -438,3 +438,24 @@ def test_resuming_under_other_mf_settings_is_a_one_line_error(setup, tmp_path):
     other = load_config(None, {**cfg, "losses": {**cfg["losses"], "mf_hidden": 4}})
     with pytest.raises(EtcError, match=r"part\.last\.pt was made with other loss settings"):
         train(other, "s/tl_kd", part, flow=flow, teacher=teacher, progress=False)
+
+
+def test_train_seed_option_is_the_schedule_seed(setup, tmp_path):
+    """`etc train --seed N` trains what train.student.seed: N trains (the seed study's route),
+    and another seed trains other weights."""
+    import yaml
+
+    cfg, _, _, _ = setup
+
+    def cli(name, schedule_seed, *extra):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump({**cfg, "train": {**cfg["train"], "student": {**cfg["train"]["student"],
+                                                                                        "seed": schedule_seed}}}))
+        res = subprocess.run([sys.executable, "-m", "etc", "train", "--config", str(config), "--run", "s/baseline",
+                              "--out", str(tmp_path / f"{name}.pt"), *extra], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return load_checkpoint(tmp_path / f"{name}.pt")["model"]
+
+    flag, key, zero = cli("flag", 0, "--seed", "3"), cli("key", 3), cli("zero", 0)
+    assert all(torch.equal(flag[k], key[k]) for k in key)
+    assert not all(torch.equal(zero[k], key[k]) for k in key)

@@ -66,6 +66,7 @@ class _Writer(threading.Thread):
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.written = 0
+        self.caller_threads = torch.get_num_threads()
 
     def run(self) -> None:
         torch.set_num_threads(1)  # per thread: the estimator's thread keeps its own count
@@ -106,6 +107,11 @@ class _Writer(threading.Thread):
         if self.is_alive():
             self.queue.put(None)
             self.join()
+        # run()'s torch.set_num_threads(1) is per thread only once torch's pool exists: when this
+        # thread was the first to touch it, the whole process was left with one thread (a later
+        # training in-process summed floats in another order: other weights than a fresh
+        # `etc train`). Restore the caller's count.
+        torch.set_num_threads(self.caller_threads)
 
     def _raise(self) -> None:
         if self.error is not None:
