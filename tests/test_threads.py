@@ -9,10 +9,10 @@ import sys
 
 import torch
 
-from tests.test_train import setup  # noqa: F401  (the fixture: flow precomputed, a teacher trained)
+from tests.test_train import setup  # noqa: F401,F811  (the fixture: flow precomputed, a teacher trained)
 
 
-def test_flow_precompute_and_training_leave_the_torch_thread_count(setup):
+def test_flow_precompute_and_training_leave_the_torch_thread_count(setup):  # noqa: F811
     fresh = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                            capture_output=True, text=True, check=True)
     torch.nn.functional.conv2d(torch.ones(1, 8, 32, 32), torch.ones(8, 8, 3, 3))  # a parallel region
