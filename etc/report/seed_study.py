@@ -80,8 +80,8 @@ def _numeric(series) -> bool:
 
 
 def to_markdown(summary, columns) -> str:
-    """mean ± std of the main columns and their deltas."""
-    shown = [c for c in columns if c.section == "main" and f"{c.key}_mean" in summary]
+    """mean ± std of the quality columns (main, their deltas, detail)."""
+    shown = [c for c in columns if c.section in ("main", "detail") and f"{c.key}_mean" in summary]
     lines = ["| student | ablation | seeds | " + " | ".join(c.header for c in shown) + " |",
              "|" + "---|" * (len(shown) + 3)]
     for _, row in summary.iterrows():
