@@ -173,3 +173,22 @@ def test_seed_study_deltas_are_per_seed_and_the_spread_is_the_sample_std(tmp_pat
     (tmp_path / "metrics/student/tl.json").unlink()
     with pytest.raises(Exception, match=r"missing metrics .*metrics/student/tl.json .*seed_study"):
         seed_study_report(cfg, tmp_path, tmp_path / "out")
+
+
+def test_common_class_tc_averages_over_the_classes_every_ablation_of_a_student_scores():
+    """An ablation that starts to predict a rare, unstable class is scored without it; rows of
+    another student (or the teacher) have their own class set."""
+    from etc.metrics.base import Column
+    from etc.report.table import COMMON_TC, common_class_tc, results_table
+
+    rows = [
+        {"model": "teacher", "ablation": "-", "tc_per_class": {"road": 90.0, "sign": 10.0, "car": None}},
+        {"model": "s", "ablation": "baseline", "tc_per_class": {"road": 80.0, "sign": None, "car": 60.0}},
+        {"model": "s", "ablation": "tl_kd", "tc_per_class": {"road": 84.0, "sign": 2.0, "car": 66.0}},
+        {"model": "s", "ablation": "mf", "tc_per_class": None},
+    ]
+    df = pd.DataFrame(rows)
+    assert common_class_tc(df) == [50.0, 70.0, 75.0, None]
+    delta = Column("delta_tc_common", fmt="+.2f", delta_of="tc_common")
+    table = results_table(rows, [COMMON_TC, delta])
+    assert table["delta_tc_common"].tolist()[1:3] == [0.0, 5.0]

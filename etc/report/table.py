@@ -4,6 +4,7 @@ against that student's baseline, and — for Cityscapes — the reference number
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,12 +25,29 @@ REFERENCE_COLUMNS = (Column("ref_miou", "published mIoU", higher_is_better=True)
                      Column("ref_tc", "published TC (all classes)", higher_is_better=True))
 
 
+# TC over the classes that *every* row of the same student predicts (a non-empty pooled union
+# in each): the paper's averaging on one class set, so that an ablation is not scored on a class
+# the others never predict. It depends on the table's rows: adding an ablation can shrink the set.
+COMMON_TC = Column("tc_common", "TC (classes every ablation predicts)", higher_is_better=True, delta=True)
+
+
+@dataclass(frozen=True)
+class _TableColumns:
+    """A report-level column, placed among the metrics' for etc.metrics.table_columns."""
+
+    columns: tuple[Column, ...]
+
+
 def report_columns(config: dict) -> list[Column]:
     """The table's columns: the row's name, what the config's metrics declare (etc.metrics),
-    and for Cityscapes the reference numbers."""
+    the common-class TC beside the other TC averagings, and for Cityscapes the reference numbers."""
     from etc.metrics import build_metrics, table_columns
 
-    cols = [*IDENTITY, *table_columns(build_metrics(config))]
+    metrics: list = build_metrics(config)
+    after = [i for i, m in enumerate(metrics) if any(c.key == "tc_all" for c in m.columns)]
+    if after:
+        metrics.insert(after[0] + 1, _TableColumns((COMMON_TC,)))
+    cols = [*IDENTITY, *table_columns(metrics)]
     if config["dataset"]["name"] == "cityscapes":
         cols += REFERENCE_COLUMNS
     return cols
@@ -55,6 +73,8 @@ def results_table(metrics: list[dict], columns: list[Column], baseline: str = "b
     value is None, ``delta_<key>`` is against the same model's ``baseline`` row."""
     df = pd.DataFrame(metrics)
     keys = [c.key for c in columns]
+    if COMMON_TC.key in keys and "tc_per_class" in df:
+        df[COMMON_TC.key] = common_class_tc(df)
     for key in keys:
         if key not in df:
             df[key] = None
@@ -66,6 +86,20 @@ def results_table(metrics: list[dict], columns: list[Column], baseline: str = "b
         elif c in REFERENCE_COLUMNS:
             df[c.key] = [REFERENCE_CITYSCAPES.get(a, {}).get(c.key) for a in df["ablation"]]
     return df[keys].reset_index(drop=True)  # rows in run order: teacher, then the config's order
+
+
+def common_class_tc(df) -> list:
+    """Per row, the mean per-class TC over the classes scored (non-empty pooled union) in every
+    row of the same model; None where the row has no per-class TC or the set is empty."""
+    common = {}
+    for model, rows in df.groupby("model", sort=False):
+        sets = [{c for c, v in p.items() if v is not None} for p in rows["tc_per_class"] if isinstance(p, dict)]
+        common[model] = set.intersection(*sets) if sets else set()
+    out = []
+    for model, per_class in zip(df["model"], df["tc_per_class"], strict=True):
+        classes = sorted(common[model]) if isinstance(per_class, dict) else []
+        out.append(sum(per_class[c] for c in classes) / len(classes) if classes else None)
+    return out
 
 
 def _difference(value, base):
