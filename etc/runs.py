@@ -24,9 +24,14 @@ class RunSpec:
         return ablation_needs(self.ablation, flag)
 
 
+def student_run_names(config: dict) -> list[str]:
+    """Each student × ablation of a config, as '<student>/<ablation>'."""
+    return [f"{s}/{a}" for s in config["students"] for a in config["ablations"]]
+
+
 def run_names(config: dict) -> list[str]:
     """Every training run of a config: the teacher, then each student × ablation."""
-    return [TEACHER] + [f"{s}/{a}" for s in config["students"] for a in config["ablations"]]
+    return [TEACHER, *student_run_names(config)]
 
 
 def resolve_run(config: dict, run: str) -> RunSpec:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from etc.errors import EtcError
+from etc.runs import student_run_names
 
 FIGURE = "seed_deltas"
 SUMMARY_KEYS = ("mean", "std")
@@ -24,21 +25,22 @@ def seeds(config: dict) -> list[int]:
     return [default, *[s for s in listed if s != default]]
 
 
-def student_runs(config: dict) -> list[str]:
-    return [f"{s}/{a}" for s in config["students"] for a in config["ablations"]]
+def seed_dir(results_dir: str | Path, seed) -> Path:
+    """Where the study keeps the runs of ``seed`` (a number or a wildcard pattern): the same
+    layout as the default run's below it (models/, predictions/, metrics/, …)."""
+    return Path(results_dir, "seed_study", f"seed{seed}")
 
 
 def run_files(results_dir: str | Path, config: dict, seed: int, run: str, kind: str) -> Path:
     """Model (``models``), predictions (``predictions``) or metrics (``metrics``) of ``run``
     trained with ``seed``: the default run's for its own seed, the study's otherwise."""
     suffix = {"models": ".pt", "predictions": ".h5", "metrics": ".json"}[kind]
-    if seed == int(config["train"]["student"]["seed"]):
-        return Path(results_dir, kind, f"{run}{suffix}")
-    return Path(results_dir, "seed_study", f"seed{seed}", kind, f"{run}{suffix}")
+    root = results_dir if seed == int(config["train"]["student"]["seed"]) else seed_dir(results_dir, seed)
+    return Path(root, kind, f"{run}{suffix}")
 
 
 def study_metrics(config: dict, results_dir: str | Path) -> list[Path]:
-    return [run_files(results_dir, config, s, r, "metrics") for s in seeds(config) for r in student_runs(config)]
+    return [run_files(results_dir, config, s, r, "metrics") for s in seeds(config) for r in student_run_names(config)]
 
 
 def seed_table(config: dict, results_dir: str | Path):
@@ -55,7 +57,7 @@ def seed_table(config: dict, results_dir: str | Path):
                        f"run `snakemake --cores all seed_study`")
     frames = []
     for seed in seeds(config):
-        paths = [run_files(results_dir, config, seed, r, "metrics") for r in student_runs(config)]
+        paths = [run_files(results_dir, config, seed, r, "metrics") for r in student_run_names(config)]
         df = results_table(load_metrics(paths), columns)
         df.insert(0, "seed", seed)
         frames.append(df)

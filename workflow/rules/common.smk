@@ -13,7 +13,8 @@ from etc.losses import ablation_needs  # the loss registry says what each ablati
 from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, training_estimator
 from etc.report.flow_study import BASELINE, FIGURES, PAIRS, store_path, study_inputs
 from etc.report.seed_study import FIGURE as SEED_FIGURE
-from etc.report.seed_study import study_metrics
+from etc.report.seed_study import seed_dir, study_metrics
+from etc.runs import run_names
 
 
 def results(*parts):
@@ -93,12 +94,8 @@ def train_launcher(which):
     return "etc" if n == 1 else f"torchrun --standalone --nproc_per_node {n} -m etc --"  # "--": torchrun would read --run as its own --run-path
 
 
-def student_runs():
-    return [f"{s}/{a}" for s in config["students"] for a in config["ablations"]]
-
-
 def all_models():
-    return ["teacher"] + student_runs()
+    return run_names(config)
 
 
 def student_inputs(wildcards):
@@ -200,4 +197,4 @@ def flow_study_inputs(wildcards):
 
 
 def seeded(seed, kind, *parts):
-    return results("seed_study", f"seed{seed}", kind, *parts)
+    return str(Path(seed_dir(config["results"], seed), kind, *parts))

@@ -98,8 +98,9 @@ rule flow_study:
         summary=study("summary.json"),
         figures=[study(f"{name}.png") for name in FIGURES],
     params:
-        metrics=study("metrics"),
-        flows=results("flow"),
+        # <metrics>/<measure>/<student>/<run>.json and <flow>/<pairs>/<split>.<estimator>.quality.json
+        metrics=lambda wildcards, input: Path(input.metrics[0]).parents[2],
+        flows=lambda wildcards, input: Path(input.quality[0]).parents[1],
         outdir=lambda wildcards, output: Path(output.table).parent,
     log:
         study("logs", "report.log"),
