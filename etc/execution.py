@@ -30,8 +30,10 @@ MAX_AUTO_WORKERS = 16
 # the GPU benchmark decides.
 DEFAULTS = {
     "infer": {
-        "cpu": {"channels_last": True, "bf16": False, "cudnn_benchmark": False, "compile": False},
-        "cuda": {"channels_last": True, "bf16": True, "cudnn_benchmark": True, "compile": False},
+        "cpu": {"channels_last": True, "bf16": False, "cudnn_benchmark": False, "compile": False,
+                "fused_labels": True},
+        "cuda": {"channels_last": True, "bf16": True, "cudnn_benchmark": True, "compile": False,
+                 "fused_labels": False},
     },
     "train": {
         "cpu": {"channels_last": False, "bf16": False, "cudnn_benchmark": False, "compile": False},
@@ -81,6 +83,7 @@ class Execution:
     cudnn_benchmark: bool
     compile: bool
     num_workers: int
+    fused_labels: bool = False
 
     @property
     def memory_format(self) -> torch.memory_format:

@@ -19,20 +19,28 @@ import torch
 
 from etc.errors import EtcError
 from etc.io import atomic_path, write_json
+from etc.upsample_argmax import upsample_argmax
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False, bf16: bool = False) -> torch.Tensor:
-    """B×3×H×W normalised images → B×H×W int64 labels (softmax-averaged flip TTA when asked).
+def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False, bf16: bool = False,
+            fused: bool = False) -> torch.Tensor:
+    """B×3×H×W normalised images → B×H×W labels (softmax-averaged flip TTA when asked).
 
-    Scores are reduced over the last axis of a B×H×W×C view: with channels_last logits that
-    view is contiguous, and argmax over it is ~9× faster than over dim 1 of an NCHW tensor
-    (softmax on a channels_last tensor returns NCHW, which made argmax cost more than the
-    network). Without flip the argmax of the logits is taken directly (softmax is monotone).
+    ``fused`` (without flip): the labels straight from the network's stride-s scores
+    (etc.upsample_argmax), never materialising the full-resolution ones. Otherwise scores are
+    reduced over the last axis of a B×H×W×C view: with channels_last logits that view is
+    contiguous, and argmax over it is ~9× faster than over dim 1 of an NCHW tensor (softmax on
+    a channels_last tensor returns NCHW, which made argmax cost more than the network).
+    Without flip the argmax of the logits is taken directly (softmax is monotone).
     """
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+        if fused and not flip:
+            out = model(images, full_logits=False)
+            h, w = images.shape[-2:]
+            return upsample_argmax(out["logits_low"].float(), out["logits_size"])[:, :h, :w]
         scores = model(images)["logits"].float().permute(0, 2, 3, 1)
         if flip:
             flipped = model(images.flip(-1))["logits"].float().permute(0, 2, 3, 1).flip(2)
@@ -40,18 +48,20 @@ def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False, bf
     return scores.argmax(-1)
 
 
-def make_predictor(model: torch.nn.Module, flip: bool = False, bf16: bool = False, compile: bool = False):
-    """images → labels, optionally through ``torch.compile``.
+def make_predictor(model: torch.nn.Module, flip: bool = False, bf16: bool = False, compile: bool = False,
+                   fused: bool = False):
+    """images → labels, optionally through ``torch.compile`` (which never takes the fused path:
+    its data-dependent block selection would break the graph; compiling fuses the upsampling
+    with the argmax by itself).
 
-    Compiling fuses the final upsampling with the argmax, so full-resolution logits are never
-    materialised. On 2 CPU cores at 512×1024 that made images → labels 0.55–0.66× the eager
-    time under glibc's default allocator, but with the heap tuning the `etc` CLI applies
-    (etc.malloc) eager channels_last is as fast (bench: 0.315 vs 0.295 of plain NCHW). Labels
-    differ on ~3 pixels in 10⁷ (rounding at ties); ~10 s of compilation per batch shape. Kept
-    opt-in for accelerators, where fusion matters more; not measured on a GPU yet.
+    On 2 CPU cores at 512×1024 compiling made images → labels 0.55–0.66× the eager time under
+    glibc's default allocator, but with the heap tuning the `etc` CLI applies (etc.malloc)
+    eager channels_last is as fast (bench: 0.315 vs 0.295 of plain NCHW). Labels differ on ~3
+    pixels in 10⁷ (rounding at ties); ~10 s of compilation per batch shape. Kept opt-in for
+    accelerators, where fusion matters more; not measured on a GPU yet.
     """
     if not compile:
-        return lambda images: predict(model, images, flip, bf16)
+        return lambda images: predict(model, images, flip, bf16, fused)
     return torch.compile(lambda images: predict(model, images, flip, bf16), dynamic=False)
 
 
@@ -105,7 +115,7 @@ def infer(
         if state.get("dataset") not in (None, ds["name"]):
             raise EtcError(f"{model_ckpt} was trained on {state['dataset']}, the config reads {ds['name']}")
         model.to(dev, memory_format=ex.memory_format).eval()
-        run = make_predictor(model, flip, ex.bf16, ex.compile)
+        run = make_predictor(model, flip, ex.bf16, ex.compile, ex.fused_labels)
         t0 = time.perf_counter()
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, _ClipWriter(h5, threaded=gpu) as writer, \
                 tqdm(total=frames, desc="infer", unit="frame", disable=not progress or None) as bar:

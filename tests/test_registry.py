@@ -14,6 +14,7 @@ import yaml
 from etc.checkpoint import load_checkpoint, load_model_from_checkpoint
 from etc.config import load_config
 from etc.errors import EtcError
+from etc.infer import predict
 from etc.models import ARCHITECTURES, build_model, registered_models
 from etc.train import train
 
@@ -94,6 +95,14 @@ def test_output_contract_and_feature_tap(arch, backbone):
         a, b = model(x), model(x)
     assert set(a) == {"logits", "feat"}
     assert torch.equal(a["feat"], b["feat"]) and not torch.equal(a["logits"], b["logits"])
+    # the coarse scores upsample (and crop) to the logits, and give infer's fused labels
+    model.eval()
+    with torch.no_grad():
+        full, coarse = model(x), model(x, full_logits=False)
+    assert set(coarse) == {"logits_low", "logits_size", "feat"}
+    up = F.interpolate(coarse["logits_low"], coarse["logits_size"], mode="bilinear", align_corners=False)
+    assert torch.equal(up[..., :48, :80], full["logits"])
+    assert torch.equal(predict(model, x, fused=True).long(), predict(model, x))
 
 
 def test_padding_keeps_the_frame_at_the_top_left():

@@ -89,16 +89,19 @@ class PSPNet(nn.Module):
         self.aux = aux_head(c3, head_channels, num_classes, dropout) if aux else None
         self.feature_tap = "head"  # not a weight: set per run by etc.models.set_feature_tap
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, full_logits: bool = True) -> dict:
+        """``full_logits=False``: ``logits_low`` (stride 8) and ``logits_size`` (what to
+        upsample them to) instead of ``logits``, for etc.upsample_argmax."""
         size = x.shape[-2:]
         f3, f4 = self.backbone(x)
         pyramid = self.ppm(f4)
         feat = self.head(pyramid)
         logits = self.classifier(self.dropout(feat))
-        out = {
-            "logits": F.interpolate(logits, size, mode="bilinear", align_corners=False),
-            "feat": pyramid if self.feature_tap == "pyramid" else feat,
-        }
+        out = {"feat": pyramid if self.feature_tap == "pyramid" else feat}
+        if full_logits:
+            out["logits"] = F.interpolate(logits, size, mode="bilinear", align_corners=False)
+        else:
+            out["logits_low"], out["logits_size"] = logits, tuple(size)
         if self.training and self.aux is not None:
             out["aux"] = F.interpolate(self.aux(f3), size, mode="bilinear", align_corners=False)
         return out

@@ -72,7 +72,10 @@ class ZooNet(nn.Module):
             else None
         )
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, full_logits: bool = True) -> dict:
+        """``full_logits=False``: ``logits_low`` (stride 4, of the padded frame) and
+        ``logits_size`` (the padded size to upsample them to, before cropping to the frame)
+        instead of ``logits``, for etc.upsample_argmax."""
         h, w = x.shape[-2:]
         m = self.size_multiple
         pad_h, pad_w = (-h) % m, (-w) % m
@@ -83,10 +86,11 @@ class ZooNet(nn.Module):
         feat = self.decoder(features)
         logits = self.classifier(self.dropout(feat))
         s = self.feat_stride
-        out = {
-            "logits": F.interpolate(logits, size, mode="bilinear", align_corners=False)[..., :h, :w],
-            "feat": feat[..., : math.ceil(h / s), : math.ceil(w / s)],
-        }
+        out = {"feat": feat[..., : math.ceil(h / s), : math.ceil(w / s)]}
+        if full_logits:
+            out["logits"] = F.interpolate(logits, size, mode="bilinear", align_corners=False)[..., :h, :w]
+        else:
+            out["logits_low"], out["logits_size"] = logits, tuple(size)
         if self.training and self.aux is not None:
             aux = F.interpolate(self.aux(features[-2]), size, mode="bilinear", align_corners=False)
             out["aux"] = aux[..., :h, :w]
