@@ -92,8 +92,8 @@ def bench_inference_parity(rows: Rows, config: dict, sizes, device, repeats: int
 
 def bench_inference_options(rows: Rows, config: dict, device, repeats: int, size=(512, 1024),
                             heavy: bool = True) -> None:
-    """Images → labels (forward + argmax) of the student under each execution option, against
-    the plain fp32 NCHW eager forward. ``heavy`` adds the options that cost seconds to prepare:
+    """Images → labels (forward + argmax) of the student under each execution option (the
+    fused labels of etc.upsample_argmax among them), against the plain fp32 NCHW eager forward. ``heavy`` adds the options that cost seconds to prepare:
     torch.compile and ONNX Runtime (the latter only where the `onnx` extra is installed)."""
     from etc.infer import make_predictor
     from etc.models import build_model
@@ -113,7 +113,8 @@ def bench_inference_options(rows: Rows, config: dict, device, repeats: int, size
     plain = timed(make_predictor(model), x)
     model.to(memory_format=torch.channels_last)
     ms = {"channels_last": timed(make_predictor(model), xc),
-          "channels_last_bf16": timed(make_predictor(model, bf16=True), xc)}
+          "channels_last_bf16": timed(make_predictor(model, bf16=True), xc),
+          "channels_last_fused_labels": timed(make_predictor(model, fused=True), xc)}
     if heavy:
         ms["channels_last_compiled"] = timed(make_predictor(model, compile=True), xc)
         ort = _onnxruntime_labels(model.to(memory_format=torch.contiguous_format), x, device)

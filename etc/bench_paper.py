@@ -195,7 +195,7 @@ def bench_paper_inference(rows, cfg: dict, tmp: Path, dev: torch.device, student
     rows.add("paper_infer", f"predict_ms_per_frame_{tag}", info["median_ms_per_frame"], "ms/frame")
     rows.add("paper_infer", f"png_decode_ms_per_frame_{tag}", decode_ms, "ms/frame")
     rows.add("paper_infer", "frames", len(frames), "frames")
-    for key in ("channels_last", "bf16", "cudnn_benchmark", "compile"):
+    for key in ("channels_last", "bf16", "cudnn_benchmark", "compile", "fused_labels"):
         rows.add("paper_infer", f"option_{key}", float(info[key]), "bool")
     rows.add("paper_infer", "decode_threads", info["num_workers"], "threads")
     if peak is not None:
@@ -212,7 +212,8 @@ def bench_paper_inference(rows, cfg: dict, tmp: Path, dev: torch.device, student
 
 def bench_paper_options(rows, model: torch.nn.Module, batch: int, size, dev: torch.device, repeats: int) -> None:
     """Images → labels of the student under each layout × precision (× cudnn autotuning on
-    CUDA), against plain NCHW fp32: the measurement the CUDA ``auto`` choices await."""
+    CUDA), and NHWC fp32 with the fused labels, against plain NCHW fp32: the measurement the
+    CUDA ``auto`` choices await."""
     from etc.infer import make_predictor
 
     tag = f"{size[0]}x{size[1]}"
@@ -227,8 +228,9 @@ def bench_paper_options(rows, model: torch.nn.Module, batch: int, size, dev: tor
                 layout = torch.channels_last if channels_last else torch.contiguous_format
                 model.to(memory_format=layout)
                 xi = x.contiguous(memory_format=layout)
-                for bf16 in (False, True):
-                    run = make_predictor(model, bf16=bf16)
+                # the fused labels (etc.upsample_argmax) on the layout they are meant for
+                for bf16, fused in ((False, False), (True, False)) + (((False, True),) if channels_last else ()):
+                    run = make_predictor(model, bf16=bf16, fused=fused)
                     times = []
                     for i in range(2 + repeats):
                         sync(dev)
@@ -237,7 +239,8 @@ def bench_paper_options(rows, model: torch.nn.Module, batch: int, size, dev: tor
                         sync(dev)
                         if i >= 2:
                             times.append(time.perf_counter() - t0)
-                    name = f"{'nhwc' if channels_last else 'nchw'}_{'bf16' if bf16 else 'fp32'}{'_cudnn_benchmark' if bench else ''}"
+                    name = (f"{'nhwc' if channels_last else 'nchw'}_{'bf16' if bf16 else 'fp32'}"
+                            f"{'_fused' if fused else ''}{'_cudnn_benchmark' if bench else ''}")
                     ms[name] = 1000.0 * statistics.median(times) / batch
     finally:
         torch.backends.cudnn.benchmark = before

@@ -56,22 +56,29 @@ def cpus_per_process() -> int:
     return max(1, usable_cpus() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
 
 
-def auto_workers(device: torch.device | str) -> int:
+def auto_workers(device: torch.device | str, use: str = "train") -> int:
     """Decode workers for ``num_workers: auto``.
 
-    CPU: 0 — the network already keeps every core busy, and decoding beside it only contends
-    (measured on 2 cores: a prefetch thread gave 0.80× the infer frames/s at 96×192). CUDA:
-    ``min(MAX_AUTO_WORKERS, cpus_per_process() - 1)``, at least 1: the GPU waits on decoding
-    otherwise (issue 14: PNG decode 15.4 ms per 512×1024 frame on the main thread against a
-    3.2 ms forward).
+    CUDA: ``min(MAX_AUTO_WORKERS, cpus_per_process() - 1)``, at least 1: the GPU waits on
+    decoding otherwise (issue 14: PNG decode 15.4 ms per 512×1024 frame on the main thread
+    against a 3.2 ms forward). CPU, ``infer``: torch's thread count (at most MAX_AUTO_WORKERS;
+    0 when it is 1), each batch's frames decoded at once between forward passes, on the cores
+    the network uses while it runs: on 2 cores at 512×1024 this measured 0.62 against 0.55 of
+    the bare forward's frames/s with one decoding thread, and the same frames/s at 96×192
+    (README); a thread decoding ahead *beside* the network measured 0.80× at 96×192. CPU,
+    ``train``: 0 — DataLoader processes would run beside the network, which keeps every core
+    busy through the step.
     """
-    if torch.device(device).type != "cuda":
+    if torch.device(device).type == "cuda":
+        return max(1, min(MAX_AUTO_WORKERS, cpus_per_process() - 1))
+    if use != "infer":
         return 0
-    return max(1, min(MAX_AUTO_WORKERS, cpus_per_process() - 1))
+    threads = min(MAX_AUTO_WORKERS, torch.get_num_threads())
+    return threads if threads >= 2 else 0
 
 
-def resolve_workers(value, device: torch.device | str) -> int:
-    return auto_workers(device) if value == AUTO else int(value)
+def resolve_workers(value, device: torch.device | str, use: str = "train") -> int:
+    return auto_workers(device, use) if value == AUTO else int(value)
 
 
 @dataclass(frozen=True)
@@ -105,4 +112,4 @@ def resolve_execution(section: dict, device: torch.device | str, use: str) -> Ex
     dev = torch.device(device)
     defaults = DEFAULTS[use]["cuda" if dev.type == "cuda" else "cpu"]
     chosen = {k: bool(default if section.get(k, AUTO) == AUTO else section[k]) for k, default in defaults.items()}
-    return Execution(**chosen, num_workers=resolve_workers(section.get("num_workers", AUTO), dev))
+    return Execution(**chosen, num_workers=resolve_workers(section.get("num_workers", AUTO), dev, use))

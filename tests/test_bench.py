@@ -23,7 +23,8 @@ def test_quick_bench_writes_well_formed_rows(tmp_path):
     assert {"inference_parity", "inference_options", "pipeline", "training", "flow", "memory", "rules"} <= set(df["benchmark"])
     assert all(math.isfinite(v) and v > 0 for v in df["value"])
     for metric in ("etc_over_baseline_256x512", "infer_over_bare", "infer_over_bare_256x512", "tl_over_baseline",
-                   "precompute_over_bare", "channels_last_over_plain_256x512", "heap_kept_over_glibc_default_256x512"):
+                   "precompute_over_bare", "channels_last_over_plain_256x512", "heap_kept_over_glibc_default_256x512",
+                   "channels_last_fused_labels_over_plain_256x512"):
         assert metric in set(df["metric"])
     assert (tmp_path / "bench.md").read_text().startswith("Device: ")
     assert (tmp_path / "bench_rules.png").exists()
@@ -76,6 +77,7 @@ def test_gpu_check_script_runs_the_paper_bench_at_a_tiny_scale_without_ptlflow(t
             assert math.isfinite(metrics[f"{run}_{m}"]) and metrics[f"{run}_{m}"] > 0
         assert 0 <= metrics[f"{run}_loader_wait_share"] <= 1
     for m in ("infer_over_bare_64x128", "infer_call_over_bare_64x128", "nhwc_fp32_over_nchw_fp32_64x128",
+              "nhwc_fp32_fused_over_nchw_fp32_64x128",
               "train_s_samples_per_s_nhwc_bf16_over_auto"):
         assert math.isfinite(metrics[m]) and metrics[m] > 0
     # the estimate is Σ iterations × batch / samples/s over the teacher and every student run

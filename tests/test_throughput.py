@@ -14,7 +14,11 @@ def test_auto_workers_follow_the_affinity_mask_and_the_device(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(12)))
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert cpus_per_process() == 12
-    assert auto_workers("cpu") == 0  # the network uses every core on CPU
+    assert auto_workers("cpu") == 0  # training on CPU: the network uses every core
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert auto_workers("cpu", "infer") == 4  # infer fans each batch out over torch's threads
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert auto_workers("cpu", "infer") == 0  # one core: no pool, no thread hop
     assert auto_workers("cuda") == 11  # all but the core that launches kernels
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun: four processes share the 12 CPUs
     assert cpus_per_process() == 3 and auto_workers("cuda") == 2
@@ -28,12 +32,14 @@ def test_auto_workers_follow_the_affinity_mask_and_the_device(monkeypatch):
 def test_auto_options_resolve_per_device_and_explicit_values_win():
     cfg = load_config(None, {})
     infer_cpu = resolve_execution(cfg["infer"], "cpu", "infer")
-    assert (infer_cpu.channels_last, infer_cpu.bf16, infer_cpu.compile, infer_cpu.num_workers) == (True, False, False, 0)
+    assert (infer_cpu.channels_last, infer_cpu.bf16, infer_cpu.compile, infer_cpu.fused_labels) == (True, False, False, True)
+    assert infer_cpu.num_workers == (torch.get_num_threads() if torch.get_num_threads() > 1 else 0)
     train_cpu = resolve_execution(cfg["train"]["student"], "cpu", "train")
     assert (train_cpu.channels_last, train_cpu.bf16, train_cpu.num_workers) == (False, False, 0)
     for use, section in (("infer", cfg["infer"]), ("train", cfg["train"]["student"])):
         cuda = resolve_execution(section, "cuda", use)
         assert cuda.channels_last and cuda.bf16 and cuda.cudnn_benchmark and not cuda.compile and cuda.num_workers >= 1
+        assert not cuda.fused_labels and not train_cpu.fused_labels
     mine = resolve_execution({**cfg["infer"], "channels_last": False, "bf16": True, "num_workers": 3}, "cpu", "infer")
     assert (mine.channels_last, mine.bf16, mine.num_workers) == (False, True, 3)
     assert mine.memory_format == torch.contiguous_format
@@ -157,7 +163,8 @@ def test_infer_with_decoding_threads_writes_the_same_predictions(synthetic_tree,
                              "infer": {"batch_size": 4, "warmup": 0}})
     ckpt = tmp_path / "s.pt"
     train(cfg, "s/baseline", ckpt, progress=False)
-    inline = infer(cfg, ckpt, "val", tmp_path / "a.h5", progress=False)
+    inline_cfg = load_config(None, {**cfg, "infer": {**cfg["infer"], "num_workers": 0}})
+    inline = infer(inline_cfg, ckpt, "val", tmp_path / "a.h5", progress=False)
     threaded_cfg = load_config(None, {**cfg, "infer": {**cfg["infer"], "num_workers": 2, "channels_last": False}})
     threaded = infer(threaded_cfg, ckpt, "val", tmp_path / "b.h5", progress=False)
     a, b = read_predictions(tmp_path / "a.h5"), read_predictions(tmp_path / "b.h5")
