@@ -10,11 +10,13 @@ argmax over the full-resolution B×H×W×K scores cost about as much as a third 
     (Σᵢ wᵢ·vᵢ[c] ≥ Σᵢ wᵢ·vᵢ[d] for every d, because each vᵢ[c] ≥ vᵢ[d] and wᵢ ≥ 0).
 
 So only the cells whose four corners disagree are interpolated and reduced, as dense s×s
-blocks (one small matrix product), and the others are filled with their corner's label.
-The labels are those of ``F.interpolate(..., mode="bilinear", align_corners=False)`` followed
-by the argmax, up to the rounding of the interpolation at exact near-ties (a different but
-equally rounded sum: 1 pixel in 4·10⁶ on an untrained network, none on the default run's).
-Scale factors that are not even integers fall back to that reference computation.
+blocks (small matrix products), over just the classes that can win in each (usually two or
+three), and the others are filled with their corner's label. The labels are those of
+``F.interpolate(..., mode="bilinear", align_corners=False)`` followed by the argmax, up to the
+rounding of the interpolation at exact near-ties (a different but equally rounded sum: 4
+pixels in 5.2·10⁷ over the default run's seven models, each a top-two margin of at most 3·10⁻⁶
+on scores near 9). Scale factors that are not even integers fall back to that reference
+computation, and so do scores so busy that the blocks would cost more (MAX_BLOCK_WORK).
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ import torch
 import torch.nn.functional as F
 
 # Above this share of the full computation's cell × class scores (all cells mixed, every class
-# a candidate) the blocks cost more than upsampling everything: on 2 CPU cores at 512×1024
-# the two broke even near 0.7 (0.41: 10.5 vs 17.2 ms per frame; 0.82: 20.8 vs 18.5).
-MAX_BLOCK_WORK = 0.6
+# a candidate) the blocks cost about as much as upsampling everything: on 2 CPU cores at
+# 512×1024, ms per frame blocks vs full, 0.31: 5.6 vs 8.8; 0.58: 9.3 vs 9.6; 0.82: 12.6 vs 10.3
+# (the student of scripts/infer_cpu_ratio.py needs 0.04).
+MAX_BLOCK_WORK = 0.5
+# Cells are blended in groups by how many classes they cannot rule out (at most 2, 3, 4, then
+# the rest at the most any cell needs): most boundary cells hold two or three candidates.
+CANDIDATE_GROUPS = (2, 3, 4)
 
 
 def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -46,14 +52,12 @@ def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     top = _pad_replicate(low.argmax(1))  # B×(h+2)×(w+2)
     corner = top[:, :-1, :-1]
     uniform = (corner == top[:, 1:, :-1]) & (corner == top[:, :-1, 1:]) & (corner == top[:, 1:, 1:])
-    out = corner.to(dtype)[:, :, None, :, None].expand(B, h + 1, sy, w + 1, sx).contiguous()
+    # block-major labels (cell, pixel of its block): each mixed block is one contiguous row
+    blocks = corner.reshape(-1, 1).to(dtype).expand(-1, sy * sx).contiguous()
     b, i, j = (~uniform).nonzero(as_tuple=True)
-    if b.numel():
-        blocks = _mixed_blocks(low, b, i, j, sy, sx, budget=MAX_BLOCK_WORK * uniform.numel() * K)
-        if blocks is None:
-            return reference_labels(low, (H, W)).to(dtype)
-        out[b, i, :, j, :] = blocks.to(dtype)
-    out = out.view(B, (h + 1) * sy, (w + 1) * sx)
+    if b.numel() and not _blend_mixed(blocks, low, b, i, j, sy, sx, MAX_BLOCK_WORK * uniform.numel() * K):
+        return reference_labels(low, (H, W)).to(dtype)
+    out = blocks.view(B, h + 1, w + 1, sy, sx).permute(0, 1, 3, 2, 4).reshape(B, (h + 1) * sy, (w + 1) * sx)
     return out[:, sy // 2: sy // 2 + H, sx // 2: sx // 2 + W]
 
 
@@ -64,33 +68,60 @@ def reference_labels(low: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return up.permute(0, 2, 3, 1).argmax(-1)
 
 
-def _mixed_blocks(low: torch.Tensor, b, i, j, sy: int, sx: int, budget: float) -> torch.Tensor | None:
-    """N×sy×sx labels of the padded cells (b, i, j): the bilinear blend of their four corners'
-    score vectors at each output pixel, reduced over the classes that can win there.
+def _blend_mixed(blocks: torch.Tensor, low: torch.Tensor, b, i, j, sy: int, sx: int, budget: float) -> bool:
+    """Write into ``blocks`` (one row of sy·sx labels per padded cell) the labels of the mixed
+    cells (b, i, j): the bilinear blend of their four corners' score vectors at each output
+    pixel, reduced over the classes that can win there. False, writing nothing, when that
+    would blend more than ``budget`` cell × class scores: the full computation is faster.
 
     Inside a cell a class's score lies between its smallest and largest corner value, so a
     class whose largest corner value is below some class's smallest one never wins in that
-    cell. Only the T classes with the largest upper bounds are blended, T being the most
-    classes any cell cannot rule out (a few, against K = 19 or more). None when the blocks
-    would hold more than ``budget`` cell × class scores: the full computation is faster."""
-    padded = _pad_replicate(low.permute(0, 2, 3, 1))  # B×(h+2)×(w+2)×K
-    corners = torch.stack([padded[b, i, j], padded[b, i, j + 1], padded[b, i + 1, j], padded[b, i + 1, j + 1]])
+    cell. A cell with t candidates blends only the t classes of largest upper bound."""
+    K, h2, w2 = low.shape[1], low.shape[2] + 1, low.shape[3] + 1
+    padded = _pad_replicate(low.permute(0, 2, 3, 1)).reshape(-1, K)  # (B·(h+2)·(w+2))×K
+    at = (b * (h2 + 1) + i) * (w2 + 1) + j  # each cell's upper-left corner in ``padded``
+    corners = torch.stack([padded.index_select(0, at + step) for step in (0, 1, w2 + 1, w2 + 2)])
     upper = corners.amax(0)  # N×K
-    floor = corners.amin(0).amax(1, keepdim=True)  # N×1: the best guaranteed score
-    t = int((upper >= floor).sum(1).max())
-    if t * len(b) > budget:
-        return None
+    count = (upper >= corners.amin(0).amax(1, keepdim=True)).sum(1)  # classes that can win
+    # cells in order of their candidate count: each group is a slice
+    count, order = count.sort(stable=True)
+    corners, upper, cell = corners[:, order], upper[order], ((b * h2 + i) * w2 + j)[order]
+    ends = torch.searchsorted(count, torch.tensor(CANDIDATE_GROUPS, device=count.device), right=True).tolist()
+    starts = [0, *ends[:-1]]
+    groups = [(lo, hi, t) for lo, hi, t in zip(starts, ends, CANDIDATE_GROUPS, strict=True)]
+    groups.append((ends[-1], len(count), int(count[-1])))  # the rest, at the most any needs
+    if sum((hi - lo) * t for lo, hi, t in groups) > budget:
+        return False
+    weights = _block_weights(sy, sx, low.dtype, low.device)
+    # rows written as 8-byte words where they can be (index_put costs per element)
+    rows, words = blocks, blocks.dtype == torch.uint8 and (sy * sx) % 8 == 0
+    if words:
+        rows = blocks.view(torch.int64)
+    for lo, hi, t in groups:
+        if hi > lo:
+            labels = _blend(corners[:, lo:hi], upper[lo:hi], t, weights).to(blocks.dtype).contiguous()
+            rows[cell[lo:hi]] = labels.view(-1).view(torch.int64).view(hi - lo, -1) if words else labels
+    return True
+
+
+def _blend(corners: torch.Tensor, upper: torch.Tensor, t: int, weights: torch.Tensor) -> torch.Tensor:
+    """N×P labels of N cells (4×N×K corner scores) at the P pixels of a block, among each
+    cell's t classes of largest upper bound."""
     # candidates in ascending class order, so that ties go to the first class, as in argmax
-    classes = upper.topk(t, dim=1, sorted=False).indices.sort(1).values  # N×T
-    corners = corners.gather(2, classes.expand(4, -1, -1))  # 4×N×T
-    corners = corners.permute(0, 2, 1).reshape(4, -1)  # 4 × (T·N), candidates outer
-    # the fractional source offsets of an output block: (k + 0.5)/s from its upper-left centre
-    fy = (torch.arange(sy, dtype=low.dtype, device=low.device) + 0.5) / sy
-    fx = (torch.arange(sx, dtype=low.dtype, device=low.device) + 0.5) / sx
-    weights = torch.stack([torch.outer(1 - fy, 1 - fx), torch.outer(1 - fy, fx),
-                           torch.outer(fy, 1 - fx), torch.outer(fy, fx)]).reshape(4, -1)
-    scores = (weights.t() @ corners).view(sy * sx, t, -1)  # (sy·sx) × T × N
-    return _argmax_classes(scores, classes.t()).t().reshape(-1, sy, sx)
+    classes = upper.topk(t, dim=1, sorted=False).indices.sort(1).values  # N×t
+    picked = corners.gather(2, classes.expand(4, -1, -1))  # 4×N×t
+    scores = (weights @ picked.permute(0, 2, 1).reshape(4, -1)).view(weights.shape[0], t, -1)  # P×t×N
+    return _argmax_classes(scores, classes.t()).t()
+
+
+def _block_weights(sy: int, sx: int, dtype, device) -> torch.Tensor:
+    """(sy·sx)×4 bilinear weights of a block's pixels on its cell's corners (upper-left,
+    upper-right, lower-left, lower-right): pixel k of a block lies (k + 0.5)/s from the
+    upper-left centre."""
+    fy = (torch.arange(sy, dtype=dtype, device=device) + 0.5) / sy
+    fx = (torch.arange(sx, dtype=dtype, device=device) + 0.5) / sx
+    return torch.stack([torch.outer(1 - fy, 1 - fx), torch.outer(1 - fy, fx),
+                        torch.outer(fy, 1 - fx), torch.outer(fy, fx)]).reshape(4, -1).t().contiguous()
 
 
 def _argmax_classes(scores: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

@@ -74,3 +74,17 @@ def test_busy_scores_take_the_full_computation_and_agree(monkeypatch):
 def test_bf16_scores_are_reduced_in_float32():
     low = smooth_scores(1, 7, 8, 8, blobs=2).bfloat16()
     assert torch.equal(upsample_argmax(low, (64, 64)).long(), reference_labels(low.float(), (64, 64)))
+
+
+def test_blocks_agree_on_random_scores_of_every_busyness(monkeypatch):
+    """Blocks forced for any busyness (no fallback): groups of one cell, cells with every class
+    a candidate, grids of one row."""
+    import etc.upsample_argmax as ua
+
+    monkeypatch.setattr(ua, "MAX_BLOCK_WORK", float("inf"))
+    g = torch.Generator().manual_seed(2)
+    for n in range(40):
+        k, h, w = 2 + n % 6, 1 + n % 4, 1 + (n * 7) % 5
+        low = torch.randn(1 + n % 2, k, h, w, generator=g) * (0.1 if n % 3 else 3.0)
+        size = (h * (2 + 2 * (n % 2)), w * 4)
+        assert torch.equal(upsample_argmax(low, size).long(), reference_labels(low, size)), n
