@@ -133,15 +133,19 @@ def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, seed, de
 @click.option("--batch-size", type=int, default=None, help="Frames per forward pass [infer.batch_size].")
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast [infer.bf16].")
 @click.option("--compile/--no-compile", "compile_", default=None,
-              help="torch.compile network + argmax: pays off at real frame sizes [infer.compile].")
+              help="torch.compile network + argmax; no gain measured on CPU [infer.compile].")
+@click.option("--fused-labels/--full-labels", "fused", default=None,
+              help="Labels from the coarse scores, blending only cells whose neighbours disagree, or "
+                   "from full-resolution scores (same labels but at near-ties) [infer.fused_labels].")
 @click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
-def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, compile_, device):
+def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, compile_, fused, device):
     """Segment every frame of every clip independently (no temporal state) and time it."""
     from etc.config import command_config
     from etc.infer import infer
 
     config = command_config(config_path, {"infer.flip": ("--flip", flip), "infer.batch_size": ("--batch-size", batch_size),
-                                          "infer.bf16": ("--bf16", bf16), "infer.compile": ("--compile", compile_)})
+                                          "infer.bf16": ("--bf16", bf16), "infer.compile": ("--compile", compile_),
+                                          "infer.fused_labels": ("--fused-labels", fused)})
     info = infer(config, model_ckpt, split, out, timing=timing, device=device)
     click.echo(f"{info['frames']} frames, {info['median_ms_per_frame']:.2f} ms/frame on {info['device']}")
 

@@ -173,6 +173,24 @@ def test_infer_with_decoding_threads_writes_the_same_predictions(synthetic_tree,
     assert (inline["num_workers"], inline["channels_last"], inline["bf16"], inline["cudnn_benchmark"]) == (0, True, False, False)
     assert (threaded["num_workers"], threaded["channels_last"]) == (2, False)
     assert threaded["pipeline_fps"] > 0 and inline["fps"] > 0
+    # `etc infer --full-labels`: labels from the full-resolution scores, recorded as such; the
+    # fused ones above may differ only at exact near-ties
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from etc.cli import cli
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(cli, ["infer", "--config", str(tmp_path / "c.yaml"), "--model", str(ckpt),
+                                   "--out", str(tmp_path / "full.h5"), "--full-labels"])
+    assert res.exit_code == 0, res.output
+    assert inline["fused_labels"] is True
+    assert json.loads((tmp_path / "full.timing.json").read_text())["fused_labels"] is False
+    full = read_predictions(tmp_path / "full.h5")
+    same = sum(int((full[k] == a[k]).sum()) for k in a) / sum(a[k].size for k in a)
+    assert same > 0.9999
 
 
 def test_the_writer_thread_writes_every_clip_in_order_and_reports_failures(tmp_path):
