@@ -54,6 +54,13 @@ def test_perfect_predictions_score_100_and_tc_equals_ground_truth_tc(ev, tmp_pat
     text = out.read_text()
     assert "NaN" not in text and json.loads(text) == r
     assert (r["fps"], r["ms_per_frame"], r["device"]) == (50.0, 20.0, "cpu")
+    assert r["inference"] is None  # a timing record from before the options were recorded
+    from etc.metrics.cost import inference_options
+
+    assert inference_options({"channels_last": True, "bf16": False, "compile": False, "cudnn_benchmark": False,
+                              "fused_labels": True, "flip": False, "num_workers": 2}) == "nhwc fp32 fused-labels 2-decoders"
+    assert inference_options({"channels_last": False, "bf16": True, "flip": True, "cudnn_benchmark": True,
+                              "num_workers": 15}) == "nchw bf16 flip cudnn-benchmark 15-decoders"
     from etc.metrics import build_metrics, table_columns
     from etc.metrics.cost import ModelCost
 

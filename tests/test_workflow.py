@@ -37,6 +37,7 @@ def test_smoke_workflow_end_to_end_survives_a_hard_kill(tmp_path):
     assert set(zip(table["model"], table["ablation"], strict=True)) == expected
     for col in (*QUALITY, "fps"):
         assert all(math.isfinite(v) for v in table[col]), col
+    assert all(v.startswith("nhwc fp32 fused-labels ") for v in table["inference"])  # CPU's auto options
     assert (spaced / "results dir/smoke/demo/clip0.mp4").stat().st_size > 0
     assert sorted(p.name for p in spaced.iterdir()) == [".snakemake", "data dir", "results dir"]  # no stray files
     again = subprocess.run(_snakemake(spaced, "-n", "all"), capture_output=True, text=True)

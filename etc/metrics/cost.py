@@ -47,11 +47,13 @@ class ModelCost(Metric):
 
 
 class InferenceTiming(Metric):
-    """Frames per second and median ms per frame as `etc infer` measured them, and where."""
+    """Frames per second and median ms per frame as `etc infer` measured them, where, and with
+    which execution options (they move the speed, and flip TTA the labels too)."""
 
     columns = (Column("fps", section="cost", higher_is_better=True),
                Column("ms_per_frame", section="cost", higher_is_better=False),
-               Column("device", section="context", fmt=None))
+               Column("device", section="context", fmt=None),
+               Column("inference", section="context", fmt=None))
 
     def __init__(self, timing: str | Path | None):
         self.timing = timing
@@ -65,4 +67,17 @@ class InferenceTiming(Metric):
             raise EtcError(f"cannot read timing {self.timing} ({exc}); rerun `etc infer` to rewrite it") from None
         if not isinstance(t, dict):
             raise EtcError(f"timing {self.timing} is not a JSON object; rerun `etc infer` to rewrite it")
-        return {"fps": t.get("fps"), "ms_per_frame": t.get("median_ms_per_frame"), "device": t.get("device")}
+        return {"fps": t.get("fps"), "ms_per_frame": t.get("median_ms_per_frame"), "device": t.get("device"),
+                "inference": inference_options(t)}
+
+
+def inference_options(timing: dict) -> str | None:
+    """The execution options of a timing record in a few words, e.g. "nhwc fp32 fused-labels
+    2-decoders"; None for a record written before they were recorded."""
+    if "channels_last" not in timing:
+        return None
+    words = ["nhwc" if timing["channels_last"] else "nchw", "bf16" if timing.get("bf16") else "fp32"]
+    words += [name for name, key in (("flip", "flip"), ("compiled", "compile"), ("fused-labels", "fused_labels"),
+                                     ("cudnn-benchmark", "cudnn_benchmark")) if timing.get(key)]
+    words.append(f"{int(timing.get('num_workers') or 0)}-decoders")
+    return " ".join(words)
