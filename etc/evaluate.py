@@ -41,13 +41,16 @@ def evaluate(
     ds = config["dataset"]
     split = split or ds["val_split"]
     clips = list_clips(ds["name"], ds["root"], split, strict=False)
-    preds = load_predictions(predictions)
-    store = open_flow_store(flow, config, split)
+    open_flow_store(flow, config, split)  # checked here, before any worker starts
     metrics = build_metrics(config, model_ckpt=model_ckpt, timing=timing)
-    for clip in tqdm(clips, desc="evaluate", unit="clip", disable=not progress or None):
-        data = clip_data(clip, preds, predictions, store, ds["name"])
-        for m in metrics:
-            m.update(data)
+    workers = min(evaluate_workers(config["evaluate"].get("num_workers", "auto")), len(clips) // CLIPS_PER_SHARD)
+    with tqdm(total=len(clips), desc="evaluate", unit="clip", disable=not progress or None) as bar:
+        if workers < 2:
+            shard = evaluate_clips(config, predictions, flow, split, [c.name for c in clips], bar.update)
+            for m, part in zip(metrics, shard, strict=True):
+                m.merge(part)
+        else:
+            _evaluate_in_workers(metrics, config, predictions, flow, split, clips, workers, bar.update)
     result = {
         "predictions": str(predictions),
         "split": split,
@@ -69,12 +72,83 @@ def evaluate(
     return result
 
 
-def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
-    """``etc infer``'s HDF5 as clip name → T×H×W; a truncated or damaged file is an EtcError."""
+# A worker's share of the clips comes in contiguous shards of at least this many clips (more
+# shards than workers balance the load; contiguous shards merged in order give the single
+# pass's result to the bit, every accumulator being integer counts or ordered lists).
+CLIPS_PER_SHARD = 4
+
+
+def evaluate_workers(value) -> int:
+    """Worker processes for ``evaluate.num_workers``; ``auto``: torch's thread count when above 1
+    (Snakemake sets it to the rule's threads, 1, so its parallel jobs are not multiplied),
+    else none."""
+    import torch
+
+    if value != "auto":
+        return int(value)
+    threads = torch.get_num_threads()
+    return threads if threads > 1 else 0
+
+
+def evaluate_clips(config: dict, predictions: str | Path, flow: str | Path, split: str, names: list[str],
+                   advance=None) -> list:
+    """Fresh metrics (etc.metrics.build_metrics, without the cost sources) fed the clips
+    ``names`` of ``split``, in order; what one worker computes."""
+    from etc.data.clips import list_clips
+    from etc.flow.store import FlowStore
+    from etc.metrics import build_metrics
+
+    ds = config["dataset"]
+    wanted = set(names)
+    clips = [c for c in list_clips(ds["name"], ds["root"], split, strict=False) if c.name in wanted]
+    preds = load_predictions(predictions, names)
+    store = FlowStore(flow)
+    metrics = build_metrics(config)
+    for clip in clips:
+        data = clip_data(clip, preds, predictions, store, ds["name"])
+        for m in metrics:
+            m.update(data)
+        if advance is not None:
+            advance(1)
+    return metrics
+
+
+def _evaluate_in_workers(metrics: list, config: dict, predictions, flow, split: str, clips, workers: int,
+                         advance) -> None:
+    """Contiguous shards of the clips in ``workers`` spawned processes, merged in clip order.
+
+    Spawned, not forked: a forked child of a process whose OpenMP pool has run may hang in
+    its first parallel region (GNU libgomp is not fork-safe), and torch's warp runs in one."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    names = [c.name for c in clips]
+    n_shards = min(len(names) // CLIPS_PER_SHARD, 4 * workers)
+    bounds = np.linspace(0, len(names), n_shards + 1).round().astype(int)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        futures = [pool.submit(evaluate_clips, config, str(predictions), str(flow), split, names[lo:hi])
+                   for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+        for fut, lo, hi in zip(futures, bounds[:-1], bounds[1:], strict=True):
+            for m, part in zip(metrics, fut.result(), strict=True):
+                m.merge(part)
+            advance(int(hi - lo))
+
+
+def _one_thread() -> None:
+    """Workers share the cores: one torch thread each."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def load_predictions(path: str | Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """``etc infer``'s HDF5 as clip name → T×H×W (only the clips ``names`` when given); a
+    truncated or damaged file is an EtcError."""
     from etc.infer import read_predictions
 
     try:
-        return read_predictions(path)
+        return read_predictions(path, names)
     except (OSError, KeyError, RuntimeError, ValueError) as exc:
         reason = " ".join(str(exc).split())
         raise EtcError(f"predictions {path} cannot be read ({reason}); the file is damaged or "

@@ -251,12 +251,14 @@ def device_name(dev: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
-    """clip name → T×H×W uint8 predictions."""
+def read_predictions(path: str | Path, names=None) -> dict[str, np.ndarray]:
+    """clip name → T×H×W uint8 predictions (of the clips ``names`` that the file holds, when
+    given)."""
     import h5py
 
     path = Path(path)
     if not path.is_file():
         raise EtcError(f"predictions {path} not found; run `etc infer` first")
+    wanted = None if names is None else set(names)
     with h5py.File(path, "r") as h5:
-        return {name: h5[name][()] for name in h5}
+        return {name: h5[name][()] for name in h5 if wanted is None or name in wanted}

@@ -218,3 +218,39 @@ def test_predictions_of_another_class_count_are_an_error(ev, tmp_path):
             dst[name] = np.full_like(src[name][()], 25)
     with pytest.raises(EtcError, match="class id 25"):
         _evaluate(cfg, bad, flow, tmp_path / "m.json")
+
+
+def test_worker_processes_give_the_single_pass_json(tmp_path, monkeypatch):
+    """Shards evaluated in spawned processes and merged in clip order: every metric of the JSON
+    equal to one process's, on imperfect predictions (so that each shard adds something)."""
+    import etc.evaluate
+    from etc.config import load_config
+    from etc.data.clips import list_clips, read_label
+    from etc.data.synthetic import make_synthetic
+    from etc.flow.precompute import precompute_flow
+
+    root = tmp_path / "data"
+    make_synthetic(root, train_clips=1, val_clips=4, frames=4, height=48, width=96, seed=3)
+    cfg = load_config(None, {"dataset": {"root": str(root)}, "flow": {"estimator": "gt"},
+                             "evaluate": {"vc_windows": [2, 3]}})
+    flow = tmp_path / "val.h5"
+    precompute_flow(cfg, "val", flow, estimator="gt", progress=False)
+    rng = np.random.default_rng(0)
+    preds = tmp_path / "noisy.h5"
+    with h5py.File(preds, "w") as h5:
+        for clip in list_clips("synthetic", root, "val"):
+            labels = np.stack([read_label(f.dense_label, "synthetic") for f in clip.frames])
+            flip = rng.random(labels.shape) < 0.1
+            labels[flip] = rng.integers(0, 19, int(flip.sum()))
+            h5[clip.name] = labels
+    monkeypatch.setattr(etc.evaluate, "CLIPS_PER_SHARD", 1)  # 4 clips: 4 shards over 2 workers
+    one = _evaluate(load_config(None, {**cfg, "evaluate": {**cfg["evaluate"], "num_workers": 0}}),
+                    preds, flow, tmp_path / "one.json")
+    two = _evaluate(load_config(None, {**cfg, "evaluate": {**cfg["evaluate"], "num_workers": 2}}),
+                    preds, flow, tmp_path / "two.json")
+    assert 0 < one["miou"] < 100 and 0 < one["tc"] < 100 and len(one["tc_per_clip"]) == 4
+    assert one == two and (tmp_path / "one.json").read_text() == (tmp_path / "two.json").read_text()
+    import torch
+
+    threads = torch.get_num_threads()
+    assert etc.evaluate.evaluate_workers("auto") == (threads if threads > 1 else 0)

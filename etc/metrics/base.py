@@ -88,7 +88,8 @@ class ClipData:
 
 
 class Metric:
-    """Base class: ``update`` once per clip, ``result`` once at the end.
+    """Base class: ``update`` once per clip, ``merge`` with the same metric fed later clips
+    (worker processes), ``result`` once at the end.
 
     ``columns`` are the results-table columns this metric fills (empty: JSON only).
     ``required`` maps keys that must be defined to why they may not be: ``evaluate`` then
@@ -101,6 +102,10 @@ class Metric:
 
     def update(self, clip: ClipData) -> None:  # noqa: B027 - metrics without per-clip data keep it
         pass
+
+    def merge(self, other: Metric) -> None:  # noqa: B027 - metrics without per-clip data keep it
+        """Take in ``other``, the same metric fed the clips that follow this one's (``etc
+        evaluate`` with workers): the result must be the one a single pass gives."""
 
     def result(self) -> dict:
         raise NotImplementedError

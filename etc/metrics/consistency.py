@@ -57,6 +57,12 @@ class PooledTC:
         ca, cb = np.bincount(a, minlength=self.k)[: self.k], np.bincount(b, minlength=self.k)[: self.k]
         self.union += ca + cb - np.bincount(a[a == b], minlength=self.k)[: self.k]
 
+    def merge(self, other: PooledTC) -> None:
+        self.inter += other.inter
+        self.union += other.union
+        self.changed += other.changed
+        self.counted += other.counted
+
     def per_class(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.union > 0, self.inter / np.maximum(self.union, 1), np.nan)
@@ -141,6 +147,9 @@ class TemporalConsistency(Metric):
             exclude = clip.flow(t)[1].numpy() if self.exclude_occluded else None
             self.acc.update_warped(seq[t], clip.warped_next(t, self.source), exclude)
 
+    def merge(self, other: TemporalConsistency) -> None:
+        self.acc.merge(other.acc)
+
     def result(self) -> dict:
         value = self.acc.value(self.averaging) if self.acc.counted else float("nan")
         out = {self.key: None if np.isnan(value) else value}
@@ -163,6 +172,9 @@ class PerClipTC(Metric):
         value = acc.value()
         self.values[clip.name] = None if np.isnan(value) else value
 
+    def merge(self, other: PerClipTC) -> None:
+        self.values.update(other.values)
+
     def result(self) -> dict:
         return {self.key: dict(self.values)}
 
@@ -181,6 +193,9 @@ class FlickerShare(Metric):
         for t in clip.pairs:
             exclude = clip.flow(t)[1].numpy() if self.exclude_occluded else None
             self.acc.update_warped(clip.pred[t], clip.warped_next(t), exclude)
+
+    def merge(self, other: FlickerShare) -> None:
+        self.acc.merge(other.acc)
 
     def result(self) -> dict:
         value = self.acc.changed_pct()
@@ -215,6 +230,10 @@ class VideoConsistency(Metric):
         else:
             per_window = video_consistency(clip.pred, clip.dense, self.n)
         for acc, new in zip(self.values, per_window, strict=True):
+            acc.extend(new)
+
+    def merge(self, other: VideoConsistency) -> None:
+        for acc, new in zip(self.values, other.values, strict=True):
             acc.extend(new)
 
     def result(self) -> dict:

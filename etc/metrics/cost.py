@@ -40,6 +40,9 @@ class ModelCost(Metric):
         if self.size is None:
             self.size = tuple(clip.pred.shape[1:])
 
+    def merge(self, other: ModelCost) -> None:
+        self.size = self.size or other.size
+
     def result(self) -> dict:
         if self.ckpt is None or self.size is None:
             return {}

@@ -46,6 +46,9 @@ class MeanIoU(Metric):
         for t, gt in clip.labels.items():
             self.cm += confusion(clip.pred[t], gt, len(self.names))
 
+    def merge(self, other: MeanIoU) -> None:
+        self.cm += other.cm
+
     def result(self) -> dict:
         value = miou(self.cm)
         return {
