@@ -93,8 +93,9 @@ def bench_inference_parity(rows: Rows, config: dict, sizes, device, repeats: int
 def bench_inference_options(rows: Rows, config: dict, device, repeats: int, size=(512, 1024),
                             heavy: bool = True) -> None:
     """Images → labels (forward + argmax) of the student under each execution option (the
-    fused labels of etc.upsample_argmax among them), against the plain fp32 NCHW eager forward. ``heavy`` adds the options that cost seconds to prepare:
-    torch.compile and ONNX Runtime (the latter only where the `onnx` extra is installed)."""
+    fused labels of etc.upsample_argmax among them), against the plain fp32 NCHW eager forward.
+    ``heavy`` adds the options that cost seconds to prepare: torch.compile and ONNX Runtime
+    (the latter only where the `onnx` extra is installed)."""
     from etc.infer import make_predictor
     from etc.models import build_model
 

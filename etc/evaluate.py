@@ -46,11 +46,11 @@ def evaluate(
     workers = min(evaluate_workers(config["evaluate"].get("num_workers", "auto")), len(clips) // CLIPS_PER_SHARD)
     with tqdm(total=len(clips), desc="evaluate", unit="clip", disable=not progress or None) as bar:
         if workers < 2:
-            shard = evaluate_clips(config, predictions, flow, split, [c.name for c in clips], bar.update)
+            shard = evaluate_clips(config, predictions, flow, clips, bar.update)
             for m, part in zip(metrics, shard, strict=True):
                 m.merge(part)
         else:
-            _evaluate_in_workers(metrics, config, predictions, flow, split, clips, workers, bar.update)
+            _evaluate_in_workers(metrics, config, predictions, flow, clips, workers, bar.update)
     result = {
         "predictions": str(predictions),
         "split": split,
@@ -79,33 +79,23 @@ CLIPS_PER_SHARD = 4
 
 
 def evaluate_workers(value) -> int:
-    """Worker processes for ``evaluate.num_workers``; ``auto``: torch's thread count when above 1
-    (Snakemake sets it to the rule's threads, 1, so its parallel jobs are not multiplied),
-    else none."""
-    import torch
+    """Worker processes for ``evaluate.num_workers``; ``auto``: etc.execution.thread_share_workers."""
+    from etc.execution import thread_share_workers
 
-    if value != "auto":
-        return int(value)
-    threads = torch.get_num_threads()
-    return threads if threads > 1 else 0
+    return thread_share_workers() if value == "auto" else int(value)
 
 
-def evaluate_clips(config: dict, predictions: str | Path, flow: str | Path, split: str, names: list[str],
-                   advance=None) -> list:
-    """Fresh metrics (etc.metrics.build_metrics, without the cost sources) fed the clips
-    ``names`` of ``split``, in order; what one worker computes."""
-    from etc.data.clips import list_clips
+def evaluate_clips(config: dict, predictions: str | Path, flow: str | Path, clips: list, advance=None) -> list:
+    """Fresh metrics (etc.metrics.build_metrics, without the cost sources) fed ``clips`` in
+    order, reading only their predictions; what one worker computes."""
     from etc.flow.store import FlowStore
     from etc.metrics import build_metrics
 
-    ds = config["dataset"]
-    wanted = set(names)
-    clips = [c for c in list_clips(ds["name"], ds["root"], split, strict=False) if c.name in wanted]
-    preds = load_predictions(predictions, names)
+    preds = load_predictions(predictions, [c.name for c in clips])
     store = FlowStore(flow)
     metrics = build_metrics(config)
     for clip in clips:
-        data = clip_data(clip, preds, predictions, store, ds["name"])
+        data = clip_data(clip, preds, predictions, store, config["dataset"]["name"])
         for m in metrics:
             m.update(data)
         if advance is not None:
@@ -113,8 +103,7 @@ def evaluate_clips(config: dict, predictions: str | Path, flow: str | Path, spli
     return metrics
 
 
-def _evaluate_in_workers(metrics: list, config: dict, predictions, flow, split: str, clips, workers: int,
-                         advance) -> None:
+def _evaluate_in_workers(metrics: list, config: dict, predictions, flow, clips, workers: int, advance) -> None:
     """Contiguous shards of the clips in ``workers`` spawned processes, merged in clip order.
 
     Spawned, not forked: a forked child of a process whose OpenMP pool has run may hang in
@@ -122,12 +111,11 @@ def _evaluate_in_workers(metrics: list, config: dict, predictions, flow, split: 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    names = [c.name for c in clips]
-    n_shards = min(len(names) // CLIPS_PER_SHARD, 4 * workers)
-    bounds = np.linspace(0, len(names), n_shards + 1).round().astype(int)
+    n_shards = min(len(clips) // CLIPS_PER_SHARD, 4 * workers)
+    bounds = np.linspace(0, len(clips), n_shards + 1).round().astype(int)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_one_thread) as pool:
-        futures = [pool.submit(evaluate_clips, config, str(predictions), str(flow), split, names[lo:hi])
+        futures = [pool.submit(evaluate_clips, config, str(predictions), str(flow), clips[lo:hi])
                    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
         for fut, lo, hi in zip(futures, bounds[:-1], bounds[1:], strict=True):
             for m, part in zip(metrics, fut.result(), strict=True):

@@ -73,7 +73,14 @@ def auto_workers(device: torch.device | str, use: str = "train") -> int:
         return max(1, min(MAX_AUTO_WORKERS, cpus_per_process() - 1))
     if use != "infer":
         return 0
-    threads = min(MAX_AUTO_WORKERS, torch.get_num_threads())
+    return thread_share_workers(MAX_AUTO_WORKERS)
+
+
+def thread_share_workers(cap: int | None = None) -> int:
+    """Workers that take turns with the network on the cores torch was given (at most ``cap``):
+    torch's thread count, or none when that is 1 — Snakemake sets it to a rule's threads, so
+    its jobs running side by side are not multiplied."""
+    threads = torch.get_num_threads() if cap is None else min(cap, torch.get_num_threads())
     return threads if threads >= 2 else 0
 
 

@@ -40,7 +40,7 @@ def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False, bf
         if fused and not flip:
             out = model(images, full_logits=False)
             h, w = images.shape[-2:]
-            return upsample_argmax(out["logits_low"].float(), out["logits_size"])[:, :h, :w]
+            return upsample_argmax(out["logits_low"], out["logits_size"])[:, :h, :w]
         scores = model(images)["logits"].float().permute(0, 2, 3, 1)
         if flip:
             flipped = model(images.flip(-1))["logits"].float().permute(0, 2, 3, 1).flip(2)
