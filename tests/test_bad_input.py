@@ -218,6 +218,13 @@ def file_kind_cases(w: dict) -> list[Case]:
             cases.append(Case(f"evaluate/model_is_{kind}",
                               ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", w["flow"],
                                "--model", path, "--out", out / f"m_{kind}.json"], says=(str(path),)))
+    stripped = w["tmp"] / "wrong" / "no_image_size.h5"
+    shutil.copy(w["flow"], stripped)
+    with h5py.File(stripped, "a") as h5:
+        del h5.attrs["image_size"]
+    cases.append(Case("evaluate/flow_without_an_attribute",
+                      ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", stripped,
+                       "--out", out / "stripped.json"], says=(str(stripped), "image_size")))
     cases += checkpoint_cases(w) + metrics_cases(w) + [
         Case("evaluate/ok", ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", w["flow"],
                              "--out", out / "fine.json"], expect="ok"),
