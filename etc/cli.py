@@ -176,6 +176,34 @@ def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, flow_estima
     click.echo("  ".join(f"{k} {'–' if v is None else format(v, '.2f')}" for k, v in shown.items()))
 
 
+@cli.command("score", short_help="The metrics of `etc evaluate` for any method's label-map PNGs.")
+@ConfigOpt
+@click.option("--predictions", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Label maps PREDICTIONS/<clip>/<frame>.png holding train ids 0..K-1 of --dataset.")
+@click.option("--frames", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The frames they were made from, FRAMES/<clip>/<frame>.(png|jpg), same names (for the flow).")
+@click.option("--labels", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Ground truth LABELS/<clip>/<frame>.png in the dataset's stored values, any subset of the "
+                   "frames: adds mIoU, and mVC where every frame of a clip is labelled.")
+@click.option("--flow", type=ExistingFile, default=None,
+              help="Flow store of these clips (`etc precompute-flow`), instead of computing it.")
+@click.option("--flow-estimator", default="dis", show_default=True,
+              help="Estimator of the flow TC is measured with when --flow is not given (dis, dis:fast, ptlflow:<model>).")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None,
+              help="Whose classes the ids are (class count, names, label values) [dataset.name].")
+@click.option("--device", default=None, help="Device of a ptlflow estimator (default: cpu).")
+@click.option("--out", required=True, type=PathArg, help="Metrics JSON (a Markdown row is written beside it, .md).")
+def score_cmd(config_path, predictions, frames, labels, flow, flow_estimator, dataset, device, out):
+    """mIoU, TC (two class averagings), TC-occ, flicker share and mVC of another method's
+    predictions, computed by the same metric objects as `etc evaluate`."""
+    from etc.config import command_config
+    from etc.score import score
+
+    config = command_config(config_path, {"dataset.name": ("--dataset", dataset)})
+    r = score(config, predictions, frames, out, labels=labels, flow=flow, estimator=flow_estimator, device=device)
+    click.echo(r["markdown"])
+
+
 @cli.command("config", short_help="Validate a config and print it resolved.")
 @click.option("--config", "config_path", type=ExistingFile, default=None, help="YAML config to start from.")
 @click.option("--json", "json_text", default=None, help="A complete or partial config as JSON (applied on top).")
