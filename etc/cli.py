@@ -204,6 +204,43 @@ def score_cmd(config_path, predictions, frames, labels, flow, flow_estimator, da
     click.echo(r["markdown"])
 
 
+@cli.command("segment-video", short_help="Segment your own video, folder of frames or camera.")
+@ConfigOpt
+@click.argument("source", metavar="INPUT")
+@click.option("--model", "model_ckpt", required=True, type=ExistingFile, help="Checkpoint written by `etc train`.")
+@click.option("--out", required=True, type=PathArg, help="MP4 (H.264) of the frames with the class colours overlaid.")
+@click.option("--csv", "csv_path", type=PathArg, default=None,
+              help="Per-frame CSV: latency, flicker share, class shares (default: OUT with .csv).")
+@click.option("--labels-out", type=PathArg, default=None,
+              help="Also write the label maps: a folder (one PNG of train ids per frame) or FILE.h5 (T×H×W).")
+@click.option("--flicker", is_flag=True, help="Beside the overlay, the flicker map (red: label differs from the flow-warped previous frame).")
+@click.option("--flow-estimator", default="dis", show_default=True,
+              help="Flow of the flicker measure (dis, dis:fast, ptlflow:<model>); none: no flow, no flicker figures.")
+@click.option("--height", type=click.IntRange(8), default=None, help="Resize frames to this height (with --width) [the input's].")
+@click.option("--width", type=click.IntRange(8), default=None, help="Resize frames to this width (with --height).")
+@click.option("--fps", type=float, default=None, help="Output frame rate [the input's, else report.fps].")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after N frames (a camera runs until Ctrl-C).")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Frames per forward pass [infer.batch_size].")
+@click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
+def segment_video_cmd(config_path, source, model_ckpt, out, csv_path, labels_out, flicker, flow_estimator, height,
+                      width, fps, max_frames, batch_size, device):
+    """Segment every frame of INPUT — a video file (mp4, avi, mkv, …), a folder of frames (in
+    the order of the number in their names) or a camera index (0) — as `etc infer` would,
+    streaming (memory does not grow with the length). Prints frames/s and the flicker share."""
+    from etc.config import command_config
+    from etc.segment_video import segment_video
+
+    if (height is None) != (width is None):
+        raise click.UsageError("give both --height and --width, or neither")
+    config = command_config(config_path, {"infer.batch_size": ("--batch-size", batch_size)})
+    r = segment_video(config, source, model_ckpt, out, csv_path=csv_path, labels_out=labels_out, flicker=flicker,
+                      estimator=None if flow_estimator == "none" else flow_estimator,
+                      size=(height, width) if height else None, fps=fps, max_frames=max_frames, device=device)
+    share = "–" if r["flicker_pct"] is None else f"{r['flicker_pct']:.2f} %"
+    click.echo(f"{r['frames']} frames of {r['size'][1]}×{r['size'][0]}, {r['fps']:.1f} frames/s on {r['device']}, "
+               f"flicker {share} -> {r['out']}")
+
+
 @cli.command("config", short_help="Validate a config and print it resolved.")
 @click.option("--config", "config_path", type=ExistingFile, default=None, help="YAML config to start from.")
 @click.option("--json", "json_text", default=None, help="A complete or partial config as JSON (applied on top).")
