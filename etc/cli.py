@@ -241,6 +241,34 @@ def segment_video_cmd(config_path, source, model_ckpt, out, csv_path, labels_out
                f"flicker {share} -> {r['out']}")
 
 
+@cli.command("export", short_help="The inference network as TorchScript or ONNX, parity checked.")
+@ConfigOpt
+@click.option("--model", "model_ckpt", required=True, type=ExistingFile, help="Checkpoint written by `etc train`.")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), required=True,
+              help=f"onnx needs the onnx extra ({'pip install -e ' + repr('.[onnx]')}); parity through onnxruntime.")
+@click.option("--out", required=True, type=PathArg, help="File to write (.pt for TorchScript, .onnx).")
+@click.option("--height", type=click.IntRange(8), default=None, help="Fixed input height (with --width) [dynamic].")
+@click.option("--width", type=click.IntRange(8), default=None, help="Fixed input width (with --height) [dynamic].")
+@click.option("--frames", "frames_source", default=None,
+              help="Video or folder of frames the parity is checked on [the first validation clip of the config's dataset].")
+@click.option("--parity-frames", "n_frames", type=click.IntRange(1), default=4, show_default=True, help="How many frames.")
+def export_cmd(config_path, model_ckpt, fmt, out, height, width, frames_source, n_frames):
+    """Export the network `etc infer` runs (eval mode, no auxiliary head): normalised B×3×H×W
+    float images (ImageNet mean/std) → B×K×H×W logits; labels are their argmax over K. Prints
+    the parity against eager PyTorch on real frames; an export that disagrees is not written."""
+    from etc.config import command_config
+    from etc.export import export_model, parity_frames
+
+    if (height is None) != (width is None):
+        raise click.UsageError("give both --height and --width, or neither")
+    frames = parity_frames(frames_source, command_config(config_path), n_frames)
+    r = export_model(model_ckpt, out, fmt, frames=frames, size=(height, width) if height else None)
+    for where, p in r["parity"].items():
+        click.echo(f"{r['model']} as {fmt} at {where} on {p['frames']} frames: max |logit difference| "
+                   f"{p['max_abs_logit_diff']:.2e}, {100 * p['identical_labels']:.3f} % identical labels")
+    click.echo(f"{'dynamic' if r['dynamic'] else 'fixed-size'} export -> {r['out']}")
+
+
 @cli.command("config", short_help="Validate a config and print it resolved.")
 @click.option("--config", "config_path", type=ExistingFile, default=None, help="YAML config to start from.")
 @click.option("--json", "json_text", default=None, help="A complete or partial config as JSON (applied on top).")
