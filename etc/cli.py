@@ -14,6 +14,7 @@ import click
 
 from etc import __version__
 from etc.data.sets import dataset_names
+from etc.data.sets.folder import LAYOUT as FOLDER_LAYOUT
 from etc.errors import EtcError
 
 DATASETS = list(dataset_names())  # the registry (etc.data.sets) is the only list of names
@@ -64,7 +65,9 @@ def make_synthetic_cmd(config_path, out, train_clips, val_clips, frames, height,
     click.echo(make_synthetic(Path(config["dataset"]["root"]), **config["dataset"]["synthetic"]))
 
 
-@cli.command("check-data", short_help="Verify a dataset tree and write its manifest.")
+@cli.command("check-data", short_help="Verify a dataset tree and write its manifest.",
+             epilog=f"Your own data (--dataset folder): {FOLDER_LAYOUT}. Every problem of such a tree is listed "
+                    "with its file and fix (docs/own-data.md).")
 @ConfigOpt
 @click.option("--dataset", type=click.Choice(DATASETS), default=None, help="Which loader reads ROOT [dataset.name].")
 @click.option("--root", type=PathArg, default=None, help="Dataset root folder [dataset.root].")

@@ -143,7 +143,12 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None, *
         source = str(path)
     if overrides:
         config = deep_merge(config, overrides)
-    return validate_config(config, source, flags)
+    config = validate_config(config, source, flags)
+    if config["dataset"]["name"] == "folder":  # its classes are in the tree: ROOT/classes.yaml
+        from etc.data.sets.folder import use_root
+
+        use_root(config["dataset"]["root"])
+    return config
 
 
 def deep_merge(base: dict, update: dict) -> dict:
