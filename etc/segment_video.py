@@ -59,8 +59,8 @@ class FrameSource:
             raise EtcError(f"{path} is not a video ffmpeg can read ({type(exc).__name__}); give an "
                            f"{', '.join(VIDEO_SUFFIXES)} file or a folder of frames") from None
         self.fps = float(meta.get("fps") or 0) or None
-        n = self.reader.count_frames() if hasattr(self.reader, "count_frames") else None
-        self.length = n if n and n > 0 else None
+        duration = float(meta.get("duration") or 0)  # the progress bar's total: counting would decode it all
+        self.length = round(duration * self.fps) if self.fps and 0 < duration < float("inf") else None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for i, frame in enumerate(self._frames()):
