@@ -74,3 +74,14 @@ def test_bad_classes_yaml_is_named_with_the_fix(tree, classes, message):
     r = subprocess.run([sys.executable, "-m", "etc", "check-data", "--dataset", "folder", "--root", str(tree),
                         "--splits", "val"], capture_output=True, text=True)
     assert r.returncode == 2 and message in r.stderr and "classes.yaml" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("name, number", [
+    ("frame_9.png", 9), ("frame_10.png", 10), ("img00012.jpg", 12), ("00000003.jpg", 3),
+    ("westmoor_000000_000625_leftImg8bit.png", 625),  # a digit inside a word is not the number
+    ("0001TP_006690.png", 6690), ("cover.png", None),
+])
+def test_frame_numbers_come_from_the_name(name, number):
+    from etc.data.framedir import frame_number
+
+    assert frame_number(name) == number

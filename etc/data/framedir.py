@@ -1,8 +1,9 @@
 """Folders of numbered frames — ``<clip>/<frame>.png`` trees of predictions, frames and labels
 (``etc score``, the ``folder`` dataset) and a folder given to ``etc segment-video``.
 
-A frame's number is the last run of digits in its file name (``img_00012.jpg`` → 12), so
-``frame_9.png`` sorts before ``frame_10.png`` whatever the zero padding.
+A frame's number is the last run of digits in its file name that stands alone between
+separators (``city_000000_000625_leftImg8bit.png`` → 625), else its last run of digits
+(``img00012.jpg`` → 12), so ``frame_9.png`` sorts before ``frame_10.png`` whatever the padding.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from pathlib import Path
 from etc.errors import EtcError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_DIGITS = re.compile(r"(\d+)(?!.*\d)")
+_TOKEN = re.compile(r"(?<![A-Za-z0-9])\d+(?![A-Za-z0-9])")
+_DIGITS = re.compile(r"\d+")
 
 
 def frame_number(path: Path) -> int | None:
-    m = _DIGITS.search(Path(path).stem)
-    return int(m.group(1)) if m else None
+    stem = Path(path).stem
+    found = _TOKEN.findall(stem) or _DIGITS.findall(stem)
+    return int(found[-1]) if found else None
 
 
 def numbered_frames(folder: str | Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> dict[int, Path]:
