@@ -27,10 +27,12 @@ log = logging.getLogger(__name__)
 FORMATS = ("torchscript", "onnx")
 ONNX_EXTRA = "pip install -e '.[onnx]'"
 # An export agrees with eager when at most this share of labels differs (near-ties of float
-# rounding) and no logit is further off than this, relative to the logits' magnitude (ONNX
-# Runtime's kernels measured 2e-3 on PSPNet at 36×72, its labels all identical).
+# rounding) and no logit is further off than this, relative to the logits' magnitude. Rounding
+# stays far below it (TorchScript 0, ONNX Runtime 2e-7 on PSPNet at 48×96); PSPNet's dynamic
+# ONNX graph is 9e-3 off at 36×72, where the pyramid's bins do not divide the feature map (the
+# exported adaptive pooling is another computation there): refused, fixed sizes are exact.
 MAX_LABEL_DISAGREEMENT = 1e-3
-MAX_RELATIVE_LOGIT_DIFF = 1e-2
+MAX_RELATIVE_LOGIT_DIFF = 1e-3
 
 
 class InferenceNet(torch.nn.Module):
