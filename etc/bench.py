@@ -456,6 +456,9 @@ def _small_bench(rows: Rows, config: dict, tmp: Path, dev: torch.device, quick: 
     sizes = [(256, 512)] if quick else [(512, 1024), (1024, 2048)]
     bench_inference_parity(rows, config, sizes, dev, repeats=3 if quick else 11)
     bench_inference_options(rows, config, dev, repeats=3 if quick else 5, size=sizes[0], heavy=not quick)
+    from etc.export import bench_export
+
+    bench_export(rows, config, sizes, dev, repeats=3 if quick else 5)
     cfg = _tiny_setup(tmp, config, quick)
     bench_pipeline(rows, cfg, tmp, dev, big=sizes[0], compile=not quick)
     bench_training(rows, cfg, tmp, dev, quick)

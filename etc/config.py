@@ -175,7 +175,12 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None, *
         if not isinstance(overrides, dict):
             raise EtcError(f"overrides must be a mapping of config keys, got {type(overrides).__name__}")
         config = deep_merge(config, overrides)
-    return validate_config(config, source, flags)
+    config = validate_config(config, source, flags)
+    if config["dataset"]["name"] == "folder":  # its classes are in the tree: ROOT/classes.yaml
+        from etc.data.sets.folder import use_root
+
+        use_root(config["dataset"]["root"])
+    return config
 
 
 def read_yaml_mapping(path: str | Path) -> dict | None:
