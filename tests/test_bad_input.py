@@ -433,8 +433,61 @@ def output_cases(w: dict) -> list[Case]:
     ]
 
 
+def reach_cases(w: dict) -> list[Case]:
+    """segment-video, export and score: not a video, an empty folder, a wrong checkpoint,
+    predictions whose names or values do not fit."""
+    from etc.data.clips import list_clips
+    from etc.io import write_png
+
+    d, cfg = w["tmp"] / "reach", w["config"]
+    files = wrong_files(w["tmp"], w)
+    empty = d / "empty_dir"
+    empty.mkdir(parents=True, exist_ok=True)
+    clip = list_clips("synthetic", w["root"], "val")[0]
+    frames = d / "frames" / clip.name
+    preds = d / "preds" / clip.name
+    for f in clip.frames:
+        frames.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f.image, frames / f"{f.number:06d}.png")
+        write_png(preds / f"{f.number:06d}.png", np.zeros((32, 64), np.uint8))
+    misnamed = d / "misnamed" / clip.name
+    shutil.copytree(preds, misnamed)
+    next(misnamed.iterdir()).rename(misnamed / "999999.png")
+    foreign = d / "foreign" / clip.name
+    for f in clip.frames:
+        write_png(foreign / f"{f.number:06d}.png", np.full((32, 64), 200, np.uint8))
+    cases = [
+        Case("segment-video/input_is_text", ["segment-video", files["text"], "--model", w["ckpt"], "--out", d / "a.mp4"],
+             says=(str(files["text"]),)),
+        Case("segment-video/input_is_empty_folder", ["segment-video", empty, "--model", w["ckpt"], "--out", d / "b.mp4"],
+             says=(str(empty),)),
+        Case("segment-video/model_is_flow_store", ["segment-video", frames, "--model", w["flow"], "--out", d / "c.mp4"],
+             says=(str(w["flow"]),)),
+        Case("segment-video/device_tpu", ["segment-video", frames, "--model", w["ckpt"], "--device", "tpu",
+                                          "--out", d / "e.mp4"], says=("tpu",)),
+        Case("export/model_is_predictions", ["export", "--config", cfg, "--model", w["preds"], "--format", "torchscript",
+                                             "--out", d / "m.pt"], says=(str(w["preds"]),)),
+        Case("export/frames_is_empty_folder", ["export", "--config", cfg, "--model", w["ckpt"], "--format", "torchscript",
+                                               "--frames", empty, "--out", d / "n.pt"], says=(str(empty),)),
+        Case("score/names_do_not_match", ["score", "--predictions", misnamed.parent, "--frames", frames.parent,
+                                          "--flow-estimator", "dis", "--out", d / "s1.json"], says=("no prediction",)),
+        Case("score/ids_too_large", ["score", "--predictions", foreign.parent, "--frames", frames.parent,
+                                     "--out", d / "s2.json"], says=("200",)),
+        Case("score/empty_predictions", ["score", "--predictions", empty, "--frames", frames.parent,
+                                         "--out", d / "s3.json"], says=(str(empty),)),
+        Case("score/flow_is_predictions", ["score", "--predictions", preds.parent, "--frames", frames.parent,
+                                           "--flow", w["preds"], "--out", d / "s4.json"], says=(str(w["preds"]),)),
+        Case("score/impossible_out", ["score", "--predictions", preds.parent, "--frames", frames.parent,
+                                      "--out", _write(d / "blocker", "x") / "s.json"], says=("blocker",)),
+        Case("score/ok", ["score", "--predictions", preds.parent, "--frames", frames.parent, "--out", d / "ok.json"],
+             expect="ok"),
+    ]
+    return cases
+
+
 def corpus(w: dict) -> list[Case]:
-    return (config_cases(w) + file_kind_cases(w) + device_cases(w) + dataset_cases(w) + output_cases(w))
+    return (config_cases(w) + file_kind_cases(w) + device_cases(w) + dataset_cases(w) + output_cases(w)
+            + reach_cases(w))
 
 
 def test_every_subcommand_meets_broken_input_with_a_short_clear_error(world, monkeypatch):
