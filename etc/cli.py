@@ -138,15 +138,31 @@ def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, seed, de
               help="Labels from the coarse scores, blending only cells whose neighbours disagree, or "
                    "from full-resolution scores (same labels but at near-ties) [infer.fused_labels].")
 @click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
-def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, compile_, fused, device):
-    """Segment every frame of every clip independently (no temporal state) and time it."""
+@click.option("--keyframe-interval", type=int, default=1, show_default=True,
+              help="K: the network on every K-th frame, flow-propagated between (1: every frame, per-frame inference).")
+@click.option("--propagate", type=click.Choice(["scores", "features"]), default="scores", show_default=True,
+              help="What a keyframe run warps: the class scores, or (DFF) the backbone features, the head run on every frame.")
+@click.option("--keyframe-flow", default=None, help="Flow estimator of a keyframe run, timed with each frame [keyframe.estimator].")
+@click.option("--keyframe-flow-ckpt", default=None, help="Checkpoint of a ptlflow --keyframe-flow [keyframe.ckpt].")
+@click.option("--keyframe-offset", type=int, default=None,
+              help="Anchor each clip's schedule so its labelled frame lies this many frames after a keyframe "
+                   "(the sparse-label protocol; default: keyframes at 0, K, 2K …).")
+def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, compile_, fused, device,
+              keyframe_interval, propagate, keyframe_flow, keyframe_flow_ckpt, keyframe_offset):
+    """Segment every frame of every clip independently (no temporal state) and time it; or, with
+    --keyframe-interval K > 1, a keyframe method (etc.keyframe), strictly causal."""
     from etc.config import command_config
     from etc.infer import infer
+    from etc.keyframe import KeyframeOptions
 
     config = command_config(config_path, {"infer.flip": ("--flip", flip), "infer.batch_size": ("--batch-size", batch_size),
                                           "infer.bf16": ("--bf16", bf16), "infer.compile": ("--compile", compile_),
-                                          "infer.fused_labels": ("--fused-labels", fused)})
-    info = infer(config, model_ckpt, split, out, timing=timing, device=device)
+                                          "infer.fused_labels": ("--fused-labels", fused),
+                                          "keyframe.estimator": ("--keyframe-flow", keyframe_flow),
+                                          "keyframe.ckpt": ("--keyframe-flow-ckpt", keyframe_flow_ckpt)})
+    kcfg = config["keyframe"]
+    options = KeyframeOptions(keyframe_interval, propagate, kcfg["estimator"], kcfg["ckpt"], keyframe_offset)
+    info = infer(config, model_ckpt, split, out, timing=timing, device=device, keyframe=options)
     click.echo(f"{info['frames']} frames, {info['median_ms_per_frame']:.2f} ms/frame on {info['device']}")
 
 
