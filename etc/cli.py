@@ -192,6 +192,26 @@ def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, flow_estima
     click.echo("  ".join(f"{k} {'–' if v is None else format(v, '.2f')}" for k, v in shown.items()))
 
 
+@cli.command("keyframe-score", short_help="A keyframe run's row: mIoU every frame / every offset, latency.")
+@ConfigOpt
+@click.option("--predictions", "predictions", multiple=True, required=True, type=ExistingFile,
+              help="`etc infer` output; on a sparse-label set K of them, from --keyframe-offset 0 … K−1 in order.")
+@click.option("--interval", type=click.IntRange(min=1), required=True, help="The runs' --keyframe-interval (1: a per-frame model).")
+@click.option("--metrics", type=ExistingFile, required=True, help="`etc evaluate`'s JSON of the (first) run: TC, mVC, cost.")
+@click.option("--timing", type=ExistingFile, required=True, help="Timing JSON of the streaming run (per-frame latency).")
+@click.option("--run", "run_name", required=True, help="The row's name, e.g. 'teacher · keyframe 5 · features · dis'.")
+@click.option("--out", required=True, type=PathArg, help="Row JSON (the metrics JSON plus the protocol's mIoU and latency).")
+def keyframe_score_cmd(config_path, predictions, interval, metrics, timing, run_name, out):
+    """mIoU as keyframe methods are scored (every frame where all are labelled, else the labelled
+    frame at every offset from its keyframe, averaged), beside TC and the latency per frame."""
+    from etc.config import command_config
+    from etc.keyframe_eval import keyframe_row
+
+    row = keyframe_row(command_config(config_path), list(predictions), interval, metrics, timing, run_name, out)
+    click.echo(f"{run_name}: mIoU {row['miou_protocol']:.2f} ({row['keyframe_protocol']}), "
+               f"{row['ms_per_frame_mean']:.2f} ms/frame mean, {row['ms_per_frame_max']:.2f} max")
+
+
 @cli.command("config", short_help="Validate a config and print it resolved.")
 @click.option("--config", "config_path", type=ExistingFile, default=None, help="YAML config to start from.")
 @click.option("--json", "json_text", default=None, help="A complete or partial config as JSON (applied on top).")

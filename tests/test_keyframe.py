@@ -196,3 +196,63 @@ def test_bad_keyframe_input_names_the_option(synthetic_tree, student, tmp_path):
     res = CliRunner().invoke(cli, ["infer", "--model", str(student), "--out", str(tmp_path / "y.h5"),
                                    "--keyframe-interval", "0"])
     assert isinstance(res.exception, EtcError) and "--keyframe-interval 0" in str(res.exception)
+
+
+def write_predictions(path, labels: dict, **attrs):
+    """An `etc infer`-shaped HDF5: one T×H×W uint8 dataset per clip."""
+    import h5py
+
+    with h5py.File(path, "w") as h5:
+        h5.attrs.update(attrs)
+        for name, p in labels.items():
+            h5.create_dataset(name, data=p.astype(np.uint8))
+    return path
+
+
+def test_a_sparse_set_scores_the_labelled_frame_at_every_offset(cityscapes_tree, tmp_path):
+    from etc.data.clips import list_clips
+    from etc.keyframe import anchor
+    from etc.keyframe_eval import _labels, offset_miou
+    from etc.metrics.miou import confusion, miou
+
+    cfg = load_config(None, {"dataset": {"name": "cityscapes", "root": str(cityscapes_tree)}})
+    clip = list_clips("cityscapes", cityscapes_tree, "val")[0]
+    (L,) = clip.labelled
+    K = 3
+    for d in range(K):  # the anchor puts the labelled frame d frames after a keyframe
+        start = anchor(clip, KeyframeOptions(K, offset=d))
+        assert L - last_keyframe(L, K, start) == d
+    gt = _labels(clip.frames[L].label, "cityscapes")
+    T, (H, W) = len(clip), gt.shape
+    files, expected = [], []
+    for d in range(K):  # offset d: the labelled frame right, except a band of d·4 wrong rows
+        p = np.zeros((T, H, W), np.uint8)
+        p[L] = np.where(gt == 255, 0, gt)
+        p[L, : 4 * d] = (p[L, : 4 * d] + 1) % 19
+        files.append(write_predictions(tmp_path / f"d{d}.h5", {clip.name: p}, keyframe_interval=K, keyframe_offset=d))
+        expected.append(miou(confusion(p[L], gt, 19)))
+    r = offset_miou(cfg, files, K)
+    assert r["keyframe_protocol"] == "labelled frame at every offset"
+    assert r["miou_per_offset"] == {str(d): pytest.approx(v) for d, v in enumerate(expected)}
+    assert r["miou_protocol"] == pytest.approx(np.mean(expected)) and expected[0] > expected[-1]
+    with pytest.raises(EtcError, match="give 3 --predictions"):
+        offset_miou(cfg, files[:2], K)
+    with pytest.raises(EtcError, match="--keyframe-offset 1"):
+        offset_miou(cfg, [files[0], files[0], files[2]], K)
+
+
+def test_a_dense_set_scores_every_frame_and_reports_each_offset(synthetic_tree, tmp_path):
+    from etc.data.clips import list_clips
+    from etc.keyframe_eval import _labels, offset_miou
+
+    cfg = load_config(None, {"dataset": {"root": str(synthetic_tree)}})
+    K, preds = 3, {}
+    for clip in list_clips("synthetic", synthetic_tree, "val"):
+        gt = np.stack([_labels(f.dense_label, "synthetic") for f in clip.frames])
+        p = np.where(gt == 255, 0, gt)
+        p[[t for t in range(len(clip)) if t % K == 2]] = 0  # every offset-2 frame wrong
+        preds[clip.name] = p
+    r = offset_miou(cfg, [write_predictions(tmp_path / "p.h5", preds)], K)
+    assert r["keyframe_protocol"] == "every frame"
+    assert r["miou_per_offset"]["0"] == r["miou_per_offset"]["1"] == pytest.approx(100.0)
+    assert r["miou_per_offset"]["2"] < 50 and 50 < r["miou_protocol"] < 100
