@@ -244,12 +244,14 @@ def config_cmd(config_path, json_text, out):
               help="Folder of the training CSVs (same naming).")
 @click.option("--table", required=True, type=PathArg, help="Results table CSV (a .md twin is written beside it).")
 @click.option("--out-dir", required=True, type=PathArg, help="Folder for the figures (PNG + SVG).")
-def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
+@click.option("--keyframe-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of `etc keyframe-score` rows: keyframe rows and streaming latency join the table and figures.")
+def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir, keyframe_dir):
     """The paper-style results table and the seaborn figures of the report."""
     from etc.config import command_config
     from etc.report.build import build_report
 
-    info = build_report(command_config(config_path), metrics_dir, curves_dir, table, out_dir)
+    info = build_report(command_config(config_path), metrics_dir, curves_dir, table, out_dir, keyframe_dir)
     click.echo(f"{info['rows']} rows -> {info['table']}")
 
 

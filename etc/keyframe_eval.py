@@ -25,9 +25,15 @@ from etc.errors import EtcError
 LATENCY_KEYS = ("ms_per_frame_mean", "ms_per_frame_p50", "ms_per_frame_p95", "ms_per_frame_max")
 
 
+def frame_label(frame):
+    """A frame's ground truth: its dense label (the synthetic set), else its label (VSPW's every
+    frame; None on the unlabelled frames of a sparse set)."""
+    return frame.dense_label if frame.dense_label is not None else frame.label
+
+
 def dense_clips(clips) -> bool:
     """Every frame of every clip has a label: score them all."""
-    return all(f.dense_label is not None for c in clips for f in c.frames)
+    return all(frame_label(f) is not None for c in clips for f in c.frames)
 
 
 def _labels(path, dataset: str) -> np.ndarray:
@@ -70,7 +76,7 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
             p = _pred(preds, clip, predictions[0])
             frames = range(len(clip)) if dense else clip.labelled
             for t in frames:
-                gt = _labels(clip.frames[t].dense_label if dense else clip.frames[t].label, ds["name"])
+                gt = _labels(frame_label(clip.frames[t]) if dense else clip.frames[t].label, ds["name"])
                 per_offset[t - last_keyframe(t, K)] += confusion(p[t], gt, k)
         protocol = "every frame" if dense else "labelled frames"
         value = miou(per_offset.sum(0))
@@ -121,3 +127,29 @@ def keyframe_row(config: dict, predictions: list, interval: int, metrics: str | 
     row["run"] = run
     write_json(out, row)
     return row
+
+
+def keyframe_rows(config: dict) -> list[dict]:
+    """The rows the default run scores under the keyframe protocol: every per-frame model as it
+    streams (interval 1, named by its run), then ``keyframe.model`` at every interval ×
+    propagation. ``slug`` names their files; ``offsets`` the `--keyframe-offset` runs each needs
+    (``[None]``: one run anchored at frame 0, where every frame is labelled or K = 1)."""
+    from etc.data.sets import get_spec
+    from etc.flow.roles import canonical, file_tag
+    from etc.keyframe import row_name
+    from etc.runs import run_names
+
+    kcfg = config["keyframe"]
+    dense = get_spec(config["dataset"]["name"]).every_frame_labelled
+    rows = [{"run": r, "slug": f"{r}.k1", "model": r, "interval": 1, "offsets": [None]} for r in run_names(config)]
+    if kcfg["model"] not in run_names(config):
+        raise EtcError(f"keyframe.model '{kcfg['model']}' is not a run of this config; use teacher or one of "
+                       f"{run_names(config)[1:]}")
+    estimator = canonical(kcfg["estimator"])
+    for k in kcfg["intervals"]:
+        for propagate in kcfg["propagate"]:
+            rows.append({"run": row_name(kcfg["model"], k, propagate, estimator),
+                         "slug": f"{kcfg['model']}.k{k}.{propagate}.{file_tag(estimator)}",
+                         "model": kcfg["model"], "interval": int(k), "propagate": propagate,
+                         "estimator": estimator, "offsets": [None] if dense else list(range(int(k)))})
+    return rows

@@ -256,3 +256,49 @@ def test_a_dense_set_scores_every_frame_and_reports_each_offset(synthetic_tree, 
     assert r["keyframe_protocol"] == "every frame"
     assert r["miou_per_offset"]["0"] == r["miou_per_offset"]["1"] == pytest.approx(100.0)
     assert r["miou_per_offset"]["2"] < 50 and 50 < r["miou_protocol"] < 100
+
+
+def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
+    from pathlib import Path
+
+    import pandas as pd
+
+    from etc.keyframe_eval import keyframe_rows
+    from etc.report.build import build_report
+    from etc.report.figures import REPORT_FIGURES
+    from etc.runs import run_names
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"intervals": [3], "propagate": ["features"]}})
+    rng = np.random.default_rng(0)
+
+    def write(path, obj):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj))
+
+    for run in run_names(cfg):
+        write(tmp_path / "metrics" / f"{run}.json", {"run": run, "miou": float(rng.uniform(40, 60)), "tc": 70.0,
+                                                      "iou": {"road": 80.0}, "tc_per_clip": {"a": 70.0}, "ms_per_frame": 2.0})
+        (tmp_path / "curves" / run).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"iteration": [1, 2], "ce": [2.0, 1.0]}).to_csv(tmp_path / "curves" / f"{run}.csv", index=False)
+    rows = keyframe_rows(cfg)
+    assert [r["run"] for r in rows][-1] == "teacher · keyframe 3 · features · dis"
+    for r in rows:
+        k = r["interval"]
+        ms = [9.0 if (i % k == 0) else 1.0 for i in range(12)]  # a keyframe every k frames
+        write(tmp_path / "kf" / f"{r['slug']}.json", {
+            "run": r["run"], "miou": 50.0, "tc": 80.0, "iou": {"road": 70.0}, "tc_per_clip": {"a": 80.0},
+            "miou_protocol": 55.0 - k, "ms_per_frame_mean": float(np.mean(ms)), "ms_per_frame_max": max(ms),
+            "frame_ms": ms})
+    build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig", tmp_path / "kf")
+    table = pd.read_csv(tmp_path / "table.csv")
+    kf = table[table["ablation"] == "keyframe 3 · features · dis"]
+    assert list(kf["model"]) == ["teacher"] and float(kf["miou_protocol"].iloc[0]) == 52.0
+    assert float(kf["ms_per_frame_max"].iloc[0]) == 9.0 and float(kf["ms_per_frame_mean"].iloc[0]) == pytest.approx(11 / 3, abs=1e-4)  # CSV: 4 decimals
+    per_frame = table[table["ablation"] == "tl_kd"]  # a per-frame row carries its streaming latency
+    assert float(per_frame["ms_per_frame_max"].iloc[0]) == 9.0 and float(per_frame["miou_protocol"].iloc[0]) == 54.0
+    assert len(table) == len(run_names(cfg)) + 1
+    assert sorted(p.stem for p in (tmp_path / "fig").glob("*.png")) == sorted(REPORT_FIGURES)
+    with pytest.raises(EtcError, match="missing keyframe row"):
+        (tmp_path / "kf" / f"{rows[-1]['slug']}.json").unlink()
+        build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "t2.csv", tmp_path / "fig", tmp_path / "kf")
