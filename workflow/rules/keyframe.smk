@@ -52,6 +52,7 @@ rule keyframe_stream:
         keyframe("logs", "{model}.k1.log"),
     benchmark:
         keyframe("benchmarks", "{model}.k1.tsv")
+    threads: workflow.cores  # timed alone: no sibling job shares the cores while it streams
     resources:
         gpu=1,
         nvidia_gpu=1,
@@ -78,6 +79,7 @@ rule keyframe_infer:
         keyframe("logs", "{model}.k{interval}.{propagate}.{estimator}.{offset}.log"),
     benchmark:
         keyframe("benchmarks", "{model}.k{interval}.{propagate}.{estimator}.{offset}.tsv")
+    threads: workflow.cores  # timed alone: no sibling job shares the cores while it streams
     resources:
         gpu=1,
         nvidia_gpu=1,
