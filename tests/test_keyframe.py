@@ -302,3 +302,20 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
     with pytest.raises(EtcError, match="missing keyframe row"):
         (tmp_path / "kf" / f"{rows[-1]['slug']}.json").unlink()
         build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "t2.csv", tmp_path / "fig", tmp_path / "kf")
+
+
+def test_the_bench_keyframe_section_writes_latency_rows_and_ratios(synthetic_tree, tmp_path):
+    from etc.bench import Rows, bench_keyframe
+
+    cfg = load_config(None, {**SMALL, "dataset": {"root": str(synthetic_tree), "window": [-1, 1]},
+                             "teacher": {"backbone": "tiny", "width": 0.5, "head_channels": 8},
+                             "train": {"teacher": {"iterations": 1, "batch_size": 2},
+                                       "student": {"iterations": 1, "batch_size": 2}}})
+    rows = Rows("cpu")
+    bench_keyframe(rows, cfg, tmp_path, torch.device("cpu"), quick=True, interval=3)
+    got = {r["metric"]: r["value"] for r in rows.rows}
+    for run in ("teacher", "student", "teacher_k3_scores_dis", "teacher_k3_features_dis"):
+        assert 0 < got[f"{run}_ms_mean"] <= got[f"{run}_ms_max"]
+    assert got["teacher_k3_scores_dis_mean_over_teacher"] == pytest.approx(
+        got["teacher_k3_scores_dis_ms_mean"] / got["teacher_ms_mean"])
+    assert all(r["benchmark"] == "keyframe" for r in rows.rows)
