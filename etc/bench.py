@@ -7,7 +7,9 @@
    approach (flow computed by a ptlflow model inside every step) over ours;
 4. flow stage — `precompute-flow` pairs/s over the bare estimator's pairs/s; MB per pair;
 5. memory — peak RSS of a training and an inference run (subprocesses);
-6. per rule — Snakemake's benchmark TSVs of the last run, gathered.
+6. per rule — Snakemake's benchmark TSVs of the last run, gathered;
+7. keyframe — per-frame teacher and student against keyframe methods (etc.keyframe), each
+   streamed: mean, p95, worst ms per frame and their ratios.
 """
 
 from __future__ import annotations
@@ -251,6 +253,43 @@ def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device, big: tuple[int, int
         rows.add("pipeline", f"infer_stream_over_bare{tag}", info["pipeline_fps"] / bare, "ratio")
 
 
+def bench_keyframe(rows: Rows, cfg: dict, tmp: Path, device, quick: bool, interval: int = 5) -> None:
+    """Per-frame networks against keyframe methods, all streamed one frame at a time by
+    `etc infer` (batch 1, the device synchronised around each frame, flow estimation included):
+    mean, p95 and worst-case ms per frame, and their ratios to the per-frame teacher. The runs
+    take turns in one process after a warm-up pass of each, so drift hits all alike."""
+    from etc.config import load_config
+    from etc.infer import infer, latency_summary
+    from etc.keyframe import KeyframeOptions
+    from etc.train import train
+
+    stream = load_config(None, {**cfg, "infer": {**cfg["infer"], "batch_size": 1, "warmup": 2}})
+    ckpts = {"teacher": tmp / "kf_teacher.pt", "student": tmp / "kf_student.pt"}
+    train(cfg, "teacher", ckpts["teacher"], progress=False, device=str(device))
+    train(cfg, f"{next(iter(cfg['students']))}/baseline", ckpts["student"], progress=False, device=str(device))
+    runs = {"teacher": ("teacher", None), "student": ("student", None)}
+    for propagate in ("scores", "features"):
+        runs[f"teacher_k{interval}_{propagate}_dis"] = ("teacher", KeyframeOptions(interval, propagate, "dis"))
+    frame_ms: dict = {name: [] for name in runs}
+    for timed in [False] + [True] * (1 if quick else 2):
+        for name, (model, options) in runs.items():
+            info = infer(stream, ckpts[model], "val", tmp / "kf.h5", progress=False, device=str(device), keyframe=options)
+            if timed:
+                frame_ms[name] += info["frame_ms"]
+    stats = {name: latency_summary(ms) for name, ms in frame_ms.items()}
+    for name, st in stats.items():
+        for key in ("mean", "p95", "max"):
+            rows.add("keyframe", f"{name}_ms_{key}", st[f"ms_per_frame_{key}"], "ms/frame")
+    teacher = stats["teacher"]
+    for name, st in stats.items():
+        if name.startswith("teacher_k"):
+            rows.add("keyframe", f"{name}_mean_over_teacher", st["ms_per_frame_mean"] / teacher["ms_per_frame_mean"], "ratio")
+            rows.add("keyframe", f"{name}_max_over_mean", st["ms_per_frame_max"] / st["ms_per_frame_mean"], "ratio")
+            rows.add("keyframe", f"student_over_{name}_mean",
+                     stats["student"]["ms_per_frame_mean"] / st["ms_per_frame_mean"], "ratio")
+    rows.add("keyframe", "teacher_max_over_mean", teacher["ms_per_frame_max"] / teacher["ms_per_frame_mean"], "ratio")
+
+
 def cfg_size(cfg: dict) -> tuple[int, int]:
     from etc.data.clips import list_clips, read_image
 
@@ -461,6 +500,7 @@ def _small_bench(rows: Rows, config: dict, tmp: Path, dev: torch.device, quick: 
     bench_export(rows, config, sizes, dev, repeats=3 if quick else 5)
     cfg = _tiny_setup(tmp, config, quick)
     bench_pipeline(rows, cfg, tmp, dev, big=sizes[0], compile=not quick)
+    bench_keyframe(rows, cfg, tmp, dev, quick)
     bench_training(rows, cfg, tmp, dev, quick)
     bench_flow(rows, cfg, tmp, quick)
     bench_memory(rows, cfg, tmp, dev)

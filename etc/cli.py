@@ -141,15 +141,31 @@ def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, seed, de
               help="Labels from the coarse scores, blending only cells whose neighbours disagree, or "
                    "from full-resolution scores (same labels but at near-ties) [infer.fused_labels].")
 @click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
-def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, compile_, fused, device):
-    """Segment every frame of every clip independently (no temporal state) and time it."""
+@click.option("--keyframe-interval", type=int, default=1, show_default=True,
+              help="K: the network on every K-th frame, flow-propagated between (1: every frame, per-frame inference).")
+@click.option("--propagate", type=click.Choice(["scores", "features"]), default="scores", show_default=True,
+              help="What a keyframe run warps: the class scores, or (DFF) the backbone features, the head run on every frame.")
+@click.option("--keyframe-flow", default=None, help="Flow estimator of a keyframe run, timed with each frame [keyframe.estimator].")
+@click.option("--keyframe-flow-ckpt", default=None, help="Checkpoint of a ptlflow --keyframe-flow [keyframe.ckpt].")
+@click.option("--keyframe-offset", type=int, default=None,
+              help="Anchor each clip's schedule so its labelled frame lies this many frames after a keyframe "
+                   "(the sparse-label protocol; default: keyframes at 0, K, 2K …).")
+def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, compile_, fused, device,
+              keyframe_interval, propagate, keyframe_flow, keyframe_flow_ckpt, keyframe_offset):
+    """Segment every frame of every clip independently (no temporal state) and time it; or, with
+    --keyframe-interval K > 1, a keyframe method (etc.keyframe), strictly causal."""
     from etc.config import command_config
     from etc.infer import infer
+    from etc.keyframe import KeyframeOptions
 
     config = command_config(config_path, {"infer.flip": ("--flip", flip), "infer.batch_size": ("--batch-size", batch_size),
                                           "infer.bf16": ("--bf16", bf16), "infer.compile": ("--compile", compile_),
-                                          "infer.fused_labels": ("--fused-labels", fused)})
-    info = infer(config, model_ckpt, split, out, timing=timing, device=device)
+                                          "infer.fused_labels": ("--fused-labels", fused),
+                                          "keyframe.estimator": ("--keyframe-flow", keyframe_flow),
+                                          "keyframe.ckpt": ("--keyframe-flow-ckpt", keyframe_flow_ckpt)})
+    kcfg = config["keyframe"]
+    options = KeyframeOptions(keyframe_interval, propagate, kcfg["estimator"], kcfg["ckpt"], keyframe_offset)
+    info = infer(config, model_ckpt, split, out, timing=timing, device=device, keyframe=options)
     click.echo(f"{info['frames']} frames, {info['median_ms_per_frame']:.2f} ms/frame on {info['device']}")
 
 
@@ -272,6 +288,26 @@ def export_cmd(config_path, model_ckpt, fmt, out, height, width, frames_source, 
     click.echo(f"{'dynamic' if r['dynamic'] else 'fixed-size'} export -> {r['out']}")
 
 
+@cli.command("keyframe-score", short_help="A keyframe run's row: mIoU every frame / every offset, latency.")
+@ConfigOpt
+@click.option("--predictions", "predictions", multiple=True, required=True, type=ExistingFile,
+              help="`etc infer` output; on a sparse-label set K of them, from --keyframe-offset 0 … K−1 in order.")
+@click.option("--interval", type=click.IntRange(min=1), required=True, help="The runs' --keyframe-interval (1: a per-frame model).")
+@click.option("--metrics", type=ExistingFile, required=True, help="`etc evaluate`'s JSON of the (first) run: TC, mVC, cost.")
+@click.option("--timing", type=ExistingFile, required=True, help="Timing JSON of the streaming run (per-frame latency).")
+@click.option("--run", "run_name", required=True, help="The row's name, e.g. 'teacher · keyframe 5 · features · dis'.")
+@click.option("--out", required=True, type=PathArg, help="Row JSON (the metrics JSON plus the protocol's mIoU and latency).")
+def keyframe_score_cmd(config_path, predictions, interval, metrics, timing, run_name, out):
+    """mIoU as keyframe methods are scored (every frame where all are labelled, else the labelled
+    frame at every offset from its keyframe, averaged), beside TC and the latency per frame."""
+    from etc.config import command_config
+    from etc.keyframe_eval import keyframe_row
+
+    row = keyframe_row(command_config(config_path), list(predictions), interval, metrics, timing, run_name, out)
+    click.echo(f"{run_name}: mIoU {row['miou_protocol']:.2f} ({row['keyframe_protocol']}), "
+               f"{row['ms_per_frame_mean']:.2f} ms/frame mean, {row['ms_per_frame_max']:.2f} max")
+
+
 @cli.command("config", short_help="Validate a config and print it resolved.")
 @click.option("--config", "config_path", type=ExistingFile, default=None, help="YAML config to start from.")
 @click.option("--json", "json_text", default=None, help="A complete or partial config as JSON (applied on top).")
@@ -307,12 +343,14 @@ def config_cmd(config_path, json_text, out):
               help="Folder of the training CSVs (same naming).")
 @click.option("--table", required=True, type=PathArg, help="Results table CSV (a .md twin is written beside it).")
 @click.option("--out-dir", required=True, type=PathArg, help="Folder for the figures (PNG + SVG).")
-def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir):
+@click.option("--keyframe-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of `etc keyframe-score` rows: keyframe rows and streaming latency join the table and figures.")
+def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir, keyframe_dir):
     """The paper-style results table and the seaborn figures of the report."""
     from etc.config import command_config
     from etc.report.build import build_report
 
-    info = build_report(command_config(config_path), metrics_dir, curves_dir, table, out_dir)
+    info = build_report(command_config(config_path), metrics_dir, curves_dir, table, out_dir, keyframe_dir)
     click.echo(f"{info['rows']} rows -> {info['table']}")
 
 

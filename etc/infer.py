@@ -75,8 +75,13 @@ def infer(
     timing: str | Path | None = None,
     device: str | None = None,
     progress: bool = True,
+    keyframe=None,
 ) -> dict:
     """Predict every frame of ``split`` into ``out``; write and return the timing record.
+
+    ``keyframe`` (etc.keyframe.KeyframeOptions) with an interval above 1 streams each clip one
+    frame at a time through etc.keyframe.KeyframePredictor: the network on keyframes, the
+    flow (timed with the frame) and the propagation on the others.
 
     On CUDA three stages overlap: ``infer.num_workers`` threads decode uint8 batches ahead of
     the network into pinned memory (etc.feed), the network runs, and a writer thread waits for
@@ -93,9 +98,16 @@ def infer(
     from etc.device import pick_device
     from etc.execution import resolve_execution
     from etc.feed import BatchFeed, to_network
+    from etc.keyframe import KeyframeOptions
 
     icfg = config["infer"]
     flip, batch_size = bool(icfg["flip"]), int(icfg["batch_size"])
+    keyframe = keyframe or KeyframeOptions()
+    if keyframe.active:
+        if flip:
+            raise EtcError("--flip (infer.flip) is per-frame test-time augmentation; a keyframe run "
+                           "(--keyframe-interval > 1) takes --no-flip")
+        batch_size = 1  # a stream: each frame's labels before the next frame is read
     dev = pick_device(device)
     ex = resolve_execution(icfg, dev, "infer")
     ex.apply(dev)
@@ -109,8 +121,8 @@ def infer(
     batches = [(ci, lo) for ci, c in enumerate(clips) for lo in range(0, len(c), batch_size)]
     gpu = dev.type == "cuda"  # the CPU is free while the device computes: overlap everything
     feed = BatchFeed([[f.image for f in clips[ci].frames[lo:lo + batch_size]] for ci, lo in batches],
-                     threads=ex.num_workers, pin=gpu, normalised=not gpu, ahead=gpu)
-    timer = _Timer(dev, warmup=int(icfg["warmup"]))
+                     threads=ex.num_workers, pin=gpu, normalised=not gpu and not keyframe.active, ahead=gpu)
+    timer = _Timer(dev, warmup=int(icfg["warmup"]), synchronise=batch_size == 1)
     size = None
     preds: dict[int, list] = {}
     with feed:  # the first batch decodes while the model loads
@@ -119,11 +131,22 @@ def infer(
             raise EtcError(f"{model_ckpt} was trained on {state['dataset']}, the config reads {ds['name']}")
         model.to(dev, memory_format=ex.memory_format).eval()
         run = make_predictor(model, flip, ex.bf16, ex.compile, ex.fused_labels)
+        if keyframe.active:
+            from etc.keyframe import FlowToKeyframe, KeyframePredictor, anchor, check_model
+
+            check_model(model, keyframe, (state.get("spec") or {}).get("arch", "pspnet"))
+            starts = [anchor(c, keyframe) for c in clips]
+            stream = KeyframePredictor(model, keyframe, FlowToKeyframe(keyframe.estimator, keyframe.ckpt, dev, ds["root"]),
+                                       ex.bf16, ex.fused_labels)
+            # reads the loop's current frame (raw, ci, lo) when called in it, below
+            run = lambda images: stream(images, raw[0].numpy(), clips[ci], lo, starts[ci])  # noqa: E731
         t0 = time.perf_counter()
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, _ClipWriter(h5, threaded=gpu) as writer, \
                 tqdm(total=frames, desc="infer", unit="frame", disable=not progress or None) as bar:
             h5.attrs.update({"format": PREDICTIONS_FORMAT, "checkpoint": str(model_ckpt), "split": split, "flip": flip,
                              "dataset": ds["name"]})
+            if keyframe.active:
+                h5.attrs.update({k: v for k, v in keyframe.describe().items() if v is not None})
             for (ci, lo), raw in zip(batches, feed, strict=True):
                 size = size or tuple(raw.shape[1:3])
                 imgs = to_network(raw, dev, ex.channels_last)
@@ -136,6 +159,7 @@ def infer(
                     writer.submit(clip, preds.pop(ci))
     wall = time.perf_counter() - t0
     med = timer.median_per_frame()
+    frame_ms = timer.frame_ms()
     info = {
         "device": device_name(dev),
         "resolution": list(size) if size else None,
@@ -149,20 +173,40 @@ def infer(
         # the whole stream once the model is ready: decode, network, labels back, compression
         # and writing (the first batch decodes while the model loads and is not counted)
         "pipeline_fps": frames / wall if wall > 0 else float("nan"),
+        # every timed frame (past warm-up): its own latency in a stream (batch 1, the device
+        # synchronised around it), its share of its batch otherwise
+        **latency_summary(frame_ms),
+        "frame_ms": frame_ms,
+        **keyframe.describe(),
     }
     write_json(timing, info)
     return info
 
 
+def latency_summary(frame_ms: list[float]) -> dict:
+    """Mean, median, 95th percentile and maximum of the per-frame times (ms)."""
+    if not frame_ms:
+        return {f"ms_per_frame_{k}": None for k in ("mean", "p50", "p95", "max")}
+    a = np.asarray(frame_ms, np.float64)
+    return {"ms_per_frame_mean": float(a.mean()), "ms_per_frame_p50": float(np.percentile(a, 50)),
+            "ms_per_frame_p95": float(np.percentile(a, 95)), "ms_per_frame_max": float(a.max())}
+
+
 class _Timer:
     """Seconds per frame of each batch's images → labels, past ``warmup`` batches. On CUDA
-    measured between events, so timing never makes the CPU wait for the GPU."""
+    measured between events, so timing never makes the CPU wait for the GPU; ``synchronise``
+    (a stream of single frames): the device is synchronised around each span instead, so that
+    each frame's time is its latency, flow estimation on the CPU included."""
 
-    def __init__(self, dev: torch.device, warmup: int):
+    def __init__(self, dev: torch.device, warmup: int, synchronise: bool = False):
         self.cuda, self.warmup = dev.type == "cuda", warmup
+        self.sync = synchronise and self.cuda
         self.spans: list[tuple] = []  # (start, end, frames)
 
     def _mark(self):
+        if self.sync:
+            torch.cuda.synchronize()
+            return time.perf_counter()
         if not self.cuda:
             return time.perf_counter()
         event = torch.cuda.Event(enable_timing=True)
@@ -179,13 +223,20 @@ class _Timer:
         else:
             self.spans.append((start, end, frames))
 
+    def per_frame(self) -> list[float]:
+        """Seconds per frame of each timed span."""
+        if self.cuda and not self.sync:
+            if self.spans:
+                self.spans[-1][1].synchronize()
+            return [a.elapsed_time(b) / 1000.0 / n for a, b, n in self.spans]
+        return [(b - a) / n for a, b, n in self.spans]
+
     def median_per_frame(self) -> float:
-        if not self.spans:
-            return float("nan")
-        if self.cuda:
-            self.spans[-1][1].synchronize()
-            return statistics.median(a.elapsed_time(b) / 1000.0 / n for a, b, n in self.spans)
-        return statistics.median((b - a) / n for a, b, n in self.spans)
+        return statistics.median(self.per_frame()) if self.spans else float("nan")
+
+    def frame_ms(self) -> list[float]:
+        """One value per timed frame (a batch's n frames share its time equally), in ms."""
+        return [s * 1000.0 for s, (_, _, n) in zip(self.per_frame(), self.spans, strict=True) for _ in range(n)]
 
 
 class _HostLabels:

@@ -20,7 +20,7 @@ def test_quick_bench_writes_well_formed_rows(tmp_path):
     run_bench(cfg, out, quick=True)
     df = pd.read_csv(out)
     assert list(df.columns) == ["benchmark", "metric", "value", "unit", "device"]
-    assert {"inference_parity", "inference_options", "pipeline", "training", "flow", "memory", "rules"} <= set(df["benchmark"])
+    assert {"inference_parity", "inference_options", "pipeline", "keyframe", "training", "flow", "memory", "rules"} <= set(df["benchmark"])
     assert all(math.isfinite(v) and v > 0 for v in df["value"])
     for metric in ("etc_over_baseline_256x512", "infer_over_bare", "infer_over_bare_256x512", "tl_over_baseline",
                    "precompute_over_bare", "channels_last_over_plain_256x512", "heap_kept_over_glibc_default_256x512",

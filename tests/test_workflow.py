@@ -34,7 +34,9 @@ def test_smoke_workflow_end_to_end_survives_a_hard_kill(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     table = pd.read_csv(spaced / "results dir/smoke/table.csv")
     expected = {("teacher", "-")} | {("student", a) for a in ("baseline", "tl", "tl_kd")}
+    expected |= {("teacher", f"keyframe 3 · {p} · dis") for p in ("scores", "features")}  # smoke's keyframe section
     assert set(zip(table["model"], table["ablation"], strict=True)) == expected
+    assert table["ms_per_frame_max"].notna().all() and table["miou_protocol"].notna().all()
     for col in (*QUALITY, "fps"):
         assert all(math.isfinite(v) for v in table[col]), col
     assert all(v.startswith("nhwc fp32 fused-labels ") for v in table["inference"])  # CPU's auto options

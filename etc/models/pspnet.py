@@ -106,6 +106,16 @@ class PSPNet(nn.Module):
             out["aux"] = F.interpolate(self.aux(f3), size, mode="bilinear", align_corners=False)
         return out
 
+    # The backbone/head split a keyframe method warps features across (etc.keyframe, DFF):
+    # ``head_logits(backbone_features(x))`` is ``forward``'s ``logits_low`` in evaluation mode.
+    def backbone_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's last features (stride 8), the input of the pyramid pooling."""
+        return self.backbone(x)[-1]
+
+    def head_logits(self, f4: torch.Tensor) -> torch.Tensor:
+        """Pyramid pooling, 3×3 conv head and classifier: stride-8 class scores."""
+        return self.classifier(self.dropout(self.head(self.ppm(f4))))
+
 
 def build_backbone(spec: dict) -> nn.Module:
     """The dilated (output stride 8) timm feature extractor of one model entry of the config."""

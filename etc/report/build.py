@@ -10,7 +10,11 @@ from etc.errors import EtcError
 log = logging.getLogger(__name__)
 
 
-def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_dir: str | Path) -> dict:
+def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_dir: str | Path,
+                 keyframe_dir: str | Path | None = None) -> dict:
+    """``keyframe_dir``: etc keyframe-score's rows (etc.keyframe_eval.keyframe_rows): the
+    keyframe rows join the table, every row gets its streaming latency, and the accuracy–latency
+    figures plot them; without it those figures show the per-frame rows' batched timing."""
     from etc.io import atomic_path, write_text
     from etc.report import plots
     from etc.report.figures import REPORT_FIGURES
@@ -23,7 +27,10 @@ def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_d
     if missing:
         raise EtcError(f"missing metrics {missing[0]} (and {len(missing) - 1} more); run `etc evaluate` for every model")
     metrics = load_metrics(metrics_paths, config["dataset"]["name"])
-    columns = report_columns(config)
+    traces: dict[str, list] = {}
+    if keyframe_dir is not None:
+        metrics, traces = with_keyframe_rows(config, metrics, Path(keyframe_dir))
+    columns = report_columns(config, keyframe=keyframe_dir is not None)
     df = results_table(metrics, columns)
     table = Path(table)
     with atomic_path(table) as tmp:
@@ -35,7 +42,45 @@ def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_d
         "class_iou": lambda path: plots.class_iou_heatmap(metrics, path),
         "tc_per_clip": lambda path: plots.tc_per_clip(metrics, path),
         "training_curves": lambda path: plots.training_curves({r: p for r, p in curves.items() if p.is_file()}, path),
+        "miou_vs_latency": lambda path: plots.accuracy_vs_latency(df, "miou", path),
+        "tc_vs_latency": lambda path: plots.accuracy_vs_latency(df, "tc", path),
+        "latency_trace": lambda path: plots.latency_trace(traces, path),
     }
     for name in REPORT_FIGURES:
         draw[name](Path(out_dir) / f"{name}.png")
     return {"rows": len(df), "table": str(table)}
+
+
+def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple[list[dict], dict]:
+    """The per-frame rows with their streaming latency and protocol mIoU, then the keyframe rows
+    (model and ablation columns: the keyframe model's, the ablation naming the setting); and the
+    latency traces of the teacher, the ETC student and the first keyframe setting."""
+    from etc.keyframe_eval import keyframe_rows
+    from etc.report.table import load_metrics
+
+    rows = keyframe_rows(config)
+    paths = [folder / f"{r['slug']}.json" for r in rows]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise EtcError(f"missing keyframe row {missing[0]} (and {len(missing) - 1} more); run `etc keyframe-score` "
+                       f"for every keyframe setting (snakemake does)")
+    scored = dict(zip((r["slug"] for r in rows), load_metrics(paths), strict=True))
+    by_run = {f"{m['model']}/{m['ablation']}" if m["ablation"] != "-" else m["model"]: m for m in metrics}
+    keyed = []
+    for r in rows:
+        m = scored[r["slug"]]
+        if r["interval"] == 1:
+            if r["run"] in by_run:
+                by_run[r["run"]].update({k: m.get(k) for k in ("miou_protocol", "ms_per_frame_mean",
+                                                               "ms_per_frame_p95", "ms_per_frame_max")})
+            continue
+        model, _, ablation = r["model"].partition("/")
+        setting = r["run"][len(r["model"]) + len(" · "):]
+        m["model"], m["ablation"] = model, f"{ablation} · {setting}" if ablation else setting
+        m["keyframe_interval"] = r["interval"]
+        keyed.append(m)
+    etc_student = [r["run"] for r in rows if r["interval"] == 1 and r["run"].endswith("/tl_kd")][:1]
+    first_keyframe = [r["run"] for r in rows if r["interval"] > 1][:1]
+    slug = {r["run"]: r["slug"] for r in rows}
+    traces = {run: scored[slug[run]].get("frame_ms") or [] for run in ("teacher", *etc_student, *first_keyframe)}
+    return metrics + keyed, traces

@@ -8,6 +8,9 @@ REPORT_FIGURES = {
     "class_iou": "Accuracy",
     "tc_per_clip": "Consistency",
     "training_curves": "Training",
+    "miou_vs_latency": "Keyframe",
+    "tc_vs_latency": "Keyframe",
+    "latency_trace": "Keyframe",
 }
 
 # `etc bench` draws the wall time of every rule beside its CSV (etc.bench.bench_rules).

@@ -107,6 +107,66 @@ def training_curves(logs: dict[str, Path], out_png: Path) -> None:
     plt.close(g.figure)
 
 
+def _row_kind(ablation: str) -> str:
+    if "keyframe" in ablation:
+        return "keyframe"
+    return "teacher" if ablation == "-" else "per-frame student"
+
+
+def accuracy_vs_latency(table: pd.DataFrame, metric: str, out_png: Path) -> None:
+    """mIoU (keyframe protocol where the table has it) or TC against ms per frame (log axis):
+    the teacher, every student ablation and every keyframe setting on one pair of axes. With a
+    streaming latency record, each point sits at the mean and a line runs to the worst frame —
+    a keyframe method's mean hides the frames that pay for the keyframe."""
+    plt, _ = styled_pyplot()
+    streamed = "ms_per_frame_mean" in table and table["ms_per_frame_mean"].notna().any()
+    x = "ms_per_frame_mean" if streamed else "ms_per_frame"
+    y = "miou_protocol" if metric == "miou" and "miou_protocol" in table and table["miou_protocol"].notna().any() else metric
+    df = table.assign(kind=[_row_kind(a) for a in table["ablation"]]).dropna(subset=[x, y])
+    fig, ax = plt.subplots(figsize=(6.8, 4.8))
+    styles = {"teacher": ("*", "black", 220), "per-frame student": ("o", "tab:blue", 70), "keyframe": ("D", "tab:red", 70)}
+    for kind, (marker, colour, size) in styles.items():
+        rows = df[df["kind"] == kind]
+        if rows.empty:
+            continue
+        if streamed and "ms_per_frame_max" in rows:
+            for r in rows.itertuples():
+                ax.plot([getattr(r, x), r.ms_per_frame_max], [getattr(r, y)] * 2, color=colour, lw=1, alpha=0.5)
+        ax.scatter(rows[x], rows[y], marker=marker, s=size, color=colour, label=kind, zorder=3)
+        for r in rows.itertuples():
+            name = r.model if r.ablation == "-" else (r.ablation if kind != "per-frame student" else f"{r.model}/{r.ablation}")
+            ax.annotate(name, (getattr(r, x), getattr(r, y)), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per frame, " + ("streamed one frame at a time (point: mean, line: to the worst frame)"
+                                      if streamed else "median of batches"))
+    ax.set_ylabel({"miou_protocol": "mIoU (%), every frame / every keyframe offset", "miou": "mIoU (%)",
+                   "tc": "TC (%)"}.get(y, y))
+    ax.legend(fontsize=8, loc="best")
+    save_figure(fig, out_png)
+    plt.close(fig)
+
+
+def latency_trace(traces: dict[str, list[float]], out_png: Path, frames: int = 40) -> None:
+    """ms per frame over the first ``frames`` streamed frames (after warm-up) of each run: a
+    per-frame network is flat, a keyframe method spikes on its keyframes."""
+    plt, _ = styled_pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    drawn = False
+    for name, ms in traces.items():
+        if ms:
+            ax.plot(range(len(ms[:frames])), ms[:frames], marker=".", lw=1, label=name)
+            drawn = True
+    if not drawn:
+        ax.text(0.5, 0.5, "no streaming latency record (etc keyframe-score rows)", ha="center", va="center",
+                transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=8, loc="best")
+    ax.set_xlabel("streamed frame (after warm-up)")
+    ax.set_ylabel("ms")
+    save_figure(fig, out_png)
+    plt.close(fig)
+
+
 def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """H×W train ids → H×W×3 uint8 colours (ignore/unknown = black)."""
     lut = np.zeros((256, 3), np.uint8)

@@ -37,15 +37,26 @@ class _TableColumns:
     columns: tuple[Column, ...]
 
 
-def report_columns(config: dict) -> list[Column]:
+# The keyframe comparison (etc.keyframe_eval): mIoU under the keyframe protocol (every frame
+# where all are labelled, the labelled frame at every keyframe offset otherwise) and the
+# streaming latency per frame, mean and worst case, for per-frame and keyframe rows alike.
+KEYFRAME_COLUMNS = (Column("miou_protocol", "mIoU (every frame / offset)", higher_is_better=True),
+                    Column("ms_per_frame_mean", "ms/frame stream (mean)", section="cost", higher_is_better=False),
+                    Column("ms_per_frame_max", "ms/frame stream (worst)", section="cost", higher_is_better=False))
+
+
+def report_columns(config: dict, keyframe: bool = False) -> list[Column]:
     """The table's columns: the row's name, what the config's metrics declare (etc.metrics),
-    the common-class TC beside the other TC averagings, and for Cityscapes the reference numbers."""
+    the common-class TC beside the other TC averagings, ``keyframe``: the keyframe comparison's,
+    and for Cityscapes the reference numbers."""
     from etc.metrics import build_metrics, table_columns
 
     metrics: list = build_metrics(config)
     after = [i for i, m in enumerate(metrics) if any(c.key == "tc_all" for c in m.columns)]
     if after:
         metrics.insert(after[0] + 1, _TableColumns((COMMON_TC,)))
+    if keyframe:
+        metrics.append(_TableColumns(KEYFRAME_COLUMNS))
     cols = [*IDENTITY, *table_columns(metrics)]
     if config["dataset"]["name"] == "cityscapes":
         cols += REFERENCE_COLUMNS

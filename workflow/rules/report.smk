@@ -6,6 +6,7 @@ rule report:
         config=ancient(results("config.yaml")),
         metrics=expand(results("metrics", "{model}.json"), model=all_models()),
         curves=expand(results("train", "{model}.csv"), model=all_models()),
+        keyframe=keyframe_row_files(),
     output:
         table=report(results("table.csv"), caption="../report/table.rst", category="Results"),
         markdown=results("table.md"),
@@ -17,13 +18,14 @@ rule report:
         outdir=lambda wildcards, output: Path(output.figures[0]).parent,
         metrics=lambda wildcards, input: Path(input.metrics[0]).parent,
         curves=lambda wildcards, input: Path(input.curves[0]).parent,
+        keyframe=keyframe("rows"),
     log:
         results("logs", "report.log"),
     benchmark:
         results("benchmarks", "report.tsv")
     shell:
         "etc report --config {input.config:q} --metrics-dir {params.metrics:q} --curves-dir {params.curves:q} "
-        "--table {output.table:q} --out-dir {params.outdir:q} > {log:q} 2>&1"
+        "--table {output.table:q} --out-dir {params.outdir:q} --keyframe-dir {params.keyframe:q} > {log:q} 2>&1"
 
 
 rule demo_video:

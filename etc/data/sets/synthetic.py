@@ -55,4 +55,5 @@ SPEC = DatasetSpec(
                   "flow_bw}.png for every frame; one clip per (city, sequence)"),
     label_convention="Cityscapes label ids (7 road, 8 sidewalk, ...), mapped as for Cityscapes",
     exact_flow=True,
+    every_frame_labelled=True,
 )

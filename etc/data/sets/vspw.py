@@ -117,4 +117,5 @@ SPEC = DatasetSpec(
     label_convention=("mask palette indices: 0 = others and 255 ignored, 1..124 = the classes, "
                       "train id = value − 1 (reduce_zero_label, as VSPW's VC_perclip.py and the "
                       "CFFM/MRCFA configs)"),
+    every_frame_labelled=True,
 )

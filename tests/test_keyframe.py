@@ -1,0 +1,321 @@
+"""Keyframe inference (etc.keyframe through etc.infer): the per-frame limit, propagation with
+the exact flow of a purely translating scene, causality, the latency record, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from etc.config import load_config
+from etc.errors import EtcError
+from etc.keyframe import KeyframeOptions, last_keyframe, schedule
+
+SMALL = {"students": {"s": {"backbone": "tiny", "width": 0.25, "head_channels": 8}},
+         "train": {"student": {"iterations": 1, "batch_size": 2}},
+         "infer": {"batch_size": 4, "warmup": 0, "fused_labels": False}}
+
+
+def small_config(root, **infer):
+    return load_config(None, {**SMALL, "dataset": {"root": str(root), "window": [-1, 1]},
+                              "infer": {**SMALL["infer"], **infer}})
+
+
+@pytest.fixture(scope="module")
+def student(synthetic_tree, tmp_path_factory):
+    """A one-iteration student whose classifier is redrawn large (seeded), so that its labels
+    follow the image's structure (a near-constant map would match any shift)."""
+    from etc.checkpoint import load_checkpoint, save_checkpoint
+    from etc.train import train
+
+    ckpt = tmp_path_factory.mktemp("kf") / "s.pt"
+    train(small_config(synthetic_tree), "s/baseline", ckpt, progress=False)
+    state = load_checkpoint(ckpt)
+    weight = state["model"]["classifier.weight"]
+    state["model"]["classifier.weight"] = torch.randn(weight.shape, generator=torch.Generator().manual_seed(0))
+    state["model"]["classifier.bias"].zero_()
+    save_checkpoint(ckpt, state)
+    return ckpt
+
+
+def run(cfg, ckpt, out, **options):
+    from etc.infer import infer, read_predictions
+
+    info = infer(cfg, ckpt, "val", out, progress=False, keyframe=KeyframeOptions(**options) if options else None)
+    return read_predictions(out), info
+
+
+def test_the_schedule_counts_from_the_anchor_and_frame_zero_is_always_a_keyframe():
+    assert schedule(7, 3) == [0, 0, 0, 3, 3, 3, 6]
+    assert schedule(7, 3, start=2) == [0, 0, 2, 2, 2, 5, 5]
+    assert all(last_keyframe(t, 4, 1) <= t for t in range(12))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_interval_one_is_per_frame_inference_byte_for_byte(synthetic_tree, student, tmp_path, fused):
+    cfg = small_config(synthetic_tree, fused_labels=fused)
+    plain, _ = run(cfg, student, tmp_path / "plain.h5")
+    one, info = run(cfg, student, tmp_path / "one.h5", interval=1, propagate="features")
+    assert plain.keys() == one.keys()
+    assert all(plain[k].dtype == one[k].dtype and plain[k].tobytes() == one[k].tobytes() for k in plain)
+    assert info["keyframe_interval"] == 1
+    # keyframes of a K > 1 run get the per-frame labels too, by either propagation
+    for propagate in ("scores", "features"):
+        kf, info = run(cfg, student, tmp_path / f"{propagate}.h5", interval=3, propagate=propagate)
+        for name, labels in plain.items():
+            assert np.array_equal(kf[name][::3], labels[::3])
+        assert info["batch_size"] == 1 and info["keyframe_interval"] == 3 and info["propagate"] == propagate
+
+
+def translating_tree(src, dst, motion):
+    """A copy of the synthetic set whose validation clips show one textured canvas seen through a
+    window moving by ``motion`` = (dx, dy) pixels per frame: the scene only translates, and the
+    dense/ flow is rewritten to that exact motion (valid where the target is inside)."""
+    from etc.data.clips import list_clips, synthetic_dense_path
+    from etc.data.flowpng import write_flow_png
+    from etc.io import read_png, write_png
+
+    shutil.copytree(src, dst)
+    dx, dy = motion
+    rng = np.random.default_rng(1)
+    for clip in list_clips("synthetic", dst, "val"):
+        h, w = read_png(clip.frames[0].image).shape[:2]
+        n = len(clip)
+        blocks = rng.integers(0, 256, ((h + abs(dy) * n) // 4 + 2, (w + abs(dx) * n) // 4 + 2, 3), dtype=np.uint8)
+        canvas = np.kron(blocks, np.ones((4, 4, 1), np.uint8))  # 4×4-pixel blocks: structure a network sees
+        for t, frame in enumerate(clip.frames):
+            write_png(frame.image, canvas[t * dy: t * dy + h, t * dx: t * dx + w])
+        ys, xs = np.mgrid[0:h, 0:w]
+        for kind, (u, v) in (("flow_fw", (-dx, -dy)), ("flow_bw", (dx, dy))):
+            flow = np.broadcast_to(np.array([u, v], np.float32), (h, w, 2)).copy()
+            valid = (xs + u >= 0) & (xs + u < w) & (ys + v >= 0) & (ys + v < h)
+            for frame in clip.frames:
+                write_flow_png(synthetic_dense_path(dst, "val", clip.extra["city"], clip.extra["seq"],
+                                                    frame.number, kind), flow, valid)
+    return dst
+
+
+def test_scores_propagated_with_the_exact_flow_are_the_keyframe_labels_shifted(synthetic_tree, student, tmp_path):
+    dx, dy, K = 3, 1, 4
+    root = translating_tree(synthetic_tree, tmp_path / "tree", (dx, dy))
+    preds, _ = run(small_config(root), student, tmp_path / "kf.h5", interval=K, propagate="scores", estimator="gt")
+    checked = 0
+    for labels in preds.values():
+        T, H, W = labels.shape
+        assert np.bincount(labels[0].ravel()).max() < 0.8 * labels[0].size  # no near-constant map
+        for t in range(T):
+            k = last_keyframe(t, K)
+            if k == t:
+                continue
+            s = t - k  # the scene point at p in frame t sat at p + s·(dx, dy) in frame k
+            expected = labels[k, s * dy:, s * dx:]
+            got = labels[t, : H - s * dy, : W - s * dx]
+            assert np.array_equal(got, expected), f"frame {t}: {np.mean(got != expected):.4f} of pixels differ"
+            assert not np.array_equal(labels[t], labels[k])  # the motion is visible: the test can fail
+            checked += 1
+    assert checked > 0
+
+
+def test_features_propagated_with_the_exact_flow_are_the_keyframe_features_shifted(synthetic_tree, student):
+    """DFF's warp at the feature stride (8): a motion of 8 pixels is one feature cell."""
+    from etc.checkpoint import load_model_from_checkpoint
+    from etc.keyframe import KeyframePredictor
+
+    model, _ = load_model_from_checkpoint(student)
+    model.eval()
+    feats = model.backbone_features(torch.randn(1, 3, 48, 96))
+    seen = {}
+
+    def head(f):
+        seen["f"] = f
+        return torch.zeros(1, 19, *f.shape[-2:])
+
+    model.head_logits = head
+    predictor = KeyframePredictor(model, KeyframeOptions(2, "features"),
+                                  lambda clip, t, k, a, b: torch.tensor([16.0, 8.0]).view(1, 2, 1, 1).expand(1, 2, 48, 96))
+    predictor.state, predictor.key_clip, predictor.key_pos = feats, "c", 0
+    clip = type("C", (), {"name": "c"})()
+    predictor(torch.zeros(1, 3, 48, 96), None, clip, 1, 0)
+    f = seen["f"]  # F_{t→k} = (16, 8) px = (2, 1) cells: frame t's cell p is the keyframe's p + (2, 1)
+    assert torch.allclose(f[..., : -1, : -2], feats[..., 1:, 2:], atol=1e-5)
+
+
+def test_no_frame_reads_a_later_frame(synthetic_tree, student, tmp_path):
+    from etc.data.clips import list_clips
+    from etc.io import read_png, write_png
+
+    root = translating_tree(synthetic_tree, tmp_path / "tree", (2, 1))  # labels that vary
+    cfg = small_config(root)
+    base, _ = run(cfg, student, tmp_path / "base.h5", interval=3, propagate="features", estimator="dis")
+    clip = list_clips("synthetic", root, "val")[0]
+    for changed in (2, 3):  # a propagated frame, then a keyframe: each turned upside down
+        write_png(clip.frames[changed].image, np.ascontiguousarray(read_png(clip.frames[changed].image)[::-1, ::-1]))
+        new, _ = run(cfg, student, tmp_path / f"new{changed}.h5", interval=3, propagate="features", estimator="dis")
+        assert np.array_equal(new[clip.name][:changed], base[clip.name][:changed])
+        assert not np.array_equal(new[clip.name][changed], base[clip.name][changed])  # the change is seen
+        base = new  # the next change comes on top of this one
+
+
+def test_the_timing_records_every_frame_after_warm_up(synthetic_tree, student, tmp_path):
+    from etc.infer import latency_summary
+
+    cfg = small_config(synthetic_tree, warmup=2)
+    _, info = run(cfg, student, tmp_path / "kf.h5", interval=3, propagate="scores", estimator="dis")
+    record = json.loads((tmp_path / "kf.timing.json").read_text())
+    assert len(record["frame_ms"]) == info["frames"] - 2  # batch 1: one span per frame
+    a = np.array(record["frame_ms"])
+    assert record["ms_per_frame_mean"] == pytest.approx(a.mean())
+    assert record["ms_per_frame_p50"] <= record["ms_per_frame_p95"] <= record["ms_per_frame_max"] == a.max()
+    assert latency_summary([1.0, 2.0, 3.0, 10.0]) == {"ms_per_frame_mean": 4.0, "ms_per_frame_p50": 2.5,
+                                                      "ms_per_frame_p95": pytest.approx(8.95), "ms_per_frame_max": 10.0}
+    # a batched per-frame run: each frame its batch's share
+    _, info = run(small_config(synthetic_tree, warmup=0), student, tmp_path / "pf.h5")
+    assert len(info["frame_ms"]) == info["frames"]
+
+
+def test_bad_keyframe_input_names_the_option(synthetic_tree, student, tmp_path):
+    from etc.keyframe import FlowToKeyframe, check_model
+
+    with pytest.raises(EtcError, match="--keyframe-interval 0"):
+        KeyframeOptions(0)
+    with pytest.raises(EtcError, match="--keyframe-offset 3"):
+        KeyframeOptions(3, offset=3)
+    with pytest.raises(EtcError, match="--propagate features: architecture 'segformer'"):
+        check_model(torch.nn.Conv2d(3, 3, 1), KeyframeOptions(2, "features"), "segformer")
+    with pytest.raises(EtcError, match="--keyframe-flow-ckpt"):
+        FlowToKeyframe("ptlflow:raft_small", None, torch.device("cpu"), synthetic_tree)
+    with pytest.raises(EtcError, match="--flip"):
+        run(small_config(synthetic_tree, flip=True), student, tmp_path / "x.h5", interval=2)
+    from click.testing import CliRunner
+
+    from etc.cli import cli
+
+    res = CliRunner().invoke(cli, ["infer", "--model", str(student), "--out", str(tmp_path / "y.h5"),
+                                   "--keyframe-interval", "0"])
+    assert isinstance(res.exception, EtcError) and "--keyframe-interval 0" in str(res.exception)
+
+
+def write_predictions(path, labels: dict, **attrs):
+    """An `etc infer`-shaped HDF5: one T×H×W uint8 dataset per clip."""
+    import h5py
+
+    with h5py.File(path, "w") as h5:
+        h5.attrs.update(attrs)
+        for name, p in labels.items():
+            h5.create_dataset(name, data=p.astype(np.uint8))
+    return path
+
+
+def test_a_sparse_set_scores_the_labelled_frame_at_every_offset(cityscapes_tree, tmp_path):
+    from etc.data.clips import list_clips
+    from etc.keyframe import anchor
+    from etc.keyframe_eval import _labels, offset_miou
+    from etc.metrics.miou import confusion, miou
+
+    cfg = load_config(None, {"dataset": {"name": "cityscapes", "root": str(cityscapes_tree)}})
+    clip = list_clips("cityscapes", cityscapes_tree, "val")[0]
+    (L,) = clip.labelled
+    K = 3
+    for d in range(K):  # the anchor puts the labelled frame d frames after a keyframe
+        start = anchor(clip, KeyframeOptions(K, offset=d))
+        assert L - last_keyframe(L, K, start) == d
+    gt = _labels(clip.frames[L].label, "cityscapes")
+    T, (H, W) = len(clip), gt.shape
+    files, expected = [], []
+    for d in range(K):  # offset d: the labelled frame right, except a band of d·4 wrong rows
+        p = np.zeros((T, H, W), np.uint8)
+        p[L] = np.where(gt == 255, 0, gt)
+        p[L, : 4 * d] = (p[L, : 4 * d] + 1) % 19
+        files.append(write_predictions(tmp_path / f"d{d}.h5", {clip.name: p}, keyframe_interval=K, keyframe_offset=d))
+        expected.append(miou(confusion(p[L], gt, 19)))
+    r = offset_miou(cfg, files, K)
+    assert r["keyframe_protocol"] == "labelled frame at every offset"
+    assert r["miou_per_offset"] == {str(d): pytest.approx(v) for d, v in enumerate(expected)}
+    assert r["miou_protocol"] == pytest.approx(np.mean(expected)) and expected[0] > expected[-1]
+    with pytest.raises(EtcError, match="give 3 --predictions"):
+        offset_miou(cfg, files[:2], K)
+    with pytest.raises(EtcError, match="--keyframe-offset 1"):
+        offset_miou(cfg, [files[0], files[0], files[2]], K)
+
+
+def test_a_dense_set_scores_every_frame_and_reports_each_offset(synthetic_tree, tmp_path):
+    from etc.data.clips import list_clips
+    from etc.keyframe_eval import _labels, offset_miou
+
+    cfg = load_config(None, {"dataset": {"root": str(synthetic_tree)}})
+    K, preds = 3, {}
+    for clip in list_clips("synthetic", synthetic_tree, "val"):
+        gt = np.stack([_labels(f.dense_label, "synthetic") for f in clip.frames])
+        p = np.where(gt == 255, 0, gt)
+        p[[t for t in range(len(clip)) if t % K == 2]] = 0  # every offset-2 frame wrong
+        preds[clip.name] = p
+    r = offset_miou(cfg, [write_predictions(tmp_path / "p.h5", preds)], K)
+    assert r["keyframe_protocol"] == "every frame"
+    assert r["miou_per_offset"]["0"] == r["miou_per_offset"]["1"] == pytest.approx(100.0)
+    assert r["miou_per_offset"]["2"] < 50 and 50 < r["miou_protocol"] < 100
+
+
+def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
+    from pathlib import Path
+
+    import pandas as pd
+
+    from etc.keyframe_eval import keyframe_rows
+    from etc.report.build import build_report
+    from etc.report.figures import REPORT_FIGURES
+    from etc.runs import run_names
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"intervals": [3], "propagate": ["features"]}})
+    rng = np.random.default_rng(0)
+
+    def write(path, obj):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj))
+
+    for run in run_names(cfg):
+        write(tmp_path / "metrics" / f"{run}.json", {"run": run, "miou": float(rng.uniform(40, 60)), "tc": 70.0,
+                                                      "iou": {"road": 80.0}, "tc_per_clip": {"a": 70.0}, "ms_per_frame": 2.0})
+        (tmp_path / "curves" / run).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"iteration": [1, 2], "ce": [2.0, 1.0]}).to_csv(tmp_path / "curves" / f"{run}.csv", index=False)
+    rows = keyframe_rows(cfg)
+    assert [r["run"] for r in rows][-1] == "teacher · keyframe 3 · features · dis"
+    for r in rows:
+        k = r["interval"]
+        ms = [9.0 if (i % k == 0) else 1.0 for i in range(12)]  # a keyframe every k frames
+        write(tmp_path / "kf" / f"{r['slug']}.json", {
+            "run": r["run"], "miou": 50.0, "tc": 80.0, "iou": {"road": 70.0}, "tc_per_clip": {"a": 80.0},
+            "miou_protocol": 55.0 - k, "ms_per_frame_mean": float(np.mean(ms)), "ms_per_frame_max": max(ms),
+            "frame_ms": ms})
+    build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig", tmp_path / "kf")
+    table = pd.read_csv(tmp_path / "table.csv")
+    kf = table[table["ablation"] == "keyframe 3 · features · dis"]
+    assert list(kf["model"]) == ["teacher"] and float(kf["miou_protocol"].iloc[0]) == 52.0
+    assert float(kf["ms_per_frame_max"].iloc[0]) == 9.0 and float(kf["ms_per_frame_mean"].iloc[0]) == pytest.approx(11 / 3, abs=1e-4)  # CSV: 4 decimals
+    per_frame = table[table["ablation"] == "tl_kd"]  # a per-frame row carries its streaming latency
+    assert float(per_frame["ms_per_frame_max"].iloc[0]) == 9.0 and float(per_frame["miou_protocol"].iloc[0]) == 54.0
+    assert len(table) == len(run_names(cfg)) + 1
+    assert sorted(p.stem for p in (tmp_path / "fig").glob("*.png")) == sorted(REPORT_FIGURES)
+    with pytest.raises(EtcError, match="missing keyframe row"):
+        (tmp_path / "kf" / f"{rows[-1]['slug']}.json").unlink()
+        build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "t2.csv", tmp_path / "fig", tmp_path / "kf")
+
+
+def test_the_bench_keyframe_section_writes_latency_rows_and_ratios(synthetic_tree, tmp_path):
+    from etc.bench import Rows, bench_keyframe
+
+    cfg = load_config(None, {**SMALL, "dataset": {"root": str(synthetic_tree), "window": [-1, 1]},
+                             "teacher": {"backbone": "tiny", "width": 0.5, "head_channels": 8},
+                             "train": {"teacher": {"iterations": 1, "batch_size": 2},
+                                       "student": {"iterations": 1, "batch_size": 2}}})
+    rows = Rows("cpu")
+    bench_keyframe(rows, cfg, tmp_path, torch.device("cpu"), quick=True, interval=3)
+    got = {r["metric"]: r["value"] for r in rows.rows}
+    for run in ("teacher", "student", "teacher_k3_scores_dis", "teacher_k3_features_dis"):
+        assert 0 < got[f"{run}_ms_mean"] <= got[f"{run}_ms_max"]
+    assert got["teacher_k3_scores_dis_mean_over_teacher"] == pytest.approx(
+        got["teacher_k3_scores_dis_ms_mean"] / got["teacher_ms_mean"])
+    assert all(r["benchmark"] == "keyframe" for r in rows.rows)

@@ -1,0 +1,134 @@
+# Keyframe methods on the same axes as the per-frame models (docs/keyframe.md): every model
+# streamed one frame at a time (its latency per frame), keyframe.model at every interval ×
+# propagation, each scored by etc keyframe-score into one row of results/keyframe/rows/.
+import re
+
+from etc.keyframe_eval import keyframe_rows
+
+KEYFRAME_ROWS = {row["slug"]: row for row in keyframe_rows(config)}
+KEYFRAME_WILDCARDS = dict(model=r"teacher|[^/.]+/[^/.]+", interval=r"[0-9]+", propagate=r"scores|features",
+                          estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?", offset=r"all|d[0-9]+")
+
+
+def keyframe(*parts):
+    return results("keyframe", *parts)
+
+
+def keyframe_predictions(row):
+    """The `etc infer` outputs of a row: the streamed per-frame run, or one per offset."""
+    if row["interval"] == 1:
+        return [results("predictions", f"{row['model']}.h5")]  # the same labels as the stream
+    return [keyframe("predictions", f"{row['slug']}.{'all' if d is None else f'd{d}'}.h5") for d in row["offsets"]]
+
+
+def keyframe_row_files():
+    return [keyframe("rows", f"{slug}.json") for slug in KEYFRAME_ROWS]
+
+
+def keyframe_score_inputs(wildcards):
+    row = KEYFRAME_ROWS[wildcards.slug]
+    preds = keyframe_predictions(row)
+    if row["interval"] == 1:
+        return {"config": ancient(results("config.yaml")), "predictions": preds,
+                "metrics": results("metrics", f"{row['model']}.json"),
+                "timing": keyframe("predictions", f"{row['slug']}.timing.json")}
+    return {"config": ancient(results("config.yaml")), "predictions": preds,
+            "metrics": keyframe("evaluate", f"{row['slug']}.json"),
+            "timing": str(Path(preds[0]).with_suffix(".timing.json"))}
+
+
+rule keyframe_stream:
+    """A per-frame model one frame at a time: the same labels as rule infer, each frame's latency."""
+    input:
+        config=ancient(results("config.yaml")),
+        model=results("models", "{model}.pt"),
+    output:
+        predictions=temp(keyframe("predictions", "{model}.k1.h5")),
+        timing=keyframe("predictions", "{model}.k1.timing.json"),
+    params:
+        digest=digest("dataset", "infer"),
+        split=config["dataset"]["val_split"],
+    log:
+        keyframe("logs", "{model}.k1.log"),
+    benchmark:
+        keyframe("benchmarks", "{model}.k1.tsv")
+    threads: workflow.cores  # timed alone: no sibling job shares the cores while it streams
+    resources:
+        gpu=1,
+        nvidia_gpu=1,
+    wildcard_constraints:
+        **KEYFRAME_WILDCARDS,
+    shell:
+        "etc infer --config {input.config:q} --model {input.model:q} --split {params.split} --batch-size 1 "
+        "--out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"
+
+
+rule keyframe_infer:
+    input:
+        config=ancient(results("config.yaml")),
+        model=results("models", "{model}.pt"),
+    output:
+        predictions=keyframe("predictions", "{model}.k{interval}.{propagate}.{estimator}.{offset}.h5"),
+        timing=keyframe("predictions", "{model}.k{interval}.{propagate}.{estimator}.{offset}.timing.json"),
+    params:
+        digest=digest("dataset", "infer", "keyframe"),
+        split=config["dataset"]["val_split"],
+        estimator=lambda wildcards: shlex.quote(from_file_tag(wildcards.estimator)),
+        offset=lambda wildcards: "" if wildcards.offset == "all" else f"--keyframe-offset {wildcards.offset[1:]}",
+    log:
+        keyframe("logs", "{model}.k{interval}.{propagate}.{estimator}.{offset}.log"),
+    benchmark:
+        keyframe("benchmarks", "{model}.k{interval}.{propagate}.{estimator}.{offset}.tsv")
+    threads: workflow.cores  # timed alone: no sibling job shares the cores while it streams
+    resources:
+        gpu=1,
+        nvidia_gpu=1,
+    wildcard_constraints:
+        **KEYFRAME_WILDCARDS,
+    shell:
+        "etc infer --config {input.config:q} --model {input.model:q} --split {params.split} "
+        "--keyframe-interval {wildcards.interval} --propagate {wildcards.propagate} --keyframe-flow {params.estimator} "
+        "{params.offset} --out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"
+
+
+rule keyframe_evaluate:
+    """TC, TC-occ, flicker, mVC and cost of a keyframe run, as for every model (its first offset's run)."""
+    input:
+        config=ancient(results("config.yaml")),
+        predictions=lambda wildcards: keyframe_predictions(KEYFRAME_ROWS[wildcards.slug])[0],
+        flow=eval_flow(),
+        model=lambda wildcards: results("models", f"{KEYFRAME_ROWS[wildcards.slug]['model']}.pt"),
+        timing=lambda wildcards: str(Path(keyframe_predictions(KEYFRAME_ROWS[wildcards.slug])[0]).with_suffix(".timing.json")),
+    output:
+        keyframe("evaluate", "{slug}.json"),
+    params:
+        digest=digest("evaluate"),
+    log:
+        keyframe("logs", "evaluate", "{slug}.log"),
+    benchmark:
+        keyframe("benchmarks", "evaluate", "{slug}.tsv")
+    wildcard_constraints:
+        slug="|".join(re.escape(s) for s, r in KEYFRAME_ROWS.items() if r["interval"] > 1) or "^$",
+    shell:
+        "etc evaluate --config {input.config:q} --predictions {input.predictions:q} --flow {input.flow:q} "
+        "--model {input.model:q} --timing {input.timing:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule keyframe_score:
+    input:
+        unpack(keyframe_score_inputs),
+    output:
+        keyframe("rows", "{slug}.json"),
+    params:
+        interval=lambda wildcards: KEYFRAME_ROWS[wildcards.slug]["interval"],
+        run=lambda wildcards: shlex.quote(KEYFRAME_ROWS[wildcards.slug]["run"]),
+        predictions=lambda wildcards, input: " ".join(f"--predictions {shlex.quote(p)}" for p in input.predictions),
+    log:
+        keyframe("logs", "score", "{slug}.log"),
+    benchmark:
+        keyframe("benchmarks", "score", "{slug}.tsv")
+    wildcard_constraints:
+        slug="|".join(re.escape(s) for s in KEYFRAME_ROWS) or "^$",
+    shell:
+        "etc keyframe-score --config {input.config:q} {params.predictions} --interval {params.interval} "
+        "--metrics {input.metrics:q} --timing {input.timing:q} --run {params.run} --out {output:q} > {log:q} 2>&1"
