@@ -1,5 +1,4 @@
 # Helpers that turn config into paths and parameters; rules never hold literals.
-import hashlib
 import json
 import shlex
 import sys
@@ -14,6 +13,9 @@ from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, 
 from etc.report.flow_study import BASELINE, FIGURES, PAIRS, store_path, study_inputs
 from etc.report.seed_study import FIGURE as SEED_FIGURE
 from etc.report.seed_study import seed_dir, study_metrics
+from etc.config import write_resolved
+from etc.reads import reads_digest
+from etc import resources as res  # threads, mem_mb and GPUs of each stage's jobs
 from etc.runs import run_names
 
 
@@ -21,21 +23,33 @@ def results(*parts):
     return str(Path(config["results"], *parts))
 
 
+onstart:
+    write_resolved(config, results("config.yaml"))  # before any job, so every job reads this run's config
+
+
 def dataset_root():
     return config["dataset"]["root"]
 
 
-def digest(*sections):
-    """A short hash of config sections: a rule reruns exactly when what it reads changes."""
-    return digest_of([config[s] for s in sections])
+def reads(command):
+    """The rerun parameter of a rule that runs `etc COMMAND`: a hash of the config values the
+    command reads (etc.reads), with those the rule passes on the command line (a seed or an
+    estimator named by the path) in place of the config's. A job reruns exactly when one changes."""
 
+    def rerun_digest(wildcards):
+        names = {k: wildcards[k] for k in ("student", "ablation") if k in wildcards.keys()}
+        given = {}
+        if "seed" in wildcards.keys():
+            given["train.student.seed"] = int(wildcards.seed)
+        if "estimator" in wildcards.keys():
+            given["flow.estimator"] = flow_spec(wildcards)
+        if "measure" in wildcards.keys():
+            given["evaluate.flow_estimator"] = from_file_tag(wildcards.measure)
+        if command == "precompute-flow" and estimator_ckpt(config, given["flow.estimator"]):
+            given["flow.ckpt"] = estimator_ckpt(config, given["flow.estimator"])  # --ckpt
+        return reads_digest(config, command, given, **names)
 
-def digest_of(value):
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def config_json():
-    return shlex.quote(json.dumps(config))  # key order kept: the table lists ablations as the config does
+    return rerun_digest
 
 
 def dataset_ready():
@@ -71,26 +85,17 @@ def flow_ckpt_flag(wildcards):
     return f"--ckpt {shlex.quote(ckpt)}" if ckpt else ""
 
 
-def flow_digest(spec):
-    """What a store of ``spec`` depends on: the dataset, the flow settings other than which
-    estimator the config trains with, the estimator and its checkpoint."""
-    settings = {k: v for k, v in config["flow"].items() if k not in ("estimator", "ckpt")}
-    return digest_of([config["dataset"], settings, spec, estimator_ckpt(config, spec)])
-
-
 def flow_gpus(wildcards):
-    """A ptlflow model wants a GPU; DIS and the exact flow run on CPU."""
-    return 1 if flow_spec(wildcards).startswith("ptlflow:") else 0
+    return res.flow_gpus(config, flow_spec(wildcards))
 
 
-def train_gpus(which):
-    """GPUs (processes) of the teacher's or a student's training job: config train.<which>.gpus."""
-    return config["train"][which]["gpus"]
+ALL_CORES = 1024  # a rule's threads above --cores are lowered to --cores by Snakemake
 
 
 def train_launcher(which):
-    """`etc`, or torchrun with one process per GPU when the job is given several."""
-    n = train_gpus(which)
+    """`etc`, or torchrun with one process per GPU (or gloo process on CPU) when
+    train.<which>.gpus asks for several."""
+    n = config["train"][which]["gpus"]
     return "etc" if n == 1 else f"torchrun --standalone --nproc_per_node {n} -m etc --"  # "--": torchrun would read --run as its own --run-path
 
 

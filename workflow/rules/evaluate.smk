@@ -8,11 +8,14 @@ rule evaluate:
     output:
         results("metrics", "{model}.json"),
     params:
-        digest=digest("evaluate"),
+        digest=reads("evaluate"),
     log:
         results("logs", "evaluate", "{model}.log"),
     benchmark:
         results("benchmarks", "evaluate", "{model}.tsv")
+    threads: res.threads(config, "evaluate")
+    resources:
+        mem_mb=res.evaluate_mem_mb(config),
     wildcard_constraints:
         model="teacher|[^/]+/[^/]+",
     shell:

@@ -6,16 +6,13 @@
 
 
 # The default run's rules on the study's paths (the estimator reaches `etc train` through
-# student_flags); the digest also covers the training flow's own settings.
+# student_flags, and the rerun parameter through the path: common.smk, reads).
 use rule train_student as flow_study_train with:
     input:
         unpack(study_student_inputs),
     output:
         model=study("models", "{estimator}", "{student}", "{ablation}.pt"),
         curve=study("train", "{estimator}", "{student}", "{ablation}.csv"),
-    params:
-        digest=lambda wildcards: digest_of([config[s] for s in ("dataset", "augment", "students", "losses")]
-                                           + [flow_digest(flow_spec(wildcards))]),
     log:
         study("logs", "train_{estimator}_{student}_{ablation}.log"),
     benchmark:
@@ -52,7 +49,7 @@ rule flow_study_evaluate:
     params:
         measure=lambda wildcards: from_file_tag(wildcards.measure),
         spec=flow_spec,
-        digest=digest("evaluate"),
+        digest=reads("evaluate"),
     log:
         study("logs", "evaluate_{measure}_{student}_{ablation}.{estimator}.log"),
     benchmark:
@@ -76,7 +73,7 @@ rule flow_study_evaluate_baseline:
         study("metrics", "{measure}", "{student}", f"{BASELINE}.json"),
     params:
         measure=lambda wildcards: from_file_tag(wildcards.measure),
-        digest=digest("evaluate"),
+        digest=reads("evaluate"),
     log:
         study("logs", "evaluate_{measure}_{student}_baseline.log"),
     benchmark:
@@ -98,12 +95,16 @@ rule flow_study:
         summary=study("summary.json"),
         figures=[study(f"{name}.png") for name in FIGURES],
     params:
+        digest=reads("flow-study-report"),
         # <metrics>/<measure>/<student>/<run>.json and <flow>/<pairs>/<split>.<estimator>.quality.json
         metrics=lambda wildcards, input: Path(input.metrics[0]).parents[2],
         flows=lambda wildcards, input: Path(input.quality[0]).parents[1],
         outdir=lambda wildcards, output: Path(output.table).parent,
     log:
         study("logs", "report.log"),
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     shell:
         "etc flow-study-report --config {input.config:q} --metrics-dir {params.metrics:q} "
         "--flow-dir {params.flows:q} --out-dir {params.outdir:q} > {log:q} 2>&1"

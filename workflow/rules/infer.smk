@@ -6,15 +6,17 @@ rule infer:
         predictions=results("predictions", "{model}.h5"),
         timing=results("predictions", "{model}.timing.json"),
     params:
-        digest=digest("dataset", "infer"),
+        digest=reads("infer"),
         split=config["dataset"]["val_split"],
     log:
         results("logs", "infer", "{model}.log"),
     benchmark:
         results("benchmarks", "infer", "{model}.tsv")
+    threads: res.threads(config, "infer")
     resources:
-        gpu=1,
-        nvidia_gpu=1,
+        mem_mb=res.infer_mem_mb(config),
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
     wildcard_constraints:
         model="teacher|[^/]+/[^/]+",
     shell:

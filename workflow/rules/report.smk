@@ -14,11 +14,15 @@ rule report:
             for path, (name, category) in zip(report_outputs(), REPORT_FIGURES.items())
         ],
     params:
+        digest=reads("report"),
         outdir=lambda wildcards, output: Path(output.figures[0]).parent,
         metrics=lambda wildcards, input: Path(input.metrics[0]).parent,
         curves=lambda wildcards, input: Path(input.curves[0]).parent,
     log:
         results("logs", "report.log"),
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     benchmark:
         results("benchmarks", "report.tsv")
     shell:
@@ -35,9 +39,13 @@ rule demo_video:
         video=results("demo", "clip{index}.mp4"),
         gif=report(results("demo", "clip{index}.gif"), caption="../report/demo.rst", category="Demo"),
     params:
+        digest=reads("demo-video"),
         models=demo_models_arg,
     log:
         results("logs", "demo_video_{index}.log"),
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     benchmark:
         results("benchmarks", "demo_video_{index}.tsv")
     wildcard_constraints:
@@ -56,10 +64,11 @@ rule bench:
         # the rules' wall times; drawn from results/benchmarks, which the config rule already fills
         figure=report(results(f"{BENCH_FIGURE}.png"), caption="../report/bench.rst", category="Benchmarks"),
     params:
+        digest=reads("bench"),
         results=lambda wildcards, output: Path(output.table).parent,
     log:
         results("logs", "bench.log"),
-    threads: workflow.cores
+    threads: ALL_CORES  # it measures speed: every core Snakemake has (no workflow.cores at parse time: --report needs none)
     benchmark:
         results("benchmarks", "bench.tsv")
     shell:

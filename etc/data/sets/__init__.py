@@ -35,6 +35,7 @@ class DatasetSpec:
     label_convention: str  # what the stored label values mean, and the source of that mapping
     splits: tuple[str, ...] = ("train", "val")  # the splits the data ships with
     exact_flow: bool = False  # the `gt` estimator reads its exact flow (evaluation measures with it)
+    frame_size: tuple[int, int] | None = None  # (H, W) frames are read at; None: from the config (synthetic)
 
 
 @functools.cache

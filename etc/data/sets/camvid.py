@@ -150,6 +150,7 @@ HOW_TO_GET = (
 
 SPEC = DatasetSpec(
     name="camvid",
+    frame_size=(360, 480),
     list_clips=list_clips,
     labels=label_table,
     how_to_get=HOW_TO_GET,
