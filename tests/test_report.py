@@ -1,5 +1,5 @@
 """`etc report`: the table's columns are the metric objects' declarations and the figures are
-exactly the declared list (etc.report.figures), which the workflow reads too."""
+exactly the declared list (etc.plan), which the workflow reads too."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def _fake_metrics(run: str, rng) -> dict:
 
 def test_report_table_columns_and_figures_are_the_declared_ones(tmp_path):
     from etc.config import load_config
+    from etc.plan import REPORT_FIGURES
     from etc.report.build import build_report
-    from etc.report.figures import REPORT_FIGURES
     from etc.report.table import report_columns
     from etc.runs import run_names
 
@@ -55,7 +55,7 @@ def test_report_table_columns_and_figures_are_the_declared_ones(tmp_path):
 
 def test_bench_rules_figure_is_drawn_through_public_plot_helpers(tmp_path):
     from etc.bench import Rows, bench_rules
-    from etc.report.figures import BENCH_FIGURE
+    from etc.plan import BENCH_FIGURE
 
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "infer.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")

@@ -12,8 +12,8 @@ log = logging.getLogger(__name__)
 
 def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_dir: str | Path) -> dict:
     from etc.io import atomic_path, write_text
+    from etc.plan import REPORT_FIGURES
     from etc.report import plots
-    from etc.report.figures import REPORT_FIGURES
     from etc.report.table import load_metrics, report_columns, results_table, to_markdown
     from etc.runs import run_names
 

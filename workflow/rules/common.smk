@@ -1,5 +1,4 @@
 # Helpers that turn config into paths and parameters; rules never hold literals.
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -10,9 +9,8 @@ shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executab
 
 from etc.losses import ablation_needs  # the loss registry says what each ablation needs
 from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, training_estimator
-from etc.report.flow_study import BASELINE, FIGURES, PAIRS, store_path, study_inputs
-from etc.report.seed_study import FIGURE as SEED_FIGURE
-from etc.report.seed_study import seed_dir, study_metrics
+from etc.plan import BASELINE, BENCH_FIGURE, FLOW_STUDY_FIGURES, PAIRS, REPORT_FIGURES, SEED_FIGURE  # the layout
+from etc.plan import seed_dir, store_path, study_inputs, study_metrics
 from etc.config import write_resolved
 from etc.reads import reads_digest
 from etc import resources as res  # threads, mem_mb and GPUs of each stage's jobs
@@ -128,8 +126,6 @@ def student_flags(wildcards, input):
 
 
 def report_outputs():
-    from etc.report.figures import REPORT_FIGURES  # the one list of figure names
-
     return [results("report", f"{n}.png") for n in REPORT_FIGURES]
 
 

@@ -1,6 +1,3 @@
-from etc.report.figures import BENCH_FIGURE, REPORT_FIGURES
-
-
 rule report:
     input:
         config=ancient(results("config.yaml")),
