@@ -65,7 +65,7 @@ rule bench:
         results=lambda wildcards, output: Path(output.table).parent,
     log:
         results("logs", "bench.log"),
-    threads: ALL_CORES  # it measures speed: every core Snakemake has (no workflow.cores at parse time: --report needs none)
+    threads: ALL_CORES  # it measures speed: every core this run has, known without --cores at parse time (--report)
     benchmark:
         results("benchmarks", "bench.tsv")
     shell:
