@@ -24,13 +24,17 @@ REPORT_FIGURES = {
 }
 BENCH_FIGURE = "bench_rules"  # `etc bench` draws the wall time of every rule beside its CSV
 
-RUN_SUFFIX = {"models": ".pt", "predictions": ".h5", "metrics": ".json", "train": ".csv"}
+# kind → (folder, suffix) of a run's files
+RUN_FILES = {"models": ("models", ".pt"), "train": ("train", ".csv"), "predictions": ("predictions", ".h5"),
+             "timing": ("predictions", ".timing.json"), "metrics": ("metrics", ".json")}
 
 
 def run_path(root: str | Path, kind: str, run: str) -> Path:
-    """``<root>/<kind>/<run><suffix>``: a run's checkpoint (``models``), predictions, metrics or
-    training curve (``train``); ``run`` is ``teacher`` or ``<student>/<ablation>``."""
-    return Path(root, kind, f"{run}{RUN_SUFFIX[kind]}")
+    """``<root>/<folder>/<run><suffix>``: a run's checkpoint (``models``), training curve
+    (``train``), predictions, their timing or metrics; ``run`` is ``teacher`` or
+    ``<student>/<ablation>`` (or a wildcard pattern of one)."""
+    folder, suffix = RUN_FILES[kind]
+    return Path(root, folder, f"{run}{suffix}")
 
 
 # The flow study (``snakemake --cores all flow_study``; etc.report.flow_study reports it)

@@ -10,9 +10,9 @@ shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executab
 from etc.losses import ablation_needs  # the loss registry says what each ablation needs
 from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, training_estimator
 from etc.plan import BASELINE, BENCH_FIGURE, FLOW_STUDY_FIGURES, PAIRS, REPORT_FIGURES, SEED_FIGURE  # the layout
-from etc.plan import seed_dir, store_path, study_inputs, study_metrics
+from etc.plan import run_path, seed_dir, store_path, study_inputs, study_metrics
 from etc.config import write_resolved
-from etc.reads import reads_digest
+from etc.reads import covers, declared, reads_digest
 from etc import resources as res  # threads, mem_mb and GPUs of each stage's jobs
 from etc.runs import run_names
 
@@ -21,8 +21,9 @@ def results(*parts):
     return str(Path(config["results"], *parts))
 
 
-onstart:
-    write_resolved(config, results("config.yaml"))  # before any job, so every job reads this run's config
+def run_file(kind, run, root=None):
+    """A run's checkpoint, curve, predictions, timing or metrics (etc.plan.run_path)."""
+    return str(run_path(root or config["results"], kind, run))
 
 
 def dataset_root():
@@ -30,7 +31,7 @@ def dataset_root():
 
 
 def reads(command):
-    """The rerun parameter of a rule that runs `etc COMMAND`: a hash of the config values the
+    """The rerun parameter of the jobs of `etc COMMAND`, a hash of the config values the
     command reads (etc.reads), with those the rule passes on the command line (a seed or an
     estimator named by the path) in place of the config's. A job reruns exactly when one changes."""
 
@@ -45,7 +46,8 @@ def reads(command):
             given["evaluate.flow_estimator"] = from_file_tag(wildcards.measure)
         if command == "precompute-flow" and estimator_ckpt(config, given["flow.estimator"]):
             given["flow.ckpt"] = estimator_ckpt(config, given["flow.estimator"])  # --ckpt
-        return reads_digest(config, command, given, **names)
+        keys = declared(command, **names)  # a command that reads none of them is not passed them
+        return reads_digest(config, command, {k: v for k, v in given.items() if covers(keys, k)}, **names)
 
     return rerun_digest
 
@@ -108,7 +110,7 @@ def student_inputs(wildcards):
     if ablation_needs(terms, "needs_flow"):
         inputs["flow"] = train_flow()
     if ablation_needs(terms, "needs_teacher"):
-        inputs["teacher"] = results("models", "teacher.pt")
+        inputs["teacher"] = run_file("models", "teacher")
     return inputs
 
 
@@ -148,7 +150,7 @@ def demo_models():
 
 
 def demo_inputs(wildcards):
-    return {name: results("predictions", f"{run}.h5") for name, run in demo_models().items()}
+    return {name: run_file("predictions", run) for name, run in demo_models().items()}
 
 
 def demo_models_arg(wildcards, input):
@@ -197,5 +199,6 @@ def flow_study_inputs(wildcards):
 # The seed study (seed_study.smk)
 
 
-def seeded(seed, kind, *parts):
-    return str(Path(seed_dir(config["results"], seed), kind, *parts))
+def seed_root():
+    """The seed study's results folder of seed {seed}: the default run's layout below it."""
+    return str(seed_dir(config["results"], "{seed}"))

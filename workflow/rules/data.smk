@@ -6,10 +6,13 @@
 rule resolve_config:
     output:
         results("config.yaml"),
+    log:
+        results("logs", "resolve_config.log"),
     benchmark:
         results("benchmarks", "resolve_config.tsv")
     run:
         write_resolved(config, output[0])
+        Path(log[0]).write_text(f"wrote {output[0]}\n")
 
 
 rule make_synthetic:

@@ -1,12 +1,12 @@
 rule evaluate:
     input:
         config=ancient(results("config.yaml")),
-        predictions=results("predictions", "{model}.h5"),
-        timing=results("predictions", "{model}.timing.json"),
+        predictions=run_file("predictions", "{model}"),
+        timing=run_file("timing", "{model}"),
         flow=eval_flow(),
-        model=results("models", "{model}.pt"),
+        model=run_file("models", "{model}"),
     output:
-        results("metrics", "{model}.json"),
+        run_file("metrics", "{model}"),
     params:
         digest=reads("evaluate"),
     log:

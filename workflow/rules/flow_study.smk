@@ -11,8 +11,8 @@ use rule train_student as flow_study_train with:
     input:
         unpack(study_student_inputs),
     output:
-        model=study("models", "{estimator}", "{student}", "{ablation}.pt"),
-        curve=study("train", "{estimator}", "{student}", "{ablation}.csv"),
+        model=run_file("models", "{estimator}/{student}/{ablation}", root=study()),
+        curve=run_file("train", "{estimator}/{student}/{ablation}", root=study()),
     log:
         study("logs", "train_{estimator}_{student}_{ablation}.log"),
     benchmark:
@@ -24,10 +24,10 @@ use rule train_student as flow_study_train with:
 use rule infer as flow_study_infer with:
     input:
         config=ancient(results("config.yaml")),
-        model=study("models", "{estimator}", "{model}.pt"),
+        model=run_file("models", "{estimator}/{model}", root=study()),
     output:
-        predictions=study("predictions", "{estimator}", "{model}.h5"),
-        timing=study("predictions", "{estimator}", "{model}.timing.json"),
+        predictions=run_file("predictions", "{estimator}/{model}", root=study()),
+        timing=run_file("timing", "{estimator}/{model}", root=study()),
     log:
         study("logs", "infer_{estimator}", "{model}.log"),
     benchmark:
@@ -45,7 +45,7 @@ rule flow_study_evaluate:
         model=lambda wildcards: study_run_files(wildcards, "models"),
         flow=lambda wildcards: flow_store("measure", from_file_tag(wildcards.measure)),
     output:
-        study("metrics", "{measure}", "{student}", "{ablation}.{estimator}.json"),
+        run_file("metrics", "{measure}/{student}/{ablation}.{estimator}", root=study()),
     params:
         measure=lambda wildcards: from_file_tag(wildcards.measure),
         spec=flow_spec,
@@ -66,11 +66,11 @@ rule flow_study_evaluate_baseline:
     """The default run's baseline, measured with flow {measure}."""
     input:
         config=ancient(results("config.yaml")),
-        predictions=results("predictions", "{student}", f"{BASELINE}.h5"),
-        model=results("models", "{student}", f"{BASELINE}.pt"),
+        predictions=run_file("predictions", f"{{student}}/{BASELINE}"),
+        model=run_file("models", f"{{student}}/{BASELINE}"),
         flow=lambda wildcards: flow_store("measure", from_file_tag(wildcards.measure)),
     output:
-        study("metrics", "{measure}", "{student}", f"{BASELINE}.json"),
+        run_file("metrics", f"{{measure}}/{{student}}/{BASELINE}", root=study()),
     params:
         measure=lambda wildcards: from_file_tag(wildcards.measure),
         digest=reads("evaluate"),

@@ -1,10 +1,10 @@
 rule infer:
     input:
         config=ancient(results("config.yaml")),
-        model=results("models", "{model}.pt"),
+        model=run_file("models", "{model}"),
     output:
-        predictions=results("predictions", "{model}.h5"),
-        timing=results("predictions", "{model}.timing.json"),
+        predictions=run_file("predictions", "{model}"),
+        timing=run_file("timing", "{model}"),
     params:
         digest=reads("infer"),
         split=config["dataset"]["val_split"],

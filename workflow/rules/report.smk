@@ -1,8 +1,8 @@
 rule report:
     input:
         config=ancient(results("config.yaml")),
-        metrics=expand(results("metrics", "{model}.json"), model=all_models()),
-        curves=expand(results("train", "{model}.csv"), model=all_models()),
+        metrics=expand(run_file("metrics", "{model}"), model=all_models()),
+        curves=expand(run_file("train", "{model}"), model=all_models()),
     output:
         table=report(results("table.csv"), caption="../report/table.rst", category="Results"),
         markdown=results("table.md"),

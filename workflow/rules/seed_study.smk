@@ -8,12 +8,12 @@
 # reaches `etc train` through student_flags).
 use rule train_student as seed_study_train with:
     output:
-        model=seeded("{seed}", "models", "{student}", "{ablation}.pt"),
-        curve=seeded("{seed}", "train", "{student}", "{ablation}.csv"),
+        model=run_file("models", "{student}/{ablation}", root=seed_root()),
+        curve=run_file("train", "{student}/{ablation}", root=seed_root()),
     log:
-        seeded("{seed}", "logs", "train_{student}_{ablation}.log"),
+        str(Path(seed_root(), "logs", "train_{student}_{ablation}.log")),
     benchmark:
-        seeded("{seed}", "benchmarks", "train_{student}_{ablation}.tsv")
+        str(Path(seed_root(), "benchmarks", "train_{student}_{ablation}.tsv"))
     wildcard_constraints:
         seed=r"\d+",
         student=r"[^./]+",
@@ -23,14 +23,14 @@ use rule train_student as seed_study_train with:
 use rule infer as seed_study_infer with:
     input:
         config=ancient(results("config.yaml")),
-        model=seeded("{seed}", "models", "{model}.pt"),
+        model=run_file("models", "{model}", root=seed_root()),
     output:
-        predictions=seeded("{seed}", "predictions", "{model}.h5"),
-        timing=seeded("{seed}", "predictions", "{model}.timing.json"),
+        predictions=run_file("predictions", "{model}", root=seed_root()),
+        timing=run_file("timing", "{model}", root=seed_root()),
     log:
-        seeded("{seed}", "logs", "infer", "{model}.log"),
+        str(Path(seed_root(), "logs", "infer", "{model}.log")),
     benchmark:
-        seeded("{seed}", "benchmarks", "infer", "{model}.tsv")
+        str(Path(seed_root(), "benchmarks", "infer", "{model}.tsv"))
     wildcard_constraints:
         seed=r"\d+",
         model=r"[^/]+/[^/]+",
@@ -39,16 +39,16 @@ use rule infer as seed_study_infer with:
 use rule evaluate as seed_study_evaluate with:
     input:
         config=ancient(results("config.yaml")),
-        predictions=seeded("{seed}", "predictions", "{model}.h5"),
-        timing=seeded("{seed}", "predictions", "{model}.timing.json"),
+        predictions=run_file("predictions", "{model}", root=seed_root()),
+        timing=run_file("timing", "{model}", root=seed_root()),
         flow=eval_flow(),
-        model=seeded("{seed}", "models", "{model}.pt"),
+        model=run_file("models", "{model}", root=seed_root()),
     output:
-        seeded("{seed}", "metrics", "{model}.json"),
+        run_file("metrics", "{model}", root=seed_root()),
     log:
-        seeded("{seed}", "logs", "evaluate", "{model}.log"),
+        str(Path(seed_root(), "logs", "evaluate", "{model}.log")),
     benchmark:
-        seeded("{seed}", "benchmarks", "evaluate", "{model}.tsv")
+        str(Path(seed_root(), "benchmarks", "evaluate", "{model}.tsv"))
     wildcard_constraints:
         seed=r"\d+",
         model=r"[^/]+/[^/]+",

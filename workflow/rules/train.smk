@@ -3,8 +3,8 @@ rule train_teacher:
         config=ancient(results("config.yaml")),
         manifest=results("data", "manifest.json"),
     output:
-        model=results("models", "teacher.pt"),
-        curve=results("train", "teacher.csv"),
+        model=run_file("models", "teacher"),
+        curve=run_file("train", "teacher"),
     params:
         digest=reads("train-teacher"),
         launcher=train_launcher("teacher"),
@@ -26,8 +26,8 @@ rule train_student:
     input:
         unpack(student_inputs),
     output:
-        model=results("models", "{student}", "{ablation}.pt"),
-        curve=results("train", "{student}", "{ablation}.csv"),
+        model=run_file("models", "{student}/{ablation}"),
+        curve=run_file("train", "{student}/{ablation}"),
     params:
         flags=student_flags,
         digest=reads("train-student"),
