@@ -106,7 +106,18 @@ def validate_config(config: dict, source: str = "config", flags: dict[str, str] 
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         raise EtcError(_format_error(errors[0], source, flags))
+    _check_across_keys(config, source)
     return config
+
+
+def _check_across_keys(config: dict, source: str) -> None:
+    """What the schema cannot say about two keys together."""
+    for which, schedule in (config.get("train") or {}).items():
+        batch, gpus = schedule["batch_size"], schedule["gpus"]
+        if batch % gpus:
+            raise EtcError(f"{source}: config key 'train.{which}.batch_size': {batch} is not divisible by "
+                           f"train.{which}.gpus {gpus} (the global batch is split evenly across the processes); "
+                           f"give a multiple of {gpus}")
 
 
 DEFAULT_CONFIG = Path("config.yaml")
