@@ -124,7 +124,8 @@ def check_data_cmd(config_path, manifest, splits, deep, **_options):
     config = command_config(config_path, given_options())
     ds = config["dataset"]
     chosen = [s for s in splits.split(",") if s] if splits else [ds["train_split"], ds["val_split"]]
-    report = check_dataset(ds["name"], Path(ds["root"]), splits=chosen, manifest=manifest, deep=deep)
+    report = check_dataset(ds["name"], Path(ds["root"]), splits=chosen, manifest=manifest, deep=deep,
+                           window=ds["window"])
     click.echo(report.summary())
 
 

@@ -90,7 +90,7 @@ def test_flow_study_dag_on_the_smoke_preset(tmp_path):
     default run's), every model measured with every measuring flow, every store judged
     against the exact flow; nothing of it in the default target."""
     from etc.config import load_config
-    from etc.report.flow_study import study_plan
+    from etc.plan import study_plan
 
     plan = study_plan(load_config(ROOT / "workflow/configs/smoke.yaml"))
     n_train, n_measure, n_abl = len(plan.train), len(plan.measure), len(plan.ablations)

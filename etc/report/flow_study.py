@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from etc.errors import EtcError
-from etc.plan import (  # noqa: F401
+from etc.plan import (
     BASELINE,
     EXACT,
     METRICS,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from etc.errors import EtcError
 from etc.plan import SEED_FIGURE as FIGURE
-from etc.plan import SUMMARY_KEYS, run_files, seed_dir, seeds, study_metrics  # noqa: F401
+from etc.plan import SUMMARY_KEYS, run_files, seeds, study_metrics
 from etc.runs import student_run_names
 
 
