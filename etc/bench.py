@@ -423,12 +423,16 @@ def run_bench(config: dict, out_csv: str | Path, *, device: str = "cpu", quick: 
     ``scale``: ``small`` — the default measurements (parity, options, pipeline, training,
     flow, memory) on small sets; ``paper`` — etc.bench_paper at 1024×2048 with the config's
     networks (pass the Cityscapes preset)."""
+    from etc.device import checked_device
     from etc.infer import device_name
+    from etc.io import output_folder
 
-    dev = torch.device(device)
+    dev = checked_device(device)
+    out_csv = Path(out_csv)
+    for path in (out_csv, out_csv.with_suffix(".md")):  # before minutes of measuring, not after
+        output_folder(path)
     rows = Rows(device_name(dev))
     lines: list[str] = []
-    out_csv = Path(out_csv)
     try:
         with tempfile.TemporaryDirectory(prefix="etc-bench-") as tmp_name:
             tmp = Path(tmp_name)

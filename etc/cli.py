@@ -123,7 +123,7 @@ def check_data_cmd(config_path, manifest, splits, deep, **_options):
 
     config = command_config(config_path, given_options())
     ds = config["dataset"]
-    chosen = [s for s in splits.split(",") if s] if splits else [ds["train_split"], ds["val_split"]]
+    chosen = [s.strip() for s in splits.split(",") if s.strip()] if splits is not None else [ds["train_split"], ds["val_split"]]
     report = check_dataset(ds["name"], Path(ds["root"]), splits=chosen, manifest=manifest, deep=deep,
                            window=ds["window"])
     click.echo(report.summary())
@@ -226,6 +226,9 @@ def config_cmd(config_path, json_text, out):
         overrides = json.loads(json_text) if json_text else None
     except json.JSONDecodeError as exc:
         raise EtcError(f"--json is not valid JSON: {exc}") from None
+    if overrides is not None and not isinstance(overrides, dict):
+        raise EtcError(f"--json must be a JSON object of config keys such as '{{\"infer\": {{\"batch_size\": 2}}}}', "
+                       f"got a {type(overrides).__name__}")
     text = yaml.safe_dump(load_config(config_path, overrides), sort_keys=False)
     if out:
         write_text(out, text)
