@@ -28,6 +28,14 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+# results/config.yaml, refreshed (when it differs) before any job of a run starts: every job
+# reads this run's config, and reruns by what it reads (workflow/rules/data.smk, resolve_config)
+onstart:
+    write_resolved(config, results("config.yaml"))
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/flow.smk"
 include: "workflow/rules/train.smk"

@@ -17,6 +17,7 @@ on one H100, set included): ``scripts/gpu_check.sh``. ``quick`` shrinks the fram
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import statistics
@@ -112,10 +113,12 @@ def measure_run(cfg: dict, name: str, tmp: Path, dev: torch.device, *, flow: Pat
             spans.append(now - last)
             waits.append(got - last)
         last = now
-    # persistent workers outlive the iterator (the loader keeps it): end them now, not when
-    # the garbage collector gets to the run, so no run is measured beside another's workers
-    getattr(batches, "_shutdown_workers", lambda: None)()
+    # persistent workers outlive the iterator (the loader keeps it): drop the loader and collect
+    # it now, which ends them, not when the garbage collector gets to the run, so no run is
+    # measured beside another's workers
     del batches
+    training.loader = None
+    gc.collect()
     on_device = {k: v.to(dev) for k, v in batch.items()}
     free = []
     for i in range(1 + free_steps):

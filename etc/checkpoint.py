@@ -9,12 +9,13 @@ import torch
 from etc.errors import EtcError
 from etc.filekind import not_a_checkpoint
 from etc.io import atomic_path
+from etc.reads import plain
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     try:
         with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+            torch.save(plain(state), tmp)
     except OSError as exc:  # full disk, folder removed or made read-only mid-run
         raise EtcError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
 

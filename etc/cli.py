@@ -22,6 +22,20 @@ PathArg = click.Path(path_type=Path)
 ExistingFile = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+class IntList(click.ParamType):
+    """Comma-separated integers (-2,-1,1,2,3)."""
+
+    name = "ints"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            return [int(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            self.fail(f"expected comma-separated integers such as -2,-1,1,2,3, got '{value}'", param, ctx)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="etc")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
@@ -37,6 +51,35 @@ def cli(verbose: int) -> None:
     keep_freed_memory()  # large tensors reuse freed memory instead of page-faulting anew
 
 
+def config_option(*decls: str, key: str, shown: str | None = None, **kwargs):
+    """A click option that overrides the dotted config key ``key`` — the one declaration of
+    the pair: the help text ends in ``[key]`` (or ``[shown]``), :func:`given_options` collects
+    the values given, and a bad value is reported under the option's name. ``key`` may name
+    ``{fields}`` that the command fills (train's ``--seed``: ``train.{which}.seed``)."""
+    help_text = kwargs.pop("help", "")
+    kwargs.setdefault("default", None)
+
+    def decorate(f):
+        f = click.option(*decls, help=f"{help_text} [{shown or key}].".replace(". [", " ["), **kwargs)(f)
+        f.__click_params__[-1].config_key = key
+        return f
+
+    return decorate
+
+
+def config_keys(command: click.Command) -> dict[str, str]:
+    """Option → dotted config key of every :func:`config_option` of ``command``."""
+    return {p.opts[0]: p.config_key for p in command.params if getattr(p, "config_key", None)}
+
+
+def given_options(**fields: str) -> dict[str, tuple[str, object]]:
+    """The current command's config options as etc.config.command_config takes them: dotted
+    key → (option, value or None when not given)."""
+    ctx = click.get_current_context()
+    return {p.config_key.format(**fields): (p.opts[0], ctx.params[p.name])
+            for p in ctx.command.params if getattr(p, "config_key", None)}
+
+
 ConfigOpt = click.option(
     "--config", "config_path", type=ExistingFile, default=None,
     help="Pipeline config, validated against workflow/schemas/config.schema.yaml "
@@ -45,23 +88,19 @@ ConfigOpt = click.option(
 
 @cli.command("make-synthetic", short_help="Generate the synthetic driving-video dataset.")
 @ConfigOpt
-@click.option("--out", type=PathArg, default=None, help="Dataset root to write (Cityscapes layout) [default: dataset.root].")
-@click.option("--clips", "train_clips", default=None, type=int, help="Training clips [dataset.synthetic.train_clips].")
-@click.option("--val-clips", default=None, type=int, help="Validation clips [dataset.synthetic.val_clips].")
-@click.option("--frames", default=None, type=int, help="Frames per clip [dataset.synthetic.frames].")
-@click.option("--height", default=None, type=int, help="Frame height in pixels [dataset.synthetic.height].")
-@click.option("--width", default=None, type=int, help="Frame width in pixels [dataset.synthetic.width].")
-@click.option("--seed", default=None, type=int, help="Same seed, identical files [dataset.synthetic.seed].")
-def make_synthetic_cmd(config_path, out, train_clips, val_clips, frames, height, width, seed):
+@config_option("--out", key="dataset.root", type=click.Path(), help="Dataset root to write (Cityscapes layout)")
+@config_option("--clips", key="dataset.synthetic.train_clips", type=int, help="Training clips")
+@config_option("--val-clips", key="dataset.synthetic.val_clips", type=int, help="Validation clips")
+@config_option("--frames", key="dataset.synthetic.frames", type=int, help="Frames per clip")
+@config_option("--height", key="dataset.synthetic.height", type=int, help="Frame height in pixels")
+@config_option("--width", key="dataset.synthetic.width", type=int, help="Frame width in pixels")
+@config_option("--seed", key="dataset.synthetic.seed", type=int, help="Same seed, identical files")
+def make_synthetic_cmd(config_path, **_options):
     """Generate the synthetic driving-video dataset with exact labels, flow and occlusion."""
     from etc.config import command_config
     from etc.data.synthetic import make_synthetic
 
-    given = {"train_clips": ("--clips", train_clips), "val_clips": ("--val-clips", val_clips),
-             "frames": ("--frames", frames), "height": ("--height", height), "width": ("--width", width),
-             "seed": ("--seed", seed)}
-    config = command_config(config_path, {"dataset.root": ("--out", str(out) if out else None),
-                                          **{f"dataset.synthetic.{k}": v for k, v in given.items()}})
+    config = command_config(config_path, given_options())
     click.echo(make_synthetic(Path(config["dataset"]["root"]), **config["dataset"]["synthetic"]))
 
 
@@ -69,14 +108,14 @@ def make_synthetic_cmd(config_path, out, train_clips, val_clips, frames, height,
              epilog=f"Your own data (--dataset folder): {FOLDER_LAYOUT}. Every problem of such a tree is listed "
                     "with its file and fix (docs/own-data.md).")
 @ConfigOpt
-@click.option("--dataset", type=click.Choice(DATASETS), default=None, help="Which loader reads ROOT [dataset.name].")
-@click.option("--root", type=PathArg, default=None, help="Dataset root folder [dataset.root].")
+@config_option("--dataset", key="dataset.name", type=click.Choice(DATASETS), help="Which loader reads ROOT")
+@config_option("--root", key="dataset.root", type=click.Path(), help="Dataset root folder")
 @click.option("--manifest", type=PathArg, default=None,
               help="Write the manifest (JSON): what was found and checked, the record of this check.")
 @click.option("--splits", default=None, help="Comma-separated splits to check [dataset.train_split,dataset.val_split].")
 @click.option("--deep/--shallow", default=True, show_default=True,
               help="Decode every image (finds corrupt files) or only read PNG headers (labels are always decoded).")
-def check_data_cmd(config_path, dataset, root, manifest, splits, deep):
+def check_data_cmd(config_path, manifest, splits, deep, **_options):
     """Verify a dataset tree (folders, counts, sizes, label ids, frame continuity).
 
     Exits with code 2 and a one-line message naming the first offending path (and, for a
@@ -85,11 +124,11 @@ def check_data_cmd(config_path, dataset, root, manifest, splits, deep):
     from etc.config import command_config
     from etc.data.check import check_dataset
 
-    config = command_config(config_path, {"dataset.name": ("--dataset", dataset),
-                                          "dataset.root": ("--root", str(root) if root else None)})
+    config = command_config(config_path, given_options())
     ds = config["dataset"]
     chosen = [s.strip() for s in splits.split(",") if s.strip()] if splits is not None else [ds["train_split"], ds["val_split"]]
-    report = check_dataset(ds["name"], Path(ds["root"]), splits=chosen, manifest=manifest, deep=deep)
+    report = check_dataset(ds["name"], Path(ds["root"]), splits=chosen, manifest=manifest, deep=deep,
+                           window=ds["window"])
     click.echo(report.summary())
 
 
@@ -98,14 +137,14 @@ def check_data_cmd(config_path, dataset, root, manifest, splits, deep):
 @click.option("--run", required=True, help="'teacher' or '<student>/<ablation>' (names from the config).")
 @click.option("--out", required=True, type=PathArg, help="Final checkpoint; FILE.last.pt holds the resumable state.")
 @click.option("--flow", type=ExistingFile, default=None, help="Training-split flow store (needed by the temporal loss).")
-@click.option("--estimator", default=None,
-              help="The estimator --flow was computed with, when not the config's (the flow study) [flow.estimator].")
+@config_option("--estimator", key="flow.estimator",
+               help="The estimator --flow was computed with, when not the config's (the flow study)")
 @click.option("--teacher", type=ExistingFile, default=None, help="Teacher checkpoint (needed by distillation terms).")
 @click.option("--log-csv", type=PathArg, default=None, help="Per-iteration CSV (loss terms, lr, samples/s).")
-@click.option("--seed", type=click.IntRange(0), default=None,
-              help="Initialisation and batch-order seed [train.teacher.seed or train.student.seed, by --run].")
+@config_option("--seed", key="train.{which}.seed", shown="train.teacher.seed or train.student.seed, by --run",
+               type=click.IntRange(0), help="Initialisation and batch-order seed")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA when present).")
-def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, seed, device):
+def train_cmd(config_path, run, out, flow, teacher, log_csv, device, **_options):
     """Train the teacher or one student under one ablation; resumes after a kill.
 
     Multi-GPU / multi-node: launch with `torchrun --nproc_per_node N -m etc -- train ...`
@@ -116,8 +155,7 @@ def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, seed, de
     from etc.train import train
 
     which = "teacher" if run == "teacher" else "student"
-    config = command_config(config_path, {"flow.estimator": ("--estimator", estimator),
-                                          f"train.{which}.seed": ("--seed", seed)})
+    config = command_config(config_path, given_options(which=which))
     if flow is not None:
         check_training_store(flow, config)
     summary = train(config, run, out, flow=flow, teacher=teacher, log_csv=log_csv, device=device)
@@ -132,39 +170,38 @@ def train_cmd(config_path, run, out, flow, estimator, teacher, log_csv, seed, de
 @click.option("--split", default="val", show_default=True, help="Which split's clips to segment.")
 @click.option("--out", required=True, type=PathArg, help="HDF5 of uint8 label maps, one dataset per clip.")
 @click.option("--timing", type=PathArg, default=None, help="Timing JSON (default: OUT with .timing.json).")
-@click.option("--flip/--no-flip", default=None, help="Horizontal-flip test-time augmentation [infer.flip].")
-@click.option("--batch-size", type=int, default=None, help="Frames per forward pass [infer.batch_size].")
-@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast [infer.bf16].")
-@click.option("--compile/--no-compile", "compile_", default=None,
-              help="torch.compile network + argmax; no gain measured on CPU [infer.compile].")
-@click.option("--fused-labels/--full-labels", "fused", default=None,
-              help="Labels from the coarse scores, blending only cells whose neighbours disagree, or "
-                   "from full-resolution scores (same labels but at near-ties) [infer.fused_labels].")
+@config_option("--flip/--no-flip", key="infer.flip", help="Horizontal-flip test-time augmentation")
+@config_option("--batch-size", key="infer.batch_size", type=int, help="Frames per forward pass")
+@config_option("--bf16/--no-bf16", key="infer.bf16", help="bfloat16 autocast")
+@config_option("--compile/--no-compile", "compile_", key="infer.compile",
+               help="torch.compile network + argmax; no gain measured on CPU")
+@config_option("--fused-labels/--full-labels", "fused", key="infer.fused_labels",
+               help="Labels from the coarse scores, blending only cells whose neighbours disagree, or "
+                    "from full-resolution scores (same labels but at near-ties)")
 @click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
 @click.option("--keyframe-interval", type=int, default=1, show_default=True,
               help="K: the network on every K-th frame, flow-propagated between (1: every frame, per-frame inference).")
 @click.option("--propagate", type=click.Choice(["scores", "features"]), default="scores", show_default=True,
               help="What a keyframe run warps: the class scores, or (DFF) the backbone features, the head run on every frame.")
-@click.option("--keyframe-flow", default=None, help="Flow estimator of a keyframe run, timed with each frame [keyframe.estimator].")
-@click.option("--keyframe-flow-ckpt", default=None, help="Checkpoint of a ptlflow --keyframe-flow [keyframe.ckpt].")
+@config_option("--keyframe-flow", key="keyframe.estimator", help="Flow estimator of a keyframe run, timed with each frame")
+@config_option("--keyframe-flow-ckpt", key="keyframe.ckpt", help="Checkpoint of a ptlflow --keyframe-flow")
 @click.option("--keyframe-offset", type=int, default=None,
               help="Anchor each clip's schedule so its labelled frame lies this many frames after a keyframe "
                    "(the sparse-label protocol; default: keyframes at 0, K, 2K …).")
-def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf16, compile_, fused, device,
-              keyframe_interval, propagate, keyframe_flow, keyframe_flow_ckpt, keyframe_offset):
+def infer_cmd(config_path, model_ckpt, split, out, timing, device, keyframe_interval, propagate, keyframe_offset,
+              **_options):
     """Segment every frame of every clip independently (no temporal state) and time it; or, with
     --keyframe-interval K > 1, a keyframe method (etc.keyframe), strictly causal."""
     from etc.config import command_config
     from etc.infer import infer
     from etc.keyframe import KeyframeOptions
 
-    config = command_config(config_path, {"infer.flip": ("--flip", flip), "infer.batch_size": ("--batch-size", batch_size),
-                                          "infer.bf16": ("--bf16", bf16), "infer.compile": ("--compile", compile_),
-                                          "infer.fused_labels": ("--fused-labels", fused),
-                                          "keyframe.estimator": ("--keyframe-flow", keyframe_flow),
-                                          "keyframe.ckpt": ("--keyframe-flow-ckpt", keyframe_flow_ckpt)})
-    kcfg = config["keyframe"]
-    options = KeyframeOptions(keyframe_interval, propagate, kcfg["estimator"], kcfg["ckpt"], keyframe_offset)
+    config = command_config(config_path, given_options())
+    if keyframe_interval > 1:  # the keyframe section is read only when used (etc.reads)
+        kcfg = config["keyframe"]
+        options = KeyframeOptions(keyframe_interval, propagate, kcfg["estimator"], kcfg["ckpt"], keyframe_offset)
+    else:
+        options = KeyframeOptions(keyframe_interval, propagate, offset=keyframe_offset)
     info = infer(config, model_ckpt, split, out, timing=timing, device=device, keyframe=options)
     click.echo(f"{info['frames']} frames, {info['median_ms_per_frame']:.2f} ms/frame on {info['device']}")
 
@@ -175,21 +212,18 @@ def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf1
 @click.option("--flow", required=True, type=ExistingFile, help="Flow store of the same split (consecutive pairs).")
 @click.option("--model", "model_ckpt", type=ExistingFile, default=None, help="Checkpoint, for parameters and GFLOPs.")
 @click.option("--timing", type=ExistingFile, default=None, help="Timing JSON of `etc infer`, for FPS.")
-@click.option("--flow-estimator", default=None,
-              help="The estimator --flow must hold: TC is measured with it [evaluate.flow_estimator].")
-@click.option("--train-estimator", default=None,
-              help="The flow the model was trained with, recorded in the JSON [flow.estimator].")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Processes evaluating shards of the clips; same JSON as one [evaluate.num_workers].")
+@config_option("--flow-estimator", key="evaluate.flow_estimator",
+               help="The estimator --flow must hold: TC is measured with it")
+@config_option("--train-estimator", key="flow.estimator", help="The flow the model was trained with, recorded in the JSON")
+@config_option("--workers", key="evaluate.num_workers", type=click.IntRange(min=0),
+               help="Processes evaluating shards of the clips; same JSON as one")
 @click.option("--out", required=True, type=PathArg, help="Metrics JSON.")
-def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, flow_estimator, train_estimator, workers, out):
+def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out, **_options):
     """mIoU, per-class IoU, TC (two class averagings), TC-occ, mVC_n, parameters, GFLOPs and FPS of one model."""
     from etc.config import command_config
     from etc.evaluate import evaluate
 
-    config = command_config(config_path, {"evaluate.flow_estimator": ("--flow-estimator", flow_estimator),
-                                          "flow.estimator": ("--train-estimator", train_estimator),
-                                          "evaluate.num_workers": ("--workers", workers)})
+    config = command_config(config_path, given_options())
     r = evaluate(config, predictions, flow, out, model_ckpt=model_ckpt, timing=timing)
     shown = {"mIoU": r["miou"], "TC": r["tc"], "TC (all classes)": r["tc_all"], "TC-occ": r["tc_occ"]}
     click.echo("  ".join(f"{k} {'–' if v is None else format(v, '.2f')}" for k, v in shown.items()))
@@ -396,8 +430,8 @@ def seed_study_report_cmd(config_path, results_dir, out_dir):
 @click.option("--flow", required=True, type=ExistingFile, help="Flow store of the validation split.")
 @click.option("--out", required=True, type=PathArg, help="MP4 (H.264) to write.")
 @click.option("--gif", type=PathArg, default=None, help="Also write a small animated GIF (for the report).")
-@click.option("--fps", type=float, default=None, help="Frame rate [report.fps].")
-def demo_video_cmd(config_path, clip_name, clip_index, models, flow, out, gif, fps):
+@config_option("--fps", key="report.fps", type=float, help="Frame rate")
+def demo_video_cmd(config_path, clip_name, clip_index, models, flow, out, gif, **_options):
     """Baseline vs ETC side by side: overlays, flicker maps and running TC per model."""
     from etc.config import command_config
     from etc.report.video import demo_video
@@ -406,54 +440,40 @@ def demo_video_cmd(config_path, clip_name, clip_index, models, flow, out, gif, f
     for item in models.split(","):
         name, _, path = item.rpartition("=")
         named[name or Path(path).stem] = Path(path)
-    config = command_config(config_path, {"report.fps": ("--fps", fps)})
+    config = command_config(config_path, given_options())
     info = demo_video(config, clip_name if clip_name else clip_index, named, flow, out, gif=gif)
     click.echo(f"{info['frames']} frames of {info['size'][0]}×{info['size'][1]} -> {info['out']}")
 
 
 @cli.command("precompute-flow", short_help="Flow + occlusion of every needed pair (HDF5).")
 @ConfigOpt
-@click.option("--dataset", type=click.Choice(DATASETS), default=None, help="Which loader reads the root [dataset.name].")
-@click.option("--root", type=PathArg, default=None, help="Dataset root [dataset.root].")
-@click.option("--window", default=None, help="Neighbour offsets, e.g. -2,-1,1,2,3 [dataset.window].")
+@config_option("--dataset", key="dataset.name", type=click.Choice(DATASETS), help="Which loader reads the root")
+@config_option("--root", key="dataset.root", type=click.Path(), help="Dataset root")
+@config_option("--window", key="dataset.window", type=IntList(), help="Neighbour offsets, e.g. -2,-1,1,2,3")
 @click.option("--split", required=True, help="Split whose pairs to compute (e.g. train, val).")
 @click.option("--out", required=True, type=PathArg, help="HDF5 store to write (NAME.partial.h5 beside it until every pair is in).")
-@click.option("--estimator", default=None, help="dis | dis:fast | gt | ptlflow:<model> [flow.estimator].")
-@click.option("--ckpt", type=PathArg, default=None, help="Local checkpoint of a ptlflow model, never downloaded [flow.ckpt].")
+@config_option("--estimator", key="flow.estimator", help="dis | dis:fast | gt | ptlflow:<model>")
+@config_option("--ckpt", key="flow.ckpt", type=click.Path(), help="Local checkpoint of a ptlflow model, never downloaded")
 @click.option("--pairs", type=click.Choice(["training", "consecutive", "both"]), default=None,
               help="Labelled frame × window, consecutive frames, or both (default: training for the training split, else consecutive).")
-@click.option("--scale", type=float, default=None, help="Store flow at this fraction of the resolution [flow.scale].")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None, help="Stored precision [flow.dtype].")
+@config_option("--scale", key="flow.scale", type=float, help="Store flow at this fraction of the resolution")
+@config_option("--dtype", key="flow.dtype", type=click.Choice(["float16", "float32"]), help="Stored precision")
 @click.option("--compression", type=click.Choice(["lzf", "gzip", "none"]), default="lzf", show_default=True,
               help="HDF5 filter (gzip: ~15 % smaller, ~3× slower to write).")
-@click.option("--batch-size", type=int, default=None, help="Pairs per estimator call [flow.batch_size].")
+@config_option("--batch-size", key="flow.batch_size", type=int, help="Pairs per estimator call")
 @click.option("--device", default=None, help="cpu, cuda, … for ptlflow models (default: CUDA when present).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N new pairs (rerun to continue).")
-def precompute_flow_cmd(config_path, dataset, root, window, split, out, estimator, ckpt, pairs, scale, dtype,
-                        compression, batch_size, device, limit):
+def precompute_flow_cmd(config_path, split, out, pairs, compression, device, limit, **_options):
     """Forward/backward flow and occlusion for every needed pair, in HDF5; resumable."""
     from etc.config import command_config
     from etc.flow.precompute import precompute_flow
 
-    config = command_config(config_path, {
-        "dataset.name": ("--dataset", dataset), "dataset.root": ("--root", str(root) if root else None),
-        "dataset.window": ("--window", _int_list(window, "--window")), "flow.estimator": ("--estimator", estimator),
-        "flow.ckpt": ("--ckpt", str(ckpt) if ckpt else None), "flow.scale": ("--scale", scale),
-        "flow.dtype": ("--dtype", dtype), "flow.batch_size": ("--batch-size", batch_size)})
+    config = command_config(config_path, given_options())
     r = precompute_flow(config, split, out, pairs=pairs, compression=compression, device=device, limit=limit)
     if r.get("skipped"):
         click.echo(f"{r['out']} is complete; nothing to do")
     else:
         click.echo(f"{r['done']}/{r['pairs']} pairs ({r['computed']} computed, {r['pairs_per_s']:.1f} pairs/s) -> {r['out']}")
-
-
-def _int_list(text: str | None, option: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise EtcError(f"{option}: expected comma-separated integers such as -2,-1,1,2,3, got '{text}'") from None
 
 
 @cli.command("flow-quality", short_help="End-point error and occlusion agreement against a reference flow.")

@@ -85,6 +85,19 @@ def schema_defaults(section: str) -> dict:
     return validate_config({})[section]
 
 
+def model_defaults() -> dict:
+    """The defaults of a model entry (``definitions.model``): what a stored entry that predates a
+    key is completed with, so that no module repeats them."""
+    import copy as _copy
+
+    schema = load_schema()
+    out = {}
+    for name, sub in schema["definitions"]["model"]["properties"].items():
+        if "default" in sub:
+            out[name] = _copy.deepcopy(sub["default"])
+    return out
+
+
 def validate_config(config: dict, source: str = "config", flags: dict[str, str] | None = None) -> dict:
     """Validate ``config`` in place, filling defaults; raise EtcError naming the first bad key
     (or the command-line option in ``flags`` — dotted key → option — that set it)."""
@@ -99,7 +112,18 @@ def validate_config(config: dict, source: str = "config", flags: dict[str, str] 
     if errors:
         raise EtcError(_format_error(errors[0], source, flags))
     _check_references(config, source)
+    _check_across_keys(config, source)
     return config
+
+
+def _check_across_keys(config: dict, source: str) -> None:
+    """What the schema cannot say about two keys together."""
+    for which, schedule in (config.get("train") or {}).items():
+        batch, gpus = schedule["batch_size"], schedule["gpus"]
+        if batch % gpus:
+            raise EtcError(f"{source}: config key 'train.{which}.batch_size': {batch} is not divisible by "
+                           f"train.{which}.gpus {gpus} (the global batch is split evenly across the processes); "
+                           f"give a multiple of {gpus}")
 
 
 def _non_finite(value, key: str = ""):
@@ -156,7 +180,9 @@ def command_config(path: str | Path | None, options: dict[str, tuple[str, Any]] 
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    return load_config(path, overrides, flags=flags)
+    from etc.reads import record_reads
+
+    return record_reads(load_config(path, overrides, flags=flags))
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None, *,
@@ -235,3 +261,22 @@ def deep_merge(base: dict, update: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def resolved_yaml(config: dict) -> str:
+    """The config validated and completed with the schema's defaults, as YAML (key order kept)."""
+    import yaml
+
+    return yaml.safe_dump(load_config(None, config), sort_keys=False)
+
+
+def write_resolved(config: dict, path: str | Path) -> bool:
+    """Write :func:`resolved_yaml` to ``path`` unless the file already holds it; whether it wrote."""
+    from etc.io import write_text
+
+    text = resolved_yaml(config)
+    path = Path(path)
+    if path.is_file() and path.read_text() == text:
+        return False
+    write_text(path, text)
+    return True

@@ -52,8 +52,14 @@ def usable_cpus() -> int:
 
 
 def cpus_per_process() -> int:
-    """This process's share of the usable CPUs when torchrun starts several on one node."""
-    return max(1, usable_cpus() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    """This process's share of the usable CPUs when torchrun starts several on one node: of the
+    job's threads where the environment names them (Snakemake sets OMP_NUM_THREADS to a rule's
+    threads, and torchrun keeps a value it finds), else of the affinity mask."""
+    cpus = usable_cpus()
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        cpus = min(cpus, int(given))
+    return max(1, cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
 
 
 def auto_workers(device: torch.device | str, use: str = "train") -> int:

@@ -112,6 +112,7 @@ def build_run(
     """
     from etc.data.labels import num_classes as dataset_classes
     from etc.losses import build_criterion
+    from etc.losses.ce import check_ce_weights
     from etc.models import build_model, set_feature_tap
 
     dev = pick_device(device)
@@ -141,10 +142,7 @@ def build_run(
         set_feature_tap(teacher_model, config["losses"]["kd_features"], "teacher")
     set_feature_tap(model, config["losses"]["kd_features"], "student")
 
-    weights = config["losses"].get("ce_weights")
-    if weights is not None and len(weights) != n_classes:
-        raise EtcError(f"losses.ce_weights has {len(weights)} entries but {dataset['name']} has {n_classes} "
-                       f"classes; give one weight per class (train-id order), or null")
+    check_ce_weights(config["losses"]["ce_weights"], n_classes)
     criterion = build_criterion(run.ablation, config["losses"], aux_weight=float(run.model["aux_weight"]))
     if hasattr(criterion, "to"):
         criterion = criterion.to(dev)

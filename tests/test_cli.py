@@ -80,3 +80,44 @@ def test_impossible_output_paths_are_one_line_errors(tmp_path):
             continue
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert res.stderr.startswith("error: cannot write"), res.stderr
+
+
+def test_each_config_option_names_a_schema_key_and_overrides_it(tmp_path, monkeypatch):
+    """The option ↔ key pairs are declared once (etc.cli.config_option): every key is in the
+    schema, the help shows it, and a value given reaches the config under that key."""
+    from etc.cli import config_keys, given_options
+    from etc.config import _schema_at, command_config
+
+    pairs = {(name, opt): key for name, cmd in cli.commands.items() for opt, key in config_keys(cmd).items()}
+    assert ("infer", "--batch-size") in pairs and ("demo-video", "--fps") in pairs and len(pairs) >= 25
+    for (name, opt), key in pairs.items():
+        for k in {key.format(which="teacher"), key.format(which="student")}:
+            assert _schema_at(k.split(".")), (name, opt, k)
+        assert f"[{key}]" in CliRunner().invoke(cli, [name, "--help"]).output.replace("\n", " ").replace(
+            "  ", " ") or "{" in key, (name, opt)
+
+    seen = {}
+
+    @cli.command("probe-options", hidden=True)
+    @click_option_like_infer()
+    def probe(**_options):
+        seen.update(command_config(None, given_options()))
+
+    monkeypatch.chdir(tmp_path)  # no ./config.yaml: the schema's defaults
+    try:
+        assert CliRunner().invoke(cli, ["probe-options", "--batch-size", "3", "--no-flip"]).exit_code == 0
+        assert seen["infer"]["batch_size"] == 3 and seen["infer"]["flip"] is False
+        bad = CliRunner().invoke(cli, ["probe-options", "--batch-size", "0"], standalone_mode=False)
+        assert "--batch-size: 0 is less than the minimum of 1" in str(bad.exception)
+    finally:
+        del cli.commands["probe-options"]
+
+
+def click_option_like_infer():
+    from etc.cli import config_option
+
+    def decorate(f):
+        f = config_option("--batch-size", key="infer.batch_size", type=int, help="Frames per forward pass")(f)
+        return config_option("--flip/--no-flip", key="infer.flip", help="Flip")(f)
+
+    return decorate

@@ -135,3 +135,9 @@ def test_command_config_names_the_option_not_the_key(tmp_path, monkeypatch):
         command_config(None, {"dataset.window": ("--window", [0])})
     (tmp_path / "config.yaml").write_text("infer: {batch_size: 3}\n")
     assert command_config(None)["infer"]["batch_size"] == 3  # ./config.yaml when present
+
+
+def test_a_batch_the_processes_cannot_share_evenly_is_refused():
+    with pytest.raises(EtcError, match=r"'train.student.batch_size': 6 is not divisible by train.student.gpus 4"):
+        load_config(None, {"train": {"student": {"batch_size": 6, "gpus": 4}}})
+    assert load_config(None, {"train": {"teacher": {"batch_size": 1}}})["train"]["teacher"]["batch_size"] == 1

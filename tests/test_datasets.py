@@ -272,3 +272,23 @@ def test_vspw_bad_inputs_are_one_line_errors_naming_the_file(vspw_tree):
     (vspw_tree / "val.txt").unlink()
     with pytest.raises(EtcError, match=r"missing file .*val\.txt .*Expected layout: VSPW: request the 480p release"):
         check_dataset("vspw", vspw_tree)
+
+
+def test_camvid_check_demands_only_the_frames_the_window_reads(tmp_path):
+    """An extraction of ±4 frames around each still (two stills of one sequence, so frame +5 of
+    the first lies inside the extracted range and is missing) serves a window reaching +3; a
+    window reaching +5 still finds the gap, naming the frame."""
+    from etc.io import write_png
+
+    root = make_camvid_tree(tmp_path / "camvid", radius=4)
+    rng = np.random.default_rng(1)
+    for n in range(6720 - 4, 6720 + 5):  # a second still of 0001TP, 30 frames on
+        write_png(root / "frames" / "0001TP" / f"0001TP_{n:06d}.png", rng.integers(0, 256, (12, 16, 3), dtype=np.uint8))
+    write_png(root / "train" / "0001TP_006720.png", rng.integers(0, 256, (12, 16, 3), dtype=np.uint8))
+    write_png(root / "trainannot" / "0001TP_006720.png", rng.integers(0, 12, (12, 16), dtype=np.uint8))
+    with pytest.raises(EtcError, match="missing frame in clip: .*0001TP_006695.png"):
+        check_dataset("camvid", root)  # no window: the ±5 clip
+    report = check_dataset("camvid", root, window=[-2, -1, 1, 2, 3])
+    assert "train" in report.summary()
+    with pytest.raises(EtcError, match="missing frame in clip: .*0001TP_006695.png"):
+        check_dataset("camvid", root, window=[-5, 5])

@@ -264,8 +264,8 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
     import pandas as pd
 
     from etc.keyframe_eval import keyframe_rows
+    from etc.plan import REPORT_FIGURES
     from etc.report.build import build_report
-    from etc.report.figures import REPORT_FIGURES
     from etc.runs import run_names
 
     root = Path(__file__).resolve().parents[1]

@@ -169,3 +169,30 @@ def test_model_info_all_lists_every_registered_model():
     assert result.exit_code == 0, result.output
     names = [line.split(",")[0] for line in result.output.splitlines()]
     assert names == [f"{a}/{b}" for a, b in registered_models()]
+
+
+def test_batch_size_one_trains_and_larger_batches_are_normalised_as_before():
+    """A batch of one through the 1×1 pyramid bin (one value per channel, no batch statistics)
+    normalises with the running statistics, unchanged, instead of raising; at two and more every
+    BatchNorm computes exactly what nn.BatchNorm2d computes."""
+    from etc.models import build_model
+    from etc.models.layers import SingleValueBatchNorm2d
+
+    torch.manual_seed(0)
+    model = build_model({"backbone": "tiny", "width": 0.5, "head_channels": 16}, 5).train()
+    bin_norm = model.ppm.stages[0][1][1]
+    assert type(bin_norm) is SingleValueBatchNorm2d
+    before = bin_norm.running_mean.clone(), bin_norm.running_var.clone()
+    out = model(torch.randn(1, 3, 48, 96))
+    (out["logits"].sum() + out["aux"].sum()).backward()
+    assert torch.equal(bin_norm.running_mean, before[0]) and torch.equal(bin_norm.running_var, before[1])
+    assert bin_norm.weight.grad is not None  # its affine still trains
+
+    x = torch.randn(2, 3, 48, 96)
+    torch.manual_seed(1)
+    got = model(x)["feat"]
+    for m in model.modules():
+        if type(m) is SingleValueBatchNorm2d:
+            m.__class__ = torch.nn.BatchNorm2d
+    torch.manual_seed(1)
+    assert torch.equal(got, model(x)["feat"])

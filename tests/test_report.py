@@ -1,5 +1,5 @@
 """`etc report`: the table's columns are the metric objects' declarations and the figures are
-exactly the declared list (etc.report.figures), which the workflow reads too."""
+exactly the declared list (etc.plan), which the workflow reads too."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def _fake_metrics(run: str, rng) -> dict:
 
 def test_report_table_columns_and_figures_are_the_declared_ones(tmp_path):
     from etc.config import load_config
+    from etc.plan import REPORT_FIGURES
     from etc.report.build import build_report
-    from etc.report.figures import REPORT_FIGURES
     from etc.report.table import report_columns
     from etc.runs import run_names
 
@@ -55,7 +55,7 @@ def test_report_table_columns_and_figures_are_the_declared_ones(tmp_path):
 
 def test_bench_rules_figure_is_drawn_through_public_plot_helpers(tmp_path):
     from etc.bench import Rows, bench_rules
-    from etc.report.figures import BENCH_FIGURE
+    from etc.plan import BENCH_FIGURE
 
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "infer.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
@@ -75,7 +75,7 @@ def _study_cfg(**study):
 
 def _fake_study(tmp_path, cfg, tc_of):
     """Metrics JSONs and flow-quality JSONs where they are written; ``tc_of(ablation, train, measure)``."""
-    from etc.report.flow_study import PAIRS, metrics_path, quality_path, store_path, study_plan
+    from etc.plan import PAIRS, metrics_path, quality_path, store_path, study_plan
 
     plan = study_plan(cfg)
     epe = {"gt": 0.0, "dis": 1.5, "gt:noise2": 2.0}
@@ -95,7 +95,8 @@ def _fake_study(tmp_path, cfg, tc_of):
 
 
 def test_flow_study_report_deltas_biases_summary_and_plots(tmp_path):
-    from etc.report.flow_study import FIGURES, flow_study_report
+    from etc.plan import FLOW_STUDY_FIGURES as FIGURES
+    from etc.report.flow_study import flow_study_report
 
     cfg = _study_cfg()
 
@@ -127,7 +128,8 @@ def test_flow_study_report_deltas_biases_summary_and_plots(tmp_path):
 
 def test_flow_study_report_refuses_bad_plans_and_inputs(tmp_path):
     from etc.errors import EtcError
-    from etc.report.flow_study import flow_study_report, metrics_path, study_plan
+    from etc.plan import metrics_path, study_plan
+    from etc.report.flow_study import flow_study_report
 
     cfg = _study_cfg()
     with pytest.raises(EtcError, match=r"missing .*metrics/gt/student/baseline.json .*snakemake --cores all flow_study"):
@@ -149,7 +151,9 @@ def test_seed_study_deltas_are_per_seed_and_the_spread_is_the_sample_std(tmp_pat
     """Δ against the baseline of the *same* seed; mean and ddof-1 std over the seeds; the
     default run's metrics stand for its seed."""
     from etc.config import load_config
-    from etc.report.seed_study import FIGURE, run_files, seed_study_report
+    from etc.plan import SEED_FIGURE as FIGURE
+    from etc.plan import run_files
+    from etc.report.seed_study import seed_study_report
 
     cfg = load_config(None, {"train": {"student": {"seed": 5}}, "seed_study": {"seeds": [1, 5, 2]},
                              "ablations": {"baseline": {"ce": 1.0}, "tl": {"ce": 1.0, "tl": 1.0}}})

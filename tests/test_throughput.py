@@ -13,6 +13,7 @@ from etc.execution import MAX_AUTO_WORKERS, auto_workers, cpus_per_process, reso
 def test_auto_workers_follow_the_affinity_mask_and_the_device(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(12)))
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert cpus_per_process() == 12
     assert auto_workers("cpu") == 0  # training on CPU: the network uses every core
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
@@ -27,6 +28,10 @@ def test_auto_workers_follow_the_affinity_mask_and_the_device(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(256)))
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert auto_workers("cuda") == MAX_AUTO_WORKERS
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")  # a Snakemake job given 8 threads
+    assert cpus_per_process() == 8 and auto_workers("cuda") == 7
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun keeps the value: two processes share them
+    assert auto_workers("cuda") == 3
 
 
 def test_auto_options_resolve_per_device_and_explicit_values_win():

@@ -186,7 +186,7 @@ def test_only_ablations_with_three_frame_mf_decode_a_third_frame(setup, tmp_path
         assert ("image_third" in batch) == third, run
         terms = train_step(training, batch)
         assert torch.isfinite(terms["total"])
-    with pytest.raises(EtcError, match=r"losses\.ce_weights has 2 entries but synthetic has 19"):
+    with pytest.raises(EtcError, match=r"losses\.ce_weights has 2 entries but the model predicts 19"):
         build_run(load_config(None, {**cfg, "losses": {"ce_weights": [1, 2]}}), resolve_run(cfg, "s/tl"),
                   tmp_path / "none.last.pt", flow=flow)
 

@@ -92,7 +92,7 @@ def test_flow_study_dag_on_the_smoke_preset(tmp_path):
     default run's), every model measured with every measuring flow, every store judged
     against the exact flow; nothing of it in the default target."""
     from etc.config import load_config
-    from etc.report.flow_study import study_plan
+    from etc.plan import study_plan
 
     plan = study_plan(load_config(ROOT / "workflow/configs/smoke.yaml"))
     n_train, n_measure, n_abl = len(plan.train), len(plan.measure), len(plan.ablations)
@@ -134,3 +134,112 @@ def test_training_and_evaluation_stores_are_separate_files(tmp_path):
     same = _dry_run(tmp_path / "same", "all", dataset={"val_split": "train"}, evaluate={"flow_estimator": "dis"})
     assert {"results/smoke/flow/consecutive/train.dis.h5", "results/smoke/flow/training/train.dis.h5"} <= set(
         re.findall(r"output: (\S+/flow/\S+\.h5)", same))
+
+
+def _smoke_at(workdir: Path, config: dict, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`snakemake EXTRA` on ``config`` (the smoke preset, edited) in ``workdir``."""
+    import yaml
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "c.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+                           str(workdir), "--configfile", str(workdir / "c.yaml"), "--cores", "2", *extra],
+                          capture_output=True, text=True, env=env)
+
+
+def _command_of(argv: list[str]) -> tuple[str, dict]:
+    """The etc.reads entry of a recorded command line, and the run names it fills in."""
+    if argv[0] == "infer" and "--keyframe-interval" in argv:
+        return "keyframe-infer", {}
+    if argv[0] != "train":
+        return argv[0], {}
+    run = argv[argv.index("--run") + 1]
+    if run == "teacher":
+        return "train-teacher", {}
+    student, ablation = run.split("/")
+    return "train-student", {"student": student, "ablation": ablation}
+
+
+# single-key edits of the smoke preset → the jobs that must rerun, exactly
+EDITS = {
+    "losses.ce_weights": ({"losses": {"ce_weights": [2.0] + [1.0] * 18}},
+                          {"train_teacher": 1, "train_student": 3, "infer": 4, "evaluate": 4, "report": 1, "demo_video": 1}),
+    "report.fps": ({"report": {"fps": 4}}, {"demo_video": 1}),
+    "infer.batch_size": ({"infer": {"batch_size": 3}}, {"infer": 4, "evaluate": 4, "report": 1, "demo_video": 1}),
+    "ablations.tl.tl": ({"ablations": {"tl": {"tl": 2.0}}}, {"train_student": 1, "infer": 1, "evaluate": 1, "report": 1}),
+}
+
+
+@pytest.mark.slow
+def test_one_run_after_a_config_edit_brings_every_result_up_to_date(tmp_path):
+    """(a) Every subcommand of the smoke run reads only config keys etc.reads declares for it,
+    and peaks below the memory its rule asks for; (b) a single-key edit schedules exactly the
+    jobs that read it (or read their outputs) — the first run after an edit used to run only
+    resolve_config, and the teacher missed CE's class weights — and one run leaves nothing to do."""
+    import json
+
+    import yaml
+
+    from etc import resources
+    from etc.config import deep_merge, load_config
+    from etc.reads import covers, declared
+
+    base = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())
+    work = tmp_path / "w"
+    env = {**os.environ, "ETC_CONFIG_READS": str(tmp_path / "reads")}
+    res = _smoke_at(work, base, "--quiet", "all", env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+    seen = set()
+    for line in (tmp_path / "reads" / "reads.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        command, names = _command_of(record["argv"])
+        seen.add(command)
+        keys = declared(command, **names)
+        assert not [k for k in record["keys"] if not covers(keys, k)], (command, names, keys)
+    assert seen == {"make-synthetic", "check-data", "precompute-flow", "train-teacher", "train-student", "infer",
+                    "keyframe-infer", "keyframe-score", "evaluate", "report", "demo-video"}
+
+    cfg = load_config(work / "c.yaml")
+    budget = {"train_teacher": resources.train_mem_mb(cfg, "teacher"), "train_student": resources.train_mem_mb(cfg, "student"),
+              "infer": resources.infer_mem_mb(cfg), "evaluate": resources.evaluate_mem_mb(cfg),
+              "precompute_flow": resources.flow_mem_mb(cfg), "report": resources.report_mem_mb(cfg),
+              "demo_video": resources.report_mem_mb(cfg)}
+    for tsv in (work / "results/smoke/benchmarks").rglob("*.tsv"):
+        rule = next((r for r in budget if str(tsv.relative_to(work / "results/smoke/benchmarks")).startswith(r)), None)
+        if rule:
+            header, values = tsv.read_text().splitlines()[:2]
+            peak = float(dict(zip(header.split("\t"), values.split("\t"), strict=True))["max_rss"])
+            assert peak < budget[rule], (tsv.name, peak, budget[rule])
+
+    report = _smoke_at(work, base, "--report", str(work / "report.html"))  # as documented: no --cores needed
+    assert report.returncode == 0 and (work / "report.html").stat().st_size > 0, report.stderr[-3000:]
+
+    for key, (edit, expected) in EDITS.items():
+        plan = _smoke_at(work, deep_merge(base, edit), "-n", "all")
+        assert plan.returncode == 0, plan.stderr[-3000:]
+        assert _job_counts(plan.stdout + plan.stderr) == {**expected, "all": 1}, key
+    edited = base
+    for edit, _ in EDITS.values():
+        edited = deep_merge(edited, edit)
+    res = _smoke_at(work, edited, "--quiet", "all")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert yaml.safe_load((work / "results/smoke/config.yaml").read_text())["report"]["fps"] == 4
+    again = _smoke_at(work, edited, "-n", "all")
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+
+
+def test_every_training_inference_and_evaluation_job_declares_threads_and_memory(tmp_path):
+    """`snakemake -n -p` shows each job's threads (Snakemake prints them above one) and mem_mb;
+    no GPU is asked for on a CPU config, and a GPU node's resources ask for them."""
+    import re
+
+    plan = _dry_run(tmp_path, "all", resources={"threads": {"train": 2, "infer": 2, "evaluate": 2}})
+    jobs = re.split(r"\n(?=rule \w+:)", plan)
+    heavy = [j for j in jobs if re.match(r"rule (train_teacher|train_student|infer|evaluate):", j)]
+    assert len(heavy) == 1 + 3 + 4 + 4
+    for job in heavy:
+        assert "threads: 2" in job and re.search(r"mem_mb=\d+", job), job
+        assert "gpu=0" in job or job.startswith("rule evaluate"), job
+    gpu = _dry_run(tmp_path / "gpu", "all", resources={"device": "cuda"})
+    assert len(re.findall(r"rule infer:[^\n]*\n(?:(?!rule )[^\n]*\n)*?\s+resources:[^\n]*\bgpu=1", gpu)) == 4

@@ -141,7 +141,8 @@ def _check_lossless(label: Path) -> None:
                        f"losslessly (PNG); re-export it as PNG from the original ids")
 
 
-def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, deep: bool = True) -> CheckReport:
+def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, deep: bool = True,
+                  window=None) -> CheckReport:
     """Check ``root`` and return a report; raise EtcError at the first problem, naming the path.
 
     ``deep`` decodes every image (finds corrupt files); otherwise images are checked by header
@@ -158,7 +159,7 @@ def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, de
     found: dict[str, list[Clip]] = {}
     for split in splits:
         try:
-            found[split] = list_clips(dataset, root, split, strict=True)
+            found[split] = list_clips(dataset, root, split, strict=True, window=window)
         except EtcError as exc:
             if str(exc).startswith(("missing folder", "missing file")):  # the layout itself is wrong
                 raise EtcError(f"{exc}. Expected layout: {spec.how_to_get}") from None

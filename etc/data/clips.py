@@ -25,9 +25,16 @@ __all__ = [
 ]
 
 
-def list_clips(dataset: str, root: str | Path, split: str, strict: bool = True) -> list[Clip]:
-    """Clips of ``split``; ``strict`` turns any gap in a clip into an error naming the file."""
-    clips = get_spec(dataset).list_clips(Path(root), split, strict=strict)
+def list_clips(dataset: str, root: str | Path, split: str, strict: bool = True,
+               window: Sequence[int] | None = None) -> list[Clip]:
+    """Clips of ``split``; ``strict`` turns any gap in a clip into an error naming the file.
+    ``window`` (dataset.window): where a set cuts clips around a labelled frame (CamVid), strict
+    demands only the frames the window reaches."""
+    import inspect
+
+    lister = get_spec(dataset).list_clips
+    extra = {"window": window} if window is not None and "window" in inspect.signature(lister).parameters else {}
+    clips = lister(Path(root), split, strict=strict, **extra)
     if not clips:
         raise EtcError(f"no labelled clips found for split '{split}' of {dataset} at {root}")
     return clips

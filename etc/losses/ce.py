@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from etc.data.labels import IGNORE
+from etc.errors import EtcError
 
 
 def cross_entropy(
@@ -30,6 +31,14 @@ def cross_entropy(
     labelled = labels[labels != IGNORE]
     norm = weight[labelled].sum()
     return total / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+def check_ce_weights(weights, n_classes: int) -> None:
+    """``losses.ce_weights`` has one weight per class (or is None): the one check, run before
+    training starts (etc.train) and by CE on the logits it weighs."""
+    if weights is not None and len(weights) != n_classes:
+        raise EtcError(f"losses.ce_weights has {len(weights)} entries but the model predicts {n_classes} "
+                       f"classes; give one weight per class (train-id order), or null")
 
 
 def ce_loss(

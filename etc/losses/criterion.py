@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from etc.errors import EtcError
-from etc.losses.ce import ce_loss
+from etc.losses.ce import ce_loss, check_ce_weights
 from etc.losses.mf import MultiFrameKD
 from etc.losses.pa import pairwise_affinity_kd, reference_pairwise_affinity_kd
 from etc.losses.pf import pairwise_frame_kd
@@ -101,10 +101,7 @@ class LossTerm:
 def _ce(inputs: LossInputs, settings: dict, _module) -> torch.Tensor:
     weights = settings.get("ce_weights")
     if weights is not None:
-        n_classes = inputs.out_t["logits"].shape[1]
-        if len(weights) != n_classes:
-            raise EtcError(f"losses.ce_weights has {len(weights)} entries but the model predicts "
-                           f"{n_classes} classes; give one weight per class, or null")
+        check_ce_weights(weights, inputs.out_t["logits"].shape[1])
         weights = torch.as_tensor(weights, dtype=torch.float32)
     return ce_loss(inputs.out_t, inputs.batch["label_t"], settings["aux_weight"], weights)
 

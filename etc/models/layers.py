@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
@@ -22,3 +23,28 @@ def aux_head(cin: int, head_channels: int, num_classes: int, dropout: float) -> 
         nn.Dropout2d(dropout),
         nn.Conv2d(channels, num_classes, 1),
     )
+
+
+class SingleValueBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm that, in training, normalises an input of one value per channel (a batch of one
+    through a 1×1 pooling bin: PSPNet's pyramid, DeepLabV3+'s image pooling, UPerNet's PPM) with
+    its running statistics, unchanged, instead of raising: such an input has no batch
+    statistics. Training at batch size 1 then treats that layer as evaluation does (a learned
+    affine over the initial statistics, which batch-1 training never moves), so training and
+    inference agree; every input of two values or more per channel is normalised exactly as by
+    nn.BatchNorm2d, so nothing trained at a batch of two or more changes. GroupNorm or no norm
+    in the bin (other PSPNet ports) would change every network, its checkpoints and figures."""
+
+    def forward(self, x):
+        if self.training and x.numel() == x.shape[1]:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def batchnorm_without_single_values(model: nn.Module) -> nn.Module:
+    """``model`` with each nn.BatchNorm2d a :class:`SingleValueBatchNorm2d` (same parameters and
+    buffers, so checkpoints load as before)."""
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = SingleValueBatchNorm2d
+    return model

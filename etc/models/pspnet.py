@@ -75,9 +75,9 @@ class PSPNet(nn.Module):
         self,
         backbone: nn.Module,
         num_classes: int,
-        head_channels: int = 256,
-        dropout: float = 0.1,
-        aux: bool = True,
+        head_channels: int,
+        dropout: float,
+        aux: bool,
     ):
         super().__init__()
         self.backbone = backbone
@@ -121,12 +121,15 @@ def build_backbone(spec: dict) -> nn.Module:
     """The dilated (output stride 8) timm feature extractor of one model entry of the config."""
     import timm
 
+    from etc.config import model_defaults
+
+    spec = {**model_defaults(), **spec}
     name = spec["backbone"]
     if name not in BACKBONES:
         raise EtcError(f"unknown PSPNet backbone '{name}'; known: {', '.join(BACKBONES)}")
     timm_name, kwargs = BACKBONES[name]
     kwargs = dict(kwargs)
-    width = float(spec.get("width", 1.0))
+    width = float(spec["width"])
     if name == "tiny":
         channels = tuple(max(4, int(round(c * width))) for c in TINY_CHANNELS)
         kwargs["channels"] = channels
@@ -136,7 +139,7 @@ def build_backbone(spec: dict) -> nn.Module:
             f"model entry with backbone '{name}' sets width {width}: width scales only the "
             f"'tiny' backbone; remove it or use backbone: tiny"
         )
-    pretrained = spec.get("pretrained")
+    pretrained = spec["pretrained"]
     if pretrained == IMAGENET and name == "tiny":
         raise EtcError(
             "backbone 'tiny' (model key pretrained: imagenet) has no published weights: save the "
@@ -178,11 +181,12 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> N
 
 
 def build_pspnet(spec: dict, num_classes: int) -> PSPNet:
-    """A PSPNet from one model entry of the config (the teacher or a student)."""
+    """A PSPNet from one model entry of the config (the teacher or a student), its defaults
+    filled (etc.models.build_model)."""
     return PSPNet(
         build_backbone(spec),
         num_classes,
-        head_channels=int(spec.get("head_channels", 256)),
-        dropout=float(spec.get("dropout", 0.1)),
-        aux=float(spec.get("aux_weight", 0.4)) > 0,
+        head_channels=int(spec["head_channels"]),
+        dropout=float(spec["dropout"]),
+        aux=float(spec["aux_weight"]) > 0,
     )

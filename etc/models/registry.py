@@ -71,8 +71,13 @@ def model_name(spec: dict) -> str:
 
 def build_model(spec: dict, num_classes: int) -> nn.Module:
     """The network of one model entry of the config (or of a checkpoint's stored entry;
-    entries written before architectures had names are PSPNets)."""
-    arch = spec.get("arch", DEFAULT_ARCH)
+    entries written before architectures had names are PSPNets); keys it lacks take the
+    schema's defaults (etc.config.model_defaults)."""
+    from etc.config import model_defaults
+    from etc.models.layers import batchnorm_without_single_values
+
+    spec = {**model_defaults(), **spec}
+    arch = spec["arch"]
     if arch not in ARCHITECTURES:
         raise EtcError(f"unknown architecture '{arch}' (model key 'arch'); known: "
                        f"{', '.join(ARCHITECTURES)}")
@@ -80,7 +85,7 @@ def build_model(spec: dict, num_classes: int) -> nn.Module:
     if spec["backbone"] not in entry.backbones:
         raise EtcError(f"architecture '{arch}' has no backbone '{spec['backbone']}' (model key "
                        f"'backbone'); its backbones: {', '.join(entry.backbones)}")
-    return entry.build(spec, num_classes)
+    return batchnorm_without_single_values(entry.build(spec, num_classes))
 
 
 def set_feature_tap(model: nn.Module, tap: str, role: str) -> None:

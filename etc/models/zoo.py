@@ -108,19 +108,19 @@ def build_zoo_model(arch: str, spec: dict, num_classes: int) -> ZooNet:
         raise EtcError(
             f"architecture '{arch}' has no encoder '{name}'; known: {', '.join(ENCODERS)}"
         )
-    if float(spec.get("width", 1.0)) != 1.0:
+    if float(spec["width"]) != 1.0:
         raise EtcError(
             f"model entry '{arch}' on '{name}' sets width {spec['width']}: width scales only "
             f"PSPNet's 'tiny' backbone; remove it"
         )
-    head_channels = int(spec.get("head_channels", 256))
+    head_channels = int(spec["head_channels"])
     if arch == "fpn" and head_channels % 32:
         raise EtcError(
             f"model entry 'fpn' on '{name}': head_channels {head_channels} must be a multiple "
             f"of 32 (FPN's GroupNorm has 32 groups)"
         )
     cls_name, width_key = ARCHS[arch]
-    pretrained = spec.get("pretrained")
+    pretrained = spec["pretrained"]
     encoder = ENCODERS[name]
 
     def create(download: bool) -> nn.Module:
@@ -142,8 +142,8 @@ def build_zoo_model(arch: str, spec: dict, num_classes: int) -> ZooNet:
         model,
         num_classes,
         head_channels,
-        dropout=float(spec.get("dropout", 0.1)),
-        aux=float(spec.get("aux_weight", 0.4)) > 0,
+        dropout=float(spec["dropout"]),
+        aux=float(spec["aux_weight"]) > 0,
     )
 
 

@@ -16,8 +16,8 @@ def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_d
     keyframe rows join the table, every row gets its streaming latency, and the accuracy–latency
     figures plot them; without it those figures show the per-frame rows' batched timing."""
     from etc.io import atomic_path, write_text
+    from etc.plan import REPORT_FIGURES
     from etc.report import plots
-    from etc.report.figures import REPORT_FIGURES
     from etc.report.table import load_metrics, report_columns, results_table, to_markdown
     from etc.runs import run_names
 

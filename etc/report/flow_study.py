@@ -4,101 +4,27 @@ must the training flow be, and how much does the measuring flow bias TC?
 The students of ``flow_study.ablations`` are trained with every estimator of
 ``flow_study.train_estimators``; every student and the default run's baseline are measured with
 every estimator of ``flow_study.measure_estimators`` (the exact flow ``gt`` always among them).
-The plan and the file layout live here, so the workflow (workflow/rules/flow_study.smk) and the
-report agree on them by construction. Importable without pandas or torch: the Snakefile reads it.
+The plan and the file layout live in etc.plan, which the workflow (workflow/rules/flow_study.smk)
+reads too: they agree by construction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from etc.errors import EtcError
-from etc.flow.roles import canonical, file_tag, training_estimator
-
-EXACT = "gt"
-BASELINE = "baseline"
-PAIRS = {"train": "training", "measure": "consecutive"}  # the pair set of each role's store
-FIGURES = ("delta_vs_epe", "tc_bias")
-# metrics the table carries for every (model, measuring flow); deltas and biases are of these
-METRICS = ("miou", "tc", "tc_all", "tc_occ", "flicker_pct")
-
-
-@dataclass(frozen=True)
-class StudyPlan:
-    student: str
-    ablations: tuple[str, ...]
-    train: tuple[str, ...]  # canonical training estimators
-    measure: tuple[str, ...]  # canonical measuring estimators, the exact flow first
-    default_train: str  # flow.estimator: its students are the default run's
-
-    def runs(self) -> list[tuple[str, str | None]]:
-        """(ablation, training estimator) of every model measured: the baseline (no training
-        flow), then each ablation × training estimator."""
-        return [(BASELINE, None)] + [(a, e) for a in self.ablations for e in self.train]
-
-
-def study_plan(config: dict) -> StudyPlan:
-    """The study of ``config``, checked: a dataset with exact flow, a known student, a baseline,
-    and ablations that use the temporal loss."""
-    from etc.data.sets import get_spec
-    from etc.losses.registry import ablation_needs
-
-    study, ds = config["flow_study"], config["dataset"]["name"]
-    if not get_spec(ds).exact_flow:
-        raise EtcError(f"the flow study measures flows against the exact flow, which dataset '{ds}' does not "
-                       f"have; run it on the synthetic set (dataset.name: synthetic)")
-    student = study["student"] or next(iter(config["students"]))
-    if student not in config["students"]:
-        raise EtcError(f"config key 'flow_study.student': '{student}' is not a student; students: "
-                       f"{', '.join(config['students'])}")
-    if BASELINE not in config["ablations"]:
-        raise EtcError("the flow study compares with the default run's 'baseline' ablation; add "
-                       "`baseline: {ce: 1.0}` to `ablations`")
-    for a in study["ablations"]:
-        if a not in config["ablations"]:
-            raise EtcError(f"config key 'flow_study.ablations': '{a}' is not an ablation; ablations: "
-                           f"{', '.join(config['ablations'])}")
-        if not ablation_needs(config["ablations"][a], "needs_flow"):
-            raise EtcError(f"config key 'flow_study.ablations': '{a}' does not use the temporal loss, so "
-                           f"its training flow changes nothing; name ablations with a `tl` weight")
-    measure = _unique([EXACT, *study["measure_estimators"]])
-    return StudyPlan(student, tuple(dict.fromkeys(study["ablations"])), _unique(study["train_estimators"]),
-                     measure, training_estimator(config))
-
-
-def _unique(specs) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(canonical(s) for s in specs))
-
-
-def metrics_path(metrics_dir: str | Path, plan: StudyPlan, measure: str, ablation: str, train: str | None) -> Path:
-    """``<measure>/<student>/baseline.json`` or ``<measure>/<student>/<ablation>.<train>.json``."""
-    name = ablation if train is None else f"{ablation}.{file_tag(train)}"
-    return Path(metrics_dir, file_tag(measure), plan.student, f"{name}.json")
-
-
-def store_path(flow_dir: str | Path, pairs: str, split: str, spec: str) -> Path:
-    """``<pairs>/<split>.<estimator>.h5``: one file per pair set, split and estimator, so the
-    training and the evaluation store never share a file, even on one split."""
-    return Path(flow_dir, pairs, f"{split}.{file_tag(spec)}.h5")
-
-
-def quality_path(store: str | Path) -> Path:
-    """Where `etc flow-quality` writes its summary by default: beside the store."""
-    store = Path(store)
-    return store.with_name(store.stem + ".quality.json")
-
-
-def study_inputs(config: dict, metrics_dir: str | Path, flow_dir: str | Path) -> dict[str, list[Path]]:
-    """Every file the report reads: the metrics of each (measuring flow, model) and the
-    flow-quality summary of each training and measuring store."""
-    plan = study_plan(config)
-    ds = config["dataset"]
-    return {
-        "metrics": [metrics_path(metrics_dir, plan, m, a, e) for m in plan.measure for a, e in plan.runs()],
-        "quality": [quality_path(store_path(flow_dir, PAIRS["train"], ds["train_split"], e)) for e in plan.train]
-        + [quality_path(store_path(flow_dir, PAIRS["measure"], ds["val_split"], m)) for m in plan.measure],
-    }
+from etc.plan import (
+    BASELINE,
+    EXACT,
+    METRICS,
+    PAIRS,
+    StudyPlan,
+    metrics_path,
+    quality_path,
+    store_path,
+    study_inputs,
+    study_plan,
+)
 
 
 def study_table(config: dict, metrics_dir: str | Path, flow_dir: str | Path):

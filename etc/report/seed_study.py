@@ -5,42 +5,16 @@ than this spread; the deltas are taken against the baseline *of the same seed* (
 initialisation, same batches), which removes most of it.
 
 The default run's students are the seed ``train.student.seed``'s and are reused; the file
-names of the others come from :func:`run_files`, which the workflow reads too."""
+names of the others come from etc.plan (``run_files``), which the workflow reads too."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from etc.errors import EtcError
+from etc.plan import SEED_FIGURE as FIGURE
+from etc.plan import SUMMARY_KEYS, run_files, seeds, study_metrics
 from etc.runs import student_run_names
-
-FIGURE = "seed_deltas"
-SUMMARY_KEYS = ("mean", "std")
-
-
-def seeds(config: dict) -> list[int]:
-    """The study's seeds, the default run's first (it is reused, not retrained)."""
-    default = int(config["train"]["student"]["seed"])
-    listed = [int(s) for s in config["seed_study"]["seeds"]]
-    return [default, *[s for s in listed if s != default]]
-
-
-def seed_dir(results_dir: str | Path, seed) -> Path:
-    """Where the study keeps the runs of ``seed`` (a number or a wildcard pattern): the same
-    layout as the default run's below it (models/, predictions/, metrics/, …)."""
-    return Path(results_dir, "seed_study", f"seed{seed}")
-
-
-def run_files(results_dir: str | Path, config: dict, seed: int, run: str, kind: str) -> Path:
-    """Model (``models``), predictions (``predictions``) or metrics (``metrics``) of ``run``
-    trained with ``seed``: the default run's for its own seed, the study's otherwise."""
-    suffix = {"models": ".pt", "predictions": ".h5", "metrics": ".json"}[kind]
-    root = results_dir if seed == int(config["train"]["student"]["seed"]) else seed_dir(results_dir, seed)
-    return Path(root, kind, f"{run}{suffix}")
-
-
-def study_metrics(config: dict, results_dir: str | Path) -> list[Path]:
-    return [run_files(results_dir, config, s, r, "metrics") for s in seeds(config) for r in student_run_names(config)]
 
 
 def seed_table(config: dict, results_dir: str | Path):

@@ -1,6 +1,4 @@
 # Helpers that turn config into paths and parameters; rules never hold literals.
-import hashlib
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -12,9 +10,11 @@ shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executab
 from etc.errors import EtcError
 from etc.losses import ablation_needs  # the loss registry says what each ablation needs
 from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, training_estimator
-from etc.report.flow_study import BASELINE, FIGURES, PAIRS, store_path, study_inputs
-from etc.report.seed_study import FIGURE as SEED_FIGURE
-from etc.report.seed_study import seed_dir, study_metrics
+from etc.plan import BASELINE, BENCH_FIGURE, FLOW_STUDY_FIGURES, PAIRS, REPORT_FIGURES, SEED_FIGURE  # the layout
+from etc.plan import run_path, seed_dir, store_path, study_inputs, study_metrics
+from etc.config import write_resolved
+from etc.reads import covers, declared, reads_digest
+from etc import resources as res  # threads, mem_mb and GPUs of each stage's jobs
 from etc.runs import run_names
 
 
@@ -22,21 +22,35 @@ def results(*parts):
     return str(Path(config["results"], *parts))
 
 
+def run_file(kind, run, root=None):
+    """A run's checkpoint, curve, predictions, timing or metrics (etc.plan.run_path)."""
+    return str(run_path(root or config["results"], kind, run))
+
+
 def dataset_root():
     return config["dataset"]["root"]
 
 
-def digest(*sections):
-    """A short hash of config sections: a rule reruns exactly when what it reads changes."""
-    return digest_of([config[s] for s in sections])
+def reads(command):
+    """The rerun parameter of the jobs of `etc COMMAND`, a hash of the config values the
+    command reads (etc.reads), with those the rule passes on the command line (a seed or an
+    estimator named by the path) in place of the config's. A job reruns exactly when one changes."""
 
+    def rerun_digest(wildcards):
+        names = {k: wildcards[k] for k in ("student", "ablation") if k in wildcards.keys()}
+        given = {}
+        if "seed" in wildcards.keys():
+            given["train.student.seed"] = int(wildcards.seed)
+        if "estimator" in wildcards.keys():
+            given["flow.estimator"] = flow_spec(wildcards)
+        if "measure" in wildcards.keys():
+            given["evaluate.flow_estimator"] = from_file_tag(wildcards.measure)
+        if command == "precompute-flow" and estimator_ckpt(config, given["flow.estimator"]):
+            given["flow.ckpt"] = estimator_ckpt(config, given["flow.estimator"])  # --ckpt
+        keys = declared(command, **names)  # a command that reads none of them is not passed them
+        return reads_digest(config, command, {k: v for k, v in given.items() if covers(keys, k)}, **names)
 
-def digest_of(value):
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def config_json():
-    return shlex.quote(json.dumps(config))  # key order kept: the table lists ablations as the config does
+    return rerun_digest
 
 
 def dataset_ready():
@@ -72,26 +86,17 @@ def flow_ckpt_flag(wildcards):
     return f"--ckpt {shlex.quote(ckpt)}" if ckpt else ""
 
 
-def flow_digest(spec):
-    """What a store of ``spec`` depends on: the dataset, the flow settings other than which
-    estimator the config trains with, the estimator and its checkpoint."""
-    settings = {k: v for k, v in config["flow"].items() if k not in ("estimator", "ckpt")}
-    return digest_of([config["dataset"], settings, spec, estimator_ckpt(config, spec)])
-
-
 def flow_gpus(wildcards):
-    """A ptlflow model wants a GPU; DIS and the exact flow run on CPU."""
-    return 1 if flow_spec(wildcards).startswith("ptlflow:") else 0
+    return res.flow_gpus(config, flow_spec(wildcards))
 
 
-def train_gpus(which):
-    """GPUs (processes) of the teacher's or a student's training job: config train.<which>.gpus."""
-    return config["train"][which]["gpus"]
+ALL_CORES = 1024  # a rule's threads above --cores are lowered to --cores by Snakemake
 
 
 def train_launcher(which):
-    """`etc`, or torchrun with one process per GPU when the job is given several."""
-    n = train_gpus(which)
+    """`etc`, or torchrun with one process per GPU (or gloo process on CPU) when
+    train.<which>.gpus asks for several."""
+    n = config["train"][which]["gpus"]
     return "etc" if n == 1 else f"torchrun --standalone --nproc_per_node {n} -m etc --"  # "--": torchrun would read --run as its own --run-path
 
 
@@ -106,7 +111,7 @@ def student_inputs(wildcards):
     if ablation_needs(terms, "needs_flow"):
         inputs["flow"] = train_flow()
     if ablation_needs(terms, "needs_teacher"):
-        inputs["teacher"] = results("models", "teacher.pt")
+        inputs["teacher"] = run_file("models", "teacher")
     return inputs
 
 
@@ -124,8 +129,6 @@ def student_flags(wildcards, input):
 
 
 def report_outputs():
-    from etc.report.figures import REPORT_FIGURES  # the one list of figure names
-
     return [results("report", f"{n}.png") for n in REPORT_FIGURES]
 
 
@@ -148,7 +151,7 @@ def demo_models():
 
 
 def demo_inputs(wildcards):
-    return {name: results("predictions", f"{run}.h5") for name, run in demo_models().items()}
+    return {name: run_file("predictions", run) for name, run in demo_models().items()}
 
 
 def demo_models_arg(wildcards, input):
@@ -200,5 +203,6 @@ def flow_study_inputs(wildcards):
 # The seed study (seed_study.smk)
 
 
-def seeded(seed, kind, *parts):
-    return str(Path(seed_dir(config["results"], seed), kind, *parts))
+def seed_root():
+    """The seed study's results folder of seed {seed}: the default run's layout below it."""
+    return str(seed_dir(config["results"], "{seed}"))

@@ -1,14 +1,18 @@
+# The resolved config every `etc` command reads. No rerun parameter: a job that Snakemake must
+# rerun hides the rerun parameters of every job downstream of it for the rest of that run (its
+# DAG masks them, and an ancient() input then never triggers them), so one stage rerun here would
+# leave every other result stale. Written when missing, and refreshed before any job runs
+# (onstart, Snakefile) from the config of this run; each job reruns by what it reads (etc.reads).
 rule resolve_config:
     output:
         results("config.yaml"),
-    params:
-        config=config_json(),
     log:
         results("logs", "resolve_config.log"),
     benchmark:
         results("benchmarks", "resolve_config.tsv")
-    shell:
-        "etc config --json {params.config} --out {output:q} > {log:q} 2>&1"
+    run:
+        write_resolved(config, output[0])
+        Path(log[0]).write_text(f"wrote {output[0]}\n")
 
 
 rule make_synthetic:
@@ -18,7 +22,7 @@ rule make_synthetic:
         Path(dataset_root(), "synthetic.json"),
     params:
         root=lambda wildcards, output: Path(output[0]).parent,
-        digest=digest_of(config["dataset"]["synthetic"]),
+        digest=reads("make-synthetic"),
     log:
         results("logs", "make_synthetic.log"),
     benchmark:
@@ -34,7 +38,7 @@ rule check_data:
     output:
         results("data", "manifest.json"),
     params:
-        digest=digest("dataset"),
+        digest=reads("check-data"),
     log:
         results("logs", "check_data.log"),
     benchmark:

@@ -1,18 +1,21 @@
 rule evaluate:
     input:
         config=ancient(results("config.yaml")),
-        predictions=results("predictions", "{model}.h5"),
-        timing=results("predictions", "{model}.timing.json"),
+        predictions=run_file("predictions", "{model}"),
+        timing=run_file("timing", "{model}"),
         flow=eval_flow(),
-        model=results("models", "{model}.pt"),
+        model=run_file("models", "{model}"),
     output:
-        results("metrics", "{model}.json"),
+        run_file("metrics", "{model}"),
     params:
-        digest=digest("evaluate"),
+        digest=reads("evaluate"),
     log:
         results("logs", "evaluate", "{model}.log"),
     benchmark:
         results("benchmarks", "evaluate", "{model}.tsv")
+    threads: res.threads(config, "evaluate")
+    resources:
+        mem_mb=res.evaluate_mem_mb(config),
     wildcard_constraints:
         model="teacher|[^/]+/[^/]+",
     shell:

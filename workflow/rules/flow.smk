@@ -7,12 +7,14 @@ rule precompute_flow:
     params:
         spec=flow_spec,
         ckpt=flow_ckpt_flag,
-        digest=lambda wildcards: flow_digest(flow_spec(wildcards)),
+        digest=reads("precompute-flow"),
     log:
         results("logs", "precompute_flow_{pairs}_{split}.{estimator}.log"),
     benchmark:
         results("benchmarks", "precompute_flow_{pairs}_{split}.{estimator}.tsv")
+    threads: res.threads(config, "flow")
     resources:
+        mem_mb=res.flow_mem_mb(config),
         gpu=flow_gpus,
         nvidia_gpu=flow_gpus,
     wildcard_constraints:
@@ -34,6 +36,9 @@ rule flow_quality:
         results("flow", "{pairs}", "{split}.{estimator}.quality.json"),
     log:
         results("logs", "flow_quality_{pairs}_{split}.{estimator}.log"),
+    threads: res.threads(config, "flow")
+    resources:
+        mem_mb=res.flow_mem_mb(config),
     wildcard_constraints:
         pairs="training|consecutive",
         split=r"[^./]+",

@@ -2,20 +2,17 @@
 # students of flow_study.ablations trained with every flow of flow_study.train_estimators, every
 # student and the default run's baseline measured with every flow of measure_estimators. The
 # default run's teacher, baseline and flow.estimator students are reused, not retrained. The
-# plan and the file names come from etc.report.flow_study, which the report reads too.
+# plan and the file names come from etc.plan, which the report reads too.
 
 
 # The default run's rules on the study's paths (the estimator reaches `etc train` through
-# student_flags); the digest also covers the training flow's own settings.
+# student_flags, and the rerun parameter through the path: common.smk, reads).
 use rule train_student as flow_study_train with:
     input:
         unpack(study_student_inputs),
     output:
-        model=study("models", "{estimator}", "{student}", "{ablation}.pt"),
-        curve=study("train", "{estimator}", "{student}", "{ablation}.csv"),
-    params:
-        digest=lambda wildcards: digest_of([config[s] for s in ("dataset", "augment", "students", "losses")]
-                                           + [flow_digest(flow_spec(wildcards))]),
+        model=run_file("models", "{estimator}/{student}/{ablation}", root=study()),
+        curve=run_file("train", "{estimator}/{student}/{ablation}", root=study()),
     log:
         study("logs", "train_{estimator}_{student}_{ablation}.log"),
     benchmark:
@@ -27,10 +24,10 @@ use rule train_student as flow_study_train with:
 use rule infer as flow_study_infer with:
     input:
         config=ancient(results("config.yaml")),
-        model=study("models", "{estimator}", "{model}.pt"),
+        model=run_file("models", "{estimator}/{model}", root=study()),
     output:
-        predictions=study("predictions", "{estimator}", "{model}.h5"),
-        timing=study("predictions", "{estimator}", "{model}.timing.json"),
+        predictions=run_file("predictions", "{estimator}/{model}", root=study()),
+        timing=run_file("timing", "{estimator}/{model}", root=study()),
     log:
         study("logs", "infer_{estimator}", "{model}.log"),
     benchmark:
@@ -48,11 +45,11 @@ rule flow_study_evaluate:
         model=lambda wildcards: study_run_files(wildcards, "models"),
         flow=lambda wildcards: flow_store("measure", from_file_tag(wildcards.measure)),
     output:
-        study("metrics", "{measure}", "{student}", "{ablation}.{estimator}.json"),
+        run_file("metrics", "{measure}/{student}/{ablation}.{estimator}", root=study()),
     params:
         measure=lambda wildcards: from_file_tag(wildcards.measure),
         spec=flow_spec,
-        digest=digest("evaluate"),
+        digest=reads("evaluate"),
     log:
         study("logs", "evaluate_{measure}_{student}_{ablation}.{estimator}.log"),
     benchmark:
@@ -69,14 +66,14 @@ rule flow_study_evaluate_baseline:
     """The default run's baseline, measured with flow {measure}."""
     input:
         config=ancient(results("config.yaml")),
-        predictions=results("predictions", "{student}", f"{BASELINE}.h5"),
-        model=results("models", "{student}", f"{BASELINE}.pt"),
+        predictions=run_file("predictions", f"{{student}}/{BASELINE}"),
+        model=run_file("models", f"{{student}}/{BASELINE}"),
         flow=lambda wildcards: flow_store("measure", from_file_tag(wildcards.measure)),
     output:
-        study("metrics", "{measure}", "{student}", f"{BASELINE}.json"),
+        run_file("metrics", f"{{measure}}/{{student}}/{BASELINE}", root=study()),
     params:
         measure=lambda wildcards: from_file_tag(wildcards.measure),
-        digest=digest("evaluate"),
+        digest=reads("evaluate"),
     log:
         study("logs", "evaluate_{measure}_{student}_baseline.log"),
     benchmark:
@@ -96,14 +93,18 @@ rule flow_study:
         table=study("table.csv"),
         markdown=study("table.md"),
         summary=study("summary.json"),
-        figures=[study(f"{name}.png") for name in FIGURES],
+        figures=[study(f"{name}.png") for name in FLOW_STUDY_FIGURES],
     params:
+        digest=reads("flow-study-report"),
         # <metrics>/<measure>/<student>/<run>.json and <flow>/<pairs>/<split>.<estimator>.quality.json
         metrics=lambda wildcards, input: Path(input.metrics[0]).parents[2],
         flows=lambda wildcards, input: Path(input.quality[0]).parents[1],
         outdir=lambda wildcards, output: Path(output.table).parent,
     log:
         study("logs", "report.log"),
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     shell:
         "etc flow-study-report --config {input.config:q} --metrics-dir {params.metrics:q} "
         "--flow-dir {params.flows:q} --out-dir {params.outdir:q} > {log:q} 2>&1"

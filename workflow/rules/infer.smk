@@ -1,20 +1,22 @@
 rule infer:
     input:
         config=ancient(results("config.yaml")),
-        model=results("models", "{model}.pt"),
+        model=run_file("models", "{model}"),
     output:
-        predictions=results("predictions", "{model}.h5"),
-        timing=results("predictions", "{model}.timing.json"),
+        predictions=run_file("predictions", "{model}"),
+        timing=run_file("timing", "{model}"),
     params:
-        digest=digest("dataset", "infer"),
+        digest=reads("infer"),
         split=config["dataset"]["val_split"],
     log:
         results("logs", "infer", "{model}.log"),
     benchmark:
         results("benchmarks", "infer", "{model}.tsv")
+    threads: res.threads(config, "infer")
     resources:
-        gpu=1,
-        nvidia_gpu=1,
+        mem_mb=res.infer_mem_mb(config),
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
     wildcard_constraints:
         model="teacher|[^/]+/[^/]+",
     shell:

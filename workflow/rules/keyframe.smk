@@ -46,16 +46,17 @@ rule keyframe_stream:
         predictions=temp(keyframe("predictions", "{model}.k1.h5")),
         timing=keyframe("predictions", "{model}.k1.timing.json"),
     params:
-        digest=digest("dataset", "infer"),
+        digest=reads("infer"),
         split=config["dataset"]["val_split"],
     log:
         keyframe("logs", "{model}.k1.log"),
     benchmark:
         keyframe("benchmarks", "{model}.k1.tsv")
-    threads: workflow.cores  # timed alone: no sibling job shares the cores while it streams
+    threads: ALL_CORES  # timed alone: no sibling job shares the cores while it streams
     resources:
-        gpu=1,
-        nvidia_gpu=1,
+        mem_mb=res.infer_mem_mb(config),
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
     wildcard_constraints:
         **KEYFRAME_WILDCARDS,
     shell:
@@ -71,7 +72,7 @@ rule keyframe_infer:
         predictions=keyframe("predictions", "{model}.k{interval}.{propagate}.{estimator}.{offset}.h5"),
         timing=keyframe("predictions", "{model}.k{interval}.{propagate}.{estimator}.{offset}.timing.json"),
     params:
-        digest=digest("dataset", "infer", "keyframe"),
+        digest=reads("keyframe-infer"),
         split=config["dataset"]["val_split"],
         estimator=lambda wildcards: shlex.quote(from_file_tag(wildcards.estimator)),
         offset=lambda wildcards: "" if wildcards.offset == "all" else f"--keyframe-offset {wildcards.offset[1:]}",
@@ -79,10 +80,11 @@ rule keyframe_infer:
         keyframe("logs", "{model}.k{interval}.{propagate}.{estimator}.{offset}.log"),
     benchmark:
         keyframe("benchmarks", "{model}.k{interval}.{propagate}.{estimator}.{offset}.tsv")
-    threads: workflow.cores  # timed alone: no sibling job shares the cores while it streams
+    threads: ALL_CORES  # timed alone: no sibling job shares the cores while it streams
     resources:
-        gpu=1,
-        nvidia_gpu=1,
+        mem_mb=res.infer_mem_mb(config),
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
     wildcard_constraints:
         **KEYFRAME_WILDCARDS,
     shell:
@@ -102,11 +104,14 @@ rule keyframe_evaluate:
     output:
         keyframe("evaluate", "{slug}.json"),
     params:
-        digest=digest("evaluate"),
+        digest=reads("evaluate"),
     log:
         keyframe("logs", "evaluate", "{slug}.log"),
     benchmark:
         keyframe("benchmarks", "evaluate", "{slug}.tsv")
+    threads: res.threads(config, "evaluate")
+    resources:
+        mem_mb=res.evaluate_mem_mb(config),
     wildcard_constraints:
         slug="|".join(re.escape(s) for s, r in KEYFRAME_ROWS.items() if r["interval"] > 1) or "^$",
     shell:
@@ -123,10 +128,13 @@ rule keyframe_score:
         interval=lambda wildcards: KEYFRAME_ROWS[wildcards.slug]["interval"],
         run=lambda wildcards: shlex.quote(KEYFRAME_ROWS[wildcards.slug]["run"]),
         predictions=lambda wildcards, input: " ".join(f"--predictions {shlex.quote(p)}" for p in input.predictions),
+        digest=reads("keyframe-score"),
     log:
         keyframe("logs", "score", "{slug}.log"),
     benchmark:
         keyframe("benchmarks", "score", "{slug}.tsv")
+    resources:
+        mem_mb=res.evaluate_mem_mb(config),
     wildcard_constraints:
         slug="|".join(re.escape(s) for s in KEYFRAME_ROWS) or "^$",
     shell:

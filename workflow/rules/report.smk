@@ -1,11 +1,8 @@
-from etc.report.figures import BENCH_FIGURE, REPORT_FIGURES
-
-
 rule report:
     input:
         config=ancient(results("config.yaml")),
-        metrics=expand(results("metrics", "{model}.json"), model=all_models()),
-        curves=expand(results("train", "{model}.csv"), model=all_models()),
+        metrics=expand(run_file("metrics", "{model}"), model=all_models()),
+        curves=expand(run_file("train", "{model}"), model=all_models()),
         keyframe=keyframe_row_files(),
     output:
         table=report(results("table.csv"), caption="../report/table.rst", category="Results"),
@@ -15,12 +12,16 @@ rule report:
             for path, (name, category) in zip(report_outputs(), REPORT_FIGURES.items())
         ],
     params:
+        digest=reads("report"),
         outdir=lambda wildcards, output: Path(output.figures[0]).parent,
         metrics=lambda wildcards, input: Path(input.metrics[0]).parent,
         curves=lambda wildcards, input: Path(input.curves[0]).parent,
         keyframe=keyframe("rows"),
     log:
         results("logs", "report.log"),
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     benchmark:
         results("benchmarks", "report.tsv")
     shell:
@@ -37,9 +38,13 @@ rule demo_video:
         video=results("demo", "clip{index}.mp4"),
         gif=report(results("demo", "clip{index}.gif"), caption="../report/demo.rst", category="Demo"),
     params:
+        digest=reads("demo-video"),
         models=demo_models_arg,
     log:
         results("logs", "demo_video_{index}.log"),
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     benchmark:
         results("benchmarks", "demo_video_{index}.tsv")
     wildcard_constraints:
@@ -58,10 +63,11 @@ rule bench:
         # the rules' wall times; drawn from results/benchmarks, which the config rule already fills
         figure=report(results(f"{BENCH_FIGURE}.png"), caption="../report/bench.rst", category="Benchmarks"),
     params:
+        digest=reads("bench"),
         results=lambda wildcards, output: Path(output.table).parent,
     log:
         results("logs", "bench.log"),
-    threads: workflow.cores
+    threads: ALL_CORES  # it measures speed: every core this run has, known without --cores at parse time (--report)
     benchmark:
         results("benchmarks", "bench.tsv")
     shell:

@@ -1,19 +1,19 @@
 # The seed study (`snakemake --cores all seed_study`, not in the default target): every student ×
 # ablation trained again with each seed of seed_study.seeds, inferred and evaluated as in the
 # default run; the table gives mean ± std over the seeds. The default run's students are its
-# train.student.seed's and are reused. File names come from etc.report.seed_study.
+# train.student.seed's and are reused. File names come from etc.plan.
 
 
 # The default run's rules with the seed's paths: the same commands by construction (the seed
 # reaches `etc train` through student_flags).
 use rule train_student as seed_study_train with:
     output:
-        model=seeded("{seed}", "models", "{student}", "{ablation}.pt"),
-        curve=seeded("{seed}", "train", "{student}", "{ablation}.csv"),
+        model=run_file("models", "{student}/{ablation}", root=seed_root()),
+        curve=run_file("train", "{student}/{ablation}", root=seed_root()),
     log:
-        seeded("{seed}", "logs", "train_{student}_{ablation}.log"),
+        str(Path(seed_root(), "logs", "train_{student}_{ablation}.log")),
     benchmark:
-        seeded("{seed}", "benchmarks", "train_{student}_{ablation}.tsv")
+        str(Path(seed_root(), "benchmarks", "train_{student}_{ablation}.tsv"))
     wildcard_constraints:
         seed=r"\d+",
         student=r"[^./]+",
@@ -23,14 +23,14 @@ use rule train_student as seed_study_train with:
 use rule infer as seed_study_infer with:
     input:
         config=ancient(results("config.yaml")),
-        model=seeded("{seed}", "models", "{model}.pt"),
+        model=run_file("models", "{model}", root=seed_root()),
     output:
-        predictions=seeded("{seed}", "predictions", "{model}.h5"),
-        timing=seeded("{seed}", "predictions", "{model}.timing.json"),
+        predictions=run_file("predictions", "{model}", root=seed_root()),
+        timing=run_file("timing", "{model}", root=seed_root()),
     log:
-        seeded("{seed}", "logs", "infer", "{model}.log"),
+        str(Path(seed_root(), "logs", "infer", "{model}.log")),
     benchmark:
-        seeded("{seed}", "benchmarks", "infer", "{model}.tsv")
+        str(Path(seed_root(), "benchmarks", "infer", "{model}.tsv"))
     wildcard_constraints:
         seed=r"\d+",
         model=r"[^/]+/[^/]+",
@@ -39,16 +39,16 @@ use rule infer as seed_study_infer with:
 use rule evaluate as seed_study_evaluate with:
     input:
         config=ancient(results("config.yaml")),
-        predictions=seeded("{seed}", "predictions", "{model}.h5"),
-        timing=seeded("{seed}", "predictions", "{model}.timing.json"),
+        predictions=run_file("predictions", "{model}", root=seed_root()),
+        timing=run_file("timing", "{model}", root=seed_root()),
         flow=eval_flow(),
-        model=seeded("{seed}", "models", "{model}.pt"),
+        model=run_file("models", "{model}", root=seed_root()),
     output:
-        seeded("{seed}", "metrics", "{model}.json"),
+        run_file("metrics", "{model}", root=seed_root()),
     log:
-        seeded("{seed}", "logs", "evaluate", "{model}.log"),
+        str(Path(seed_root(), "logs", "evaluate", "{model}.log")),
     benchmark:
-        seeded("{seed}", "benchmarks", "evaluate", "{model}.tsv")
+        str(Path(seed_root(), "benchmarks", "evaluate", "{model}.tsv"))
     wildcard_constraints:
         seed=r"\d+",
         model=r"[^/]+/[^/]+",
@@ -64,10 +64,14 @@ rule seed_study:
         markdown=results("seed_study", "table.md"),
         figure=results("seed_study", f"{SEED_FIGURE}.png"),
     params:
+        digest=reads("seed-study-report"),
         results=lambda wildcards, input: Path(input.config).parent,
         outdir=lambda wildcards, output: Path(output.table).parent,
     log:
         results("seed_study", "logs", "report.log"),
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     shell:
         "etc seed-study-report --config {input.config:q} --results {params.results:q} "
         "--out-dir {params.outdir:q} > {log:q} 2>&1"

@@ -3,19 +3,20 @@ rule train_teacher:
         config=ancient(results("config.yaml")),
         manifest=results("data", "manifest.json"),
     output:
-        model=results("models", "teacher.pt"),
-        curve=results("train", "teacher.csv"),
+        model=run_file("models", "teacher"),
+        curve=run_file("train", "teacher"),
     params:
-        digest=digest("dataset", "augment", "teacher"),
-        schedule=lambda wildcards: json.dumps(config["train"]["teacher"], sort_keys=True),
+        digest=reads("train-teacher"),
         launcher=train_launcher("teacher"),
     log:
         results("logs", "train_teacher.log"),
     benchmark:
         results("benchmarks", "train_teacher.tsv")
+    threads: res.threads(config, "train")
     resources:
-        gpu=train_gpus("teacher"),
-        nvidia_gpu=train_gpus("teacher"),
+        mem_mb=res.train_mem_mb(config, "teacher"),
+        gpu=res.train_gpus(config, "teacher"),
+        nvidia_gpu=res.train_gpus(config, "teacher"),
     shell:
         "{params.launcher} train --config {input.config:q} --run teacher --out {output.model:q} "
         "--log-csv {output.curve:q} > {log:q} 2>&1"
@@ -25,21 +26,21 @@ rule train_student:
     input:
         unpack(student_inputs),
     output:
-        model=results("models", "{student}", "{ablation}.pt"),
-        curve=results("train", "{student}", "{ablation}.csv"),
+        model=run_file("models", "{student}/{ablation}"),
+        curve=run_file("train", "{student}/{ablation}"),
     params:
         flags=student_flags,
-        digest=digest("dataset", "augment", "students", "losses", "flow"),
-        recipe=lambda wildcards: json.dumps(config["ablations"][wildcards.ablation], sort_keys=True),
-        schedule=lambda wildcards: json.dumps(config["train"]["student"], sort_keys=True),
+        digest=reads("train-student"),
         launcher=train_launcher("student"),
     log:
         results("logs", "train_student_{student}_{ablation}.log"),
     benchmark:
         results("benchmarks", "train_student_{student}_{ablation}.tsv")
+    threads: res.threads(config, "train")
     resources:
-        gpu=train_gpus("student"),
-        nvidia_gpu=train_gpus("student"),
+        mem_mb=res.train_mem_mb(config, "student"),
+        gpu=res.train_gpus(config, "student"),
+        nvidia_gpu=res.train_gpus(config, "student"),
     shell:
         "{params.launcher} train --config {input.config:q} --run {wildcards.student}/{wildcards.ablation} "
         "--out {output.model:q} --log-csv {output.curve:q} {params.flags} > {log:q} 2>&1"

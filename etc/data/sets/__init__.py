@@ -36,6 +36,7 @@ class DatasetSpec:
     splits: tuple[str, ...] = ("train", "val")  # the splits the data ships with
     exact_flow: bool = False  # the `gt` estimator reads its exact flow (evaluation measures with it)
     every_frame_labelled: bool = False  # keyframe methods are scored on every frame (etc.keyframe_eval)
+    frame_size: tuple[int, int] | None = None  # (H, W) frames are read at; None: from the config (synthetic)
 
 
 @functools.cache

@@ -92,12 +92,14 @@ class _Frames:
         return self.cache[(seq, prefix)]
 
 
-def list_clips(root: Path, split: str, strict: bool = True, radius: int = RADIUS) -> list[Clip]:
+def list_clips(root: Path, split: str, strict: bool = True, radius: int = RADIUS,
+               window: tuple[int, ...] | None = None) -> list[Clip]:
     """One clip per labelled still of ``{split}/`` (labels in ``{split}annot/``).
 
     ``strict`` (check-data): a missing frames folder, a still outside the extracted frames, or a
-    gap inside a clip is an error naming the path; otherwise the clip keeps the longest run of
-    available frames around the still. Either way a clip stops at its sequence's first and last
+    gap inside a clip is an error naming the path — with ``window`` (dataset.window) only within
+    the offsets it reaches, so an extraction of ±4 frames serves a window reaching +3; otherwise
+    (and beyond the window) the clip keeps the longest run of available frames around the still. Either way a clip stops at its sequence's first and last
     extracted frame, and ``extra["absent"]`` counts the neighbours it lacks.
     """
     from etc.data.decode import image_size
@@ -131,8 +133,11 @@ def list_clips(root: Path, split: str, strict: bool = True, radius: int = RADIUS
         size = image_size(still)
         available = {n: SizedPath(p, size) for n, p in numbers.items()}
         available[ann] = still
-        run = consecutive_run(available, ann, min(lo, ann), max(hi, ann), strict,
-                              lambda n, f=folder, s=seq, p=prefix, d=digits: frame_path(f, s, p, n, d))
+        path_of = lambda n, f=folder, s=seq, p=prefix, d=digits: frame_path(f, s, p, n, d)  # noqa: E731
+        reach = max(map(abs, window)) if window else radius
+        if strict and reach < radius:  # the frames the window reads must be there; the rest may not
+            consecutive_run(available, ann, max(min(lo, ann), ann - reach), min(max(hi, ann), ann + reach), True, path_of)
+        run = consecutive_run(available, ann, min(lo, ann), max(hi, ann), strict and reach >= radius, path_of)
         clip_frames = tuple(Frame(n, available[n], ann_dir / still.name if n == ann else None) for n in run)
         absent = 2 * radius + 1 - len(run)
         clips.append(Clip(still.stem, split, clip_frames, extra={"absent": absent} if absent else {}))
@@ -150,6 +155,7 @@ HOW_TO_GET = (
 
 SPEC = DatasetSpec(
     name="camvid",
+    frame_size=(360, 480),
     list_clips=list_clips,
     labels=label_table,
     how_to_get=HOW_TO_GET,

@@ -115,6 +115,7 @@ HOW_TO_GET = (
 
 SPEC = DatasetSpec(
     name="cityscapes",
+    frame_size=(1024, 2048),
     list_clips=list_clips,
     labels=label_table,
     how_to_get=HOW_TO_GET,

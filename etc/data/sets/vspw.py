@@ -109,6 +109,7 @@ HOW_TO_GET = (
 
 SPEC = DatasetSpec(
     name="vspw",
+    frame_size=(480, 853),
     list_clips=list_clips,
     labels=label_table,
     how_to_get=HOW_TO_GET,

@@ -1,0 +1,89 @@
+"""What a subcommand reads of the config (etc.reads) and what its jobs ask for (etc.resources):
+the recorder logs exactly the leaves read, a digest moves exactly with the values declared, and
+the estimates grow with what they are estimated from. The workflow-level checks (every
+subcommand of the smoke run, single-key edits) are in tests/test_workflow.py."""
+
+import json
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from etc.config import load_config
+from etc.reads import READS, covers, declared, reads_digest
+
+
+def test_the_recorder_logs_the_leaves_read_and_pickles_to_plain_dicts(tmp_path):
+    script = """
+import copy, json, pickle, sys
+sys.argv = ["demo", "--x"]
+from etc.reads import plain, record_reads
+cfg = record_reads({"a": {"b": 1, "c": {"d": 2}}, "e": [1, 2], "f": {"g": 3}, "h": {"i": 4}})
+cfg["a"]["b"]; cfg.get("e"); json.dumps(cfg["f"]); list(cfg["h"])
+assert type(pickle.loads(pickle.dumps(cfg))) is dict and type(plain({"k": cfg["a"]})["k"]) is dict
+copy.deepcopy(cfg["a"])["c"]["d"]
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={"ETC_CONFIG_READS": str(tmp_path), "PATH": "", **_pythonpath()})
+    assert res.returncode == 0, res.stderr
+    line = json.loads((tmp_path / "reads.jsonl").read_text())
+    assert line["argv"] == ["--x"]
+    assert line["keys"] == ["a.*", "a.b", "a.c.*", "a.c.d", "e", "f.*", "f.g", "h.*"]  # never "a.c" or "h.i"
+
+
+def _pythonpath():
+    import os
+
+    return {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME")}
+
+
+def test_a_digest_moves_exactly_with_the_values_declared():
+    cfg = load_config(None, {})
+    base = {c: reads_digest(cfg, c, student="student", ablation="tl") for c in READS}
+    edits = {"losses.ce_weights": [1.0] * 19, "report.fps": 7, "infer.batch_size": 3, "ablations.tl.tl": 2.0,
+             "ablations.pi.pi": 2.0, "flow_study.ablations": ["tl"], "resources.threads.train": 4}
+    for key, value in edits.items():
+        parent, leaf = key.rsplit(".", 1)
+        edited = load_config(None, {})
+        node = edited
+        for part in parent.split("."):
+            node = node[part]
+        node[leaf] = value
+        moved = {c for c in READS if reads_digest(edited, c, student="student", ablation="tl") != base[c]}
+        assert moved == {c for c in READS if covers(declared(c, student="student", ablation="tl"), key)}, key
+    assert reads_digest(cfg, "train-teacher") != reads_digest(load_config(None, {"losses": {"ce_weights": [1.0] * 19}}),
+                                                             "train-teacher")  # CE's weights train the teacher too
+    # a value the rule passes on the command line replaces the config's: the study's seed, not train.student.seed
+    seeded = reads_digest(cfg, "train-student", {"train.student.seed": 4}, student="student", ablation="tl")
+    assert seeded == reads_digest(load_config(None, {"train": {"student": {"seed": 4}}}), "train-student",
+                                  student="student", ablation="tl")
+    with pytest.raises(KeyError, match="report.fps"):
+        reads_digest(cfg, "infer", {"report.fps": 3})
+
+
+def test_resources_follow_the_config():
+    from etc import resources as res
+
+    cfg = load_config(None, {})
+    assert res.threads(cfg, "train") == 1 and res.infer_gpus(cfg) == 0 and res.train_gpus(cfg, "teacher") == 0
+    bigger = load_config(None, {"train": {"student": {"batch_size": 32}}, "infer": {"batch_size": 32}})
+    assert res.train_mem_mb(bigger, "student") > res.train_mem_mb(cfg, "student")
+    assert res.infer_mem_mb(bigger) > res.infer_mem_mb(cfg)
+    cs = load_config(None, {"dataset": {"name": "cityscapes"}, "augment": {"crop": [769, 769]}})
+    assert res.frame_size(cs) == (1024, 2048) and res.training_pixels(cs) == 769 * 769
+    assert res.evaluate_mem_mb(cs) > res.evaluate_mem_mb(cfg)
+    gpu = load_config(None, {"resources": {"device": "cuda", "threads": {"train": 8}},
+                             "train": {"teacher": {"gpus": 2}}})
+    assert res.train_gpus(gpu, "teacher") == 2 and res.infer_gpus(gpu) == 1
+    assert res.workers("auto", gpu, "train", "train") == 7  # as etc.execution resolves it with 8 threads
+    assert res.flow_gpus(gpu, "ptlflow:raft") == 1 and res.flow_gpus(gpu, "dis") == 0
+    assert res.train_mem_mb(load_config(None, {"resources": {"mem_scale": 2.0}}), "teacher") >= 2 * res.train_mem_mb(
+        cfg, "teacher") - 1
+
+
+def test_recorded_sections_pickle_for_spawned_workers():
+    from etc.reads import _Recorded
+
+    rec = _Recorded({"a": {"b": 1}})
+    assert pickle.loads(pickle.dumps(rec)) == {"a": {"b": 1}}
