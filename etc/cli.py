@@ -535,7 +535,7 @@ def model_info_cmd(config_path, height, width, every):
     config = command_config(config_path)
     k = num_classes(config["dataset"]["name"])
     if every:
-        specs = {f"{a}/{b}": {"arch": a, "backbone": b} for a, b in registered_models()}
+        specs = {f"{a}-{b}": {"arch": a, "backbone": b} for a, b in registered_models()}
         models = [("", m) for m in load_config(None, {"students": specs})["students"].values()]  # schema defaults
     else:
         models = [("teacher: ", config["teacher"]), *((f"student/{s}: ", m) for s, m in config["students"].items())]
