@@ -162,15 +162,18 @@ def infer_cmd(config_path, model_ckpt, split, out, timing, flip, batch_size, bf1
               help="The flow the model was trained with, recorded in the JSON [flow.estimator].")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Processes evaluating shards of the clips; same JSON as one [evaluate.num_workers].")
+@click.option("--device", default=None, help="auto, cpu, cuda: where the pairs are counted; same JSON [evaluate.device].")
 @click.option("--out", required=True, type=PathArg, help="Metrics JSON.")
-def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, flow_estimator, train_estimator, workers, out):
+def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, flow_estimator, train_estimator, workers, device,
+                 out):
     """mIoU, per-class IoU, TC (two class averagings), TC-occ, mVC_n, parameters, GFLOPs and FPS of one model."""
     from etc.config import command_config
     from etc.evaluate import evaluate
 
     config = command_config(config_path, {"evaluate.flow_estimator": ("--flow-estimator", flow_estimator),
                                           "flow.estimator": ("--train-estimator", train_estimator),
-                                          "evaluate.num_workers": ("--workers", workers)})
+                                          "evaluate.num_workers": ("--workers", workers),
+                                          "evaluate.device": ("--device", device)})
     r = evaluate(config, predictions, flow, out, model_ckpt=model_ckpt, timing=timing)
     shown = {"mIoU": r["miou"], "TC": r["tc"], "TC (all classes)": r["tc_all"], "TC-occ": r["tc_occ"]}
     click.echo("  ".join(f"{k} {'–' if v is None else format(v, '.2f')}" for k, v in shown.items()))
