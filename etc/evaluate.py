@@ -11,7 +11,6 @@ no labelled pixel) is an error, never a JSON with NaN in it.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +44,7 @@ def evaluate(
     open_flow_store(flow, config, split)  # checked here, before any worker starts
     metrics = build_metrics(config, model_ckpt=model_ckpt, timing=timing)
     evaluation_device(config["evaluate"].get("device", "auto"))
-    with open_predictions(predictions, [c.name for c in clips]):
-        pass  # every clip is there and the device exists, before any work
+    open_predictions(predictions, [c.name for c in clips])  # every clip is there, before any work
     workers = min(evaluate_workers(config["evaluate"].get("num_workers", "auto")), len(clips) // CLIPS_PER_SHARD)
     with tqdm(total=len(clips), desc="evaluate", unit="clip", disable=not progress or None) as bar:
         if workers < 2:
@@ -98,14 +96,15 @@ def evaluate_clips(config: dict, predictions: str | Path, flow: str | Path, clip
     store = FlowStore(flow)
     metrics = build_metrics(config)
     device = str(evaluation_device(config["evaluate"].get("device", "auto")))
-    with open_predictions(predictions, [c.name for c in clips]) as read:
-        for clip in clips:
-            data = clip_data(clip, read(clip.name), predictions, store, config["dataset"]["name"], device)
-            for m in metrics:
-                m.update(data)
-            del data  # the next clip's maps replace this one's, never join them
-            if advance is not None:
-                advance(1)
+    read = open_predictions(predictions, [c.name for c in clips])
+    for clip in clips:
+        data = clip_data(clip, read(clip.name), predictions, store, config["dataset"]["name"], device)
+        for m in metrics:
+            m.update(data)
+        del data  # the next clip's maps replace this one's, never join them
+        store.close()  # and the store's metadata cache starts anew (etc.flow.store.FlowStore.close)
+        if advance is not None:
+            advance(1)
     return metrics
 
 
@@ -152,11 +151,11 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-@contextmanager
 def open_predictions(path: str | Path, names: list[str]):
-    """``etc infer``'s HDF5 open once, checked to hold every clip of ``names``; yields
-    ``read(name)`` → that clip's T×H×W, read when asked (one clip in memory, not the split).
-    A truncated or damaged file is an EtcError."""
+    """``etc infer``'s HDF5, checked to hold every clip of ``names``; returns ``read(name)`` →
+    that clip's T×H×W, read when asked (one clip in memory, not the split). Each read opens the
+    file anew: an open handle's metadata cache grows with every clip read (see
+    etc.flow.store.FlowStore.close). A truncated or damaged file is an EtcError."""
     import h5py
 
     def damaged(exc):
@@ -167,25 +166,23 @@ def open_predictions(path: str | Path, names: list[str]):
     if not Path(path).is_file():
         raise EtcError(f"predictions {path} not found; run `etc infer` first")
     try:
-        h5 = h5py.File(path, "r")
-        held = set(h5)
+        with h5py.File(path, "r") as h5:
+            held = set(h5)
     except (OSError, KeyError, RuntimeError, ValueError) as exc:
         raise damaged(exc) from None
-    try:
-        missing = [n for n in names if n not in held]
-        if missing:
-            raise EtcError(f"{path} has no predictions for clip {missing[0]} ({len(missing)} clips missing); "
-                           f"rerun `etc infer`")
+    missing = [n for n in names if n not in held]
+    if missing:
+        raise EtcError(f"{path} has no predictions for clip {missing[0]} ({len(missing)} clips missing); "
+                       f"rerun `etc infer`")
 
-        def read(name: str) -> np.ndarray:
-            try:
+    def read(name: str) -> np.ndarray:
+        try:
+            with h5py.File(path, "r") as h5:
                 return h5[name][()]
-            except (OSError, KeyError, RuntimeError, ValueError) as exc:
-                raise damaged(exc) from None
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            raise damaged(exc) from None
 
-        yield read
-    finally:
-        h5.close()
+    return read
 
 
 def open_flow_store(path: str | Path, config: dict, split: str):
