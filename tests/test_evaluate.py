@@ -357,3 +357,18 @@ def test_evaluation_device_is_checked_before_the_work(ev, tmp_path):
         with pytest.raises(EtcError, match=r"'evaluate.device' is 'cuda'.*no CUDA device"):
             _evaluate({**cfg, "evaluate": {**cfg["evaluate"], "device": "cuda"}}, preds, flow, tmp_path / "m.json")
         assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
+def test_cuda_evaluation_writes_the_cpu_json(tmp_path):
+    """evaluate.device cuda: the same integer counts, so the same JSON to the byte, on
+    imperfect predictions with the exact flow (occlusions, fractional vectors)."""
+    from etc.config import load_config
+
+    cfg, preds, flow = _noisy_tree(tmp_path, clips=2, frames=5, size=(96, 192))
+    out = {}
+    for device in ("cpu", "cuda"):
+        c = load_config(None, {**cfg, "evaluate": {**cfg["evaluate"], "device": device}})
+        _evaluate(c, preds, flow, tmp_path / f"{device}.json")
+        out[device] = (tmp_path / f"{device}.json").read_bytes()
+    assert out["cpu"] == out["cuda"]
