@@ -217,6 +217,7 @@ def infer_cmd(config_path, model_ckpt, split, out, timing, device, keyframe_inte
 @config_option("--train-estimator", key="flow.estimator", help="The flow the model was trained with, recorded in the JSON")
 @config_option("--workers", key="evaluate.num_workers", type=click.IntRange(min=0),
                help="Processes evaluating shards of the clips; same JSON as one")
+@config_option("--device", key="evaluate.device", help="auto, cpu, cuda: where the pairs are counted; same JSON")
 @click.option("--out", required=True, type=PathArg, help="Metrics JSON.")
 def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out, **_options):
     """mIoU, per-class IoU, TC (two class averagings), TC-occ, mVC_n, parameters, GFLOPs and FPS of one model."""

@@ -43,6 +43,8 @@ def evaluate(
     clips = list_clips(ds["name"], ds["root"], split, strict=False)
     open_flow_store(flow, config, split)  # checked here, before any worker starts
     metrics = build_metrics(config, model_ckpt=model_ckpt, timing=timing)
+    evaluation_device(config["evaluate"].get("device", "auto"))
+    open_predictions(predictions, [c.name for c in clips])  # every clip is there, before any work
     workers = min(evaluate_workers(config["evaluate"].get("num_workers", "auto")), len(clips) // CLIPS_PER_SHARD)
     with tqdm(total=len(clips), desc="evaluate", unit="clip", disable=not progress or None) as bar:
         if workers < 2:
@@ -88,20 +90,39 @@ def evaluate_workers(value) -> int:
 
 def evaluate_clips(config: dict, predictions: str | Path, flow: str | Path, clips: list, advance=None) -> list:
     """Fresh metrics (etc.metrics.build_metrics, without the cost sources) fed ``clips`` in
-    order, reading only their predictions; what one worker computes."""
+    order, one clip in memory at a time; what one worker computes."""
     from etc.flow.store import FlowStore
     from etc.metrics import build_metrics
 
-    preds = load_predictions(predictions, [c.name for c in clips])
     store = FlowStore(flow)
     metrics = build_metrics(config)
+    device = str(evaluation_device(config["evaluate"].get("device", "auto")))
+    read = open_predictions(predictions, [c.name for c in clips])
     for clip in clips:
-        data = clip_data(clip, preds, predictions, store, config["dataset"]["name"])
+        data = clip_data(clip, read(clip.name), predictions, store, config["dataset"]["name"], device)
         for m in metrics:
             m.update(data)
+        del data  # the next clip's maps replace this one's, never join them
+        store.close()  # and the store's metadata cache starts anew (etc.flow.store.FlowStore.close)
         if advance is not None:
             advance(1)
     return metrics
+
+
+def evaluation_device(value: str = "auto"):
+    """The torch device of ``evaluate.device``; ``auto``: CUDA when present, else the CPU. The
+    counts are integers, so every device gives the same JSON."""
+    import torch
+
+    from etc.device import pick_device
+
+    try:
+        device = pick_device(None if value == "auto" else value)
+    except RuntimeError as exc:
+        raise EtcError(f"config key 'evaluate.device': {value!r} is not a torch device ({exc}); use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EtcError(f"config key 'evaluate.device' is {value!r}, but torch sees no CUDA device here; use auto or cpu")
+    return device
 
 
 def _evaluate_in_workers(metrics: list, config: dict, predictions, flow, clips, workers: int, advance) -> None:
@@ -131,17 +152,39 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def load_predictions(path: str | Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """``etc infer``'s HDF5 as clip name → T×H×W (only the clips ``names`` when given); a
-    truncated or damaged file is an EtcError."""
-    from etc.infer import read_predictions
+def open_predictions(path: str | Path, names: list[str]):
+    """``etc infer``'s HDF5, checked to hold every clip of ``names``; returns ``read(name)`` →
+    that clip's T×H×W, read when asked (one clip in memory, not the split). Each read opens the
+    file anew: an open handle's metadata cache grows with every clip read (see
+    etc.flow.store.FlowStore.close). A truncated or damaged file is an EtcError."""
+    import h5py
 
-    try:
-        return read_predictions(path, names)
-    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+    def damaged(exc):
         reason = " ".join(str(exc).split())
-        raise EtcError(f"predictions {path} cannot be read ({reason}); the file is damaged or "
-                       f"truncated: delete it and rerun `etc infer`") from None
+        return EtcError(f"predictions {path} cannot be read ({reason}); the file is damaged or "
+                        f"truncated: delete it and rerun `etc infer`")
+
+    from etc.filekind import expect_predictions
+
+    expect_predictions(path)  # a flow store, a checkpoint… is named for what it is
+    try:
+        with h5py.File(path, "r") as h5:
+            held = set(h5)
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        raise damaged(exc) from None
+    missing = [n for n in names if n not in held]
+    if missing:
+        raise EtcError(f"{path} has no predictions for clip {missing[0]} ({len(missing)} clips missing); "
+                       f"rerun `etc infer`")
+
+    def read(name: str) -> np.ndarray:
+        try:
+            with h5py.File(path, "r") as h5:
+                return h5[name][()]
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            raise damaged(exc) from None
+
+    return read
 
 
 def open_flow_store(path: str | Path, config: dict, split: str):
@@ -160,15 +203,13 @@ def open_flow_store(path: str | Path, config: dict, split: str):
     return store
 
 
-def clip_data(clip, preds: dict, predictions: str | Path, store, dataset: str):
-    """The predictions, checked ground truth and flow access of one clip (etc.metrics.ClipData)."""
+def clip_data(clip, p: np.ndarray, predictions: str | Path, store, dataset: str, device: str = "cpu"):
+    """The checked predictions ``p`` and ground truth and the flow access of one clip
+    (etc.metrics.ClipData), counted on ``device``."""
     from etc.data.decode import read_label_map
     from etc.data.labels import num_classes, to_train_ids
     from etc.metrics import ClipData
 
-    if clip.name not in preds:
-        raise EtcError(f"{predictions} has no predictions for clip {clip.name}; rerun `etc infer`")
-    p = preds[clip.name]
     if p.ndim != 3 or p.shape[0] != len(clip):
         raise EtcError(f"{predictions}: clip {clip.name} has {p.shape[0] if p.ndim else 0} frames, the dataset {len(clip)}")
     k = num_classes(dataset)
@@ -189,4 +230,4 @@ def clip_data(clip, preds: dict, predictions: str | Path, store, dataset: str):
     if all(f.dense_label is not None for f in clip.frames):
         dense, dense_stored = (np.stack(x) for x in zip(*(checked(f.dense_label) for f in clip.frames), strict=True))
     return ClipData(clip.name, p, labels, dense, lambda t: store.read(clip.name, t, t + 1, p.shape[1:]),
-                    dense_stored=dense_stored)
+                    dense_stored=dense_stored, device=device)

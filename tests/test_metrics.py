@@ -381,3 +381,37 @@ def test_evaluate_on_vspw_reports_mvc_as_vc_perclip_reads_the_files(tmp_path):
     for n in (4, 3):
         assert r[f"mvc{n}"] == pytest.approx(100 * _vc_perclip(root, preddir, n), abs=1e-12)
     assert r["mvc4"] != pytest.approx(r["mvc4_etc"])  # the forms differ on this data
+
+
+@pytest.mark.parametrize("k", [19, 124])  # Cityscapes; VSPW's count takes the int32 path
+def test_one_pass_pair_counts_equal_warp_labels_and_pooled_tc(k):
+    """etc.metrics.pair_counts against the independent path (warp_labels, then PooledTC on
+    NumPy): the warped map to the pixel, and every count of TC, TC-occ and flicker, on flow with
+    exact halves (the rounding rule), samples leaving the image, NaN and ±inf, and ground truth
+    with void pixels in both frames."""
+    from etc.flow.warp import warp_labels
+    from etc.metrics.pair_counts import PairWarp
+
+    rng = np.random.default_rng(k)
+    h, w = 23, 37
+    for trial in range(6):
+        a = rng.integers(0, k, (h, w)).astype(np.uint8)
+        b = rng.integers(0, k, (h, w)).astype(np.uint8)
+        if trial % 2:  # ground truth: void in both frames
+            a[rng.random((h, w)) < 0.2] = 255
+            b[rng.random((h, w)) < 0.2] = 255
+        flow = torch.from_numpy(rng.normal(0, 8, (2, h, w)).astype(np.float32))
+        flow[:, rng.random((h, w)) < 0.3] = torch.from_numpy(rng.integers(-9, 9, (2, 1)) + 0.5).float()  # halves
+        flow[0, 0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+        occ = rng.random((h, w)) < 0.25
+        warp = PairWarp(flow, torch.from_numpy(occ))
+        warped = warp_labels(torch.from_numpy(b.astype(np.int64))[None], flow[None])[0].numpy()
+        assert np.array_equal(warp.warp(torch.from_numpy(b)).numpy(), warped)
+        counts = warp.confusion(torch.from_numpy(a), torch.from_numpy(b), k).numpy()
+        assert counts.shape == (2, k + 1, k) and counts.dtype == np.int64
+        for exclude, cm in ((None, counts.sum(0)), (occ, counts[0])):
+            ref, new = PooledTC(k), PooledTC(k)
+            ref.update_warped(a, warped.astype(np.uint8), exclude)
+            new.update_confusion(cm)
+            assert np.array_equal(ref.inter, new.inter) and np.array_equal(ref.union, new.union)
+            assert (ref.changed, ref.counted) == (new.changed, new.counted) and ref.counted > 0

@@ -48,8 +48,10 @@ class Column:
 @dataclass
 class ClipData:
     """One clip as the metrics see it: predictions, ground truth and (lazily) the flow of each
-    consecutive pair. Flows and warped labels are computed once per clip and shared by every
-    metric that asks (TC, TC-occ, per-clip TC, flicker, ground-truth TC)."""
+    consecutive pair. Each pair's flow is read once, and one pass over it
+    (etc.metrics.pair_counts) gives the small count matrices that every consistency metric
+    reads (TC, TC-occ, per-clip TC, flicker, ground-truth TC); no flow or warped map outlives
+    its pair, so a clip's memory is its label maps plus one pair's."""
 
     name: str
     pred: np.ndarray  # T×H×W train ids
@@ -57,8 +59,9 @@ class ClipData:
     dense: np.ndarray | None  # T×H×W ground truth of every frame, or None
     flow_reader: Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # t → (F_{t→t+1}, occluded)
     dense_stored: np.ndarray | None = None  # ``dense`` as the label files store it (mVC, VSPW form)
-    _flows: dict = field(default_factory=dict, repr=False)
-    _warped: dict = field(default_factory=dict, repr=False)
+    device: str = "cpu"  # where the pair counts are computed (integer counts: the same on any)
+    _counts: dict = field(default_factory=dict, repr=False)
+    _on_device: dict = field(default_factory=dict, repr=False)
 
     @property
     def pairs(self) -> range:
@@ -66,25 +69,33 @@ class ClipData:
         return range(len(self.pred) - 1)
 
     def flow(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(F_{t→t+1} as 2×H×W, occluded H×W bool) at the prediction's size."""
-        if t not in self._flows:
-            self._flows[t] = self.flow_reader(t)
-        return self._flows[t]
+        """(F_{t→t+1} as 2×H×W, occluded H×W bool) at the prediction's size (read anew each call)."""
+        return self.flow_reader(t)
 
-    def warped_next(self, t: int, source: str = "prediction") -> np.ndarray:
-        """Labels of frame t+1 warped into frame t (nearest; 255 where the sample leaves the
-        image); ``source`` is "prediction" or "ground_truth" (dense clips only)."""
-        key = (t, source)
-        if key not in self._warped:
+    def pair_counts(self, t: int, num_classes: int, source: str = "prediction") -> np.ndarray:
+        """2×(K+1)×K int64 ``[visible, occluded][label of t][label of t+1 warped into t]`` over
+        the pixels whose warped label is a class (etc.metrics.pair_counts.PairWarp.confusion);
+        ``source`` is "prediction" or "ground_truth" (dense clips only). One flow read and one
+        warp per pair serve both sources."""
+        key = (t, num_classes)
+        if key not in self._counts:
+            from etc.metrics.pair_counts import PairWarp
+
+            flow, occluded = self.flow(t)
+            warp = PairWarp(flow.to(self.device), occluded.to(self.device))
+            self._counts[key] = {src: warp.confusion(seq[t], seq[t + 1], num_classes).cpu().numpy()
+                                 for src, seq in self._sequences().items()}
+        return self._counts[key][source]
+
+    def _sequences(self) -> dict:
+        """The label sequences as uint8 tensors on ``device`` (moved once per clip)."""
+        if not self._on_device:
             import torch
 
-            from etc.flow.warp import warp_labels
-
-            seq = self.pred if source == "prediction" else self.dense
-            nxt = torch.from_numpy(seq[t + 1].astype(np.int64))[None]
-            warped = warp_labels(nxt, self.flow(t)[0][None].float())[0].numpy()
-            self._warped[key] = warped.astype(np.uint8)  # ids and 255 only: 8× less memory per pair
-        return self._warped[key]
+            for src, seq in (("prediction", self.pred), ("ground_truth", self.dense)):
+                if seq is not None:
+                    self._on_device[src] = torch.from_numpy(np.ascontiguousarray(seq, np.uint8)).to(self.device)
+        return self._on_device
 
 
 class Metric:

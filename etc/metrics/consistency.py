@@ -57,6 +57,16 @@ class PooledTC:
         ca, cb = np.bincount(a, minlength=self.k)[: self.k], np.bincount(b, minlength=self.k)[: self.k]
         self.union += ca + cb - np.bincount(a[a == b], minlength=self.k)[: self.k]
 
+    def update_confusion(self, cm: np.ndarray) -> None:
+        """As :meth:`update_warped`, from the pair's confusion (rows P_t, an extra last row for
+        its IGNORE pixels; columns warped P_{t+1}, compared pixels only: etc.metrics.pair_counts)."""
+        diag = np.diag(cm)
+        self.inter += diag
+        self.union += cm[: self.k].sum(1) + cm.sum(0) - diag
+        total = int(cm.sum())
+        self.counted += total
+        self.changed += total - int(diag.sum())
+
     def merge(self, other: PooledTC) -> None:
         self.inter += other.inter
         self.union += other.union
@@ -116,6 +126,11 @@ def vspw_video_consistency(pred: np.ndarray, gt_stored: np.ndarray, n: int) -> l
     return out
 
 
+def _compared(counts: np.ndarray, exclude_occluded: bool) -> np.ndarray:
+    """The confusion of a pair's compared pixels from ClipData.pair_counts' [visible, occluded]."""
+    return counts[0] if exclude_occluded else counts.sum(0)
+
+
 class TemporalConsistency(Metric):
     """Pooled TC over every consecutive pair of every clip (see the module docstring).
 
@@ -137,15 +152,14 @@ class TemporalConsistency(Metric):
         self.columns = columns
         self.required = {key: "no pixel pair was compared (no consecutive frames, an empty flow store, "
                               "or flow that moves every pixel out of the image)"} if required else {}
+        self.k = num_classes
         self.acc = PooledTC(num_classes)
 
     def update(self, clip: ClipData) -> None:
-        seq = clip.pred if self.source == "prediction" else clip.dense
-        if seq is None:
+        if self.source == "ground_truth" and clip.dense is None:
             return
         for t in clip.pairs:
-            exclude = clip.flow(t)[1].numpy() if self.exclude_occluded else None
-            self.acc.update_warped(seq[t], clip.warped_next(t, self.source), exclude)
+            self.acc.update_confusion(_compared(clip.pair_counts(t, self.k, self.source), self.exclude_occluded))
 
     def merge(self, other: TemporalConsistency) -> None:
         self.acc.merge(other.acc)
@@ -168,7 +182,7 @@ class PerClipTC(Metric):
     def update(self, clip: ClipData) -> None:
         acc = PooledTC(self.k)
         for t in clip.pairs:
-            acc.update_warped(clip.pred[t], clip.warped_next(t))
+            acc.update_confusion(_compared(clip.pair_counts(t, self.k), exclude_occluded=False))
         value = acc.value()
         self.values[clip.name] = None if np.isnan(value) else value
 
@@ -186,13 +200,12 @@ class FlickerShare(Metric):
     columns = (Column("flicker_pct", section="detail", higher_is_better=False),)
 
     def __init__(self, num_classes: int, exclude_occluded: bool = True, key: str = "flicker_pct"):
-        self.exclude_occluded, self.key = exclude_occluded, key
+        self.exclude_occluded, self.key, self.k = exclude_occluded, key, num_classes
         self.acc = PooledTC(num_classes)
 
     def update(self, clip: ClipData) -> None:
         for t in clip.pairs:
-            exclude = clip.flow(t)[1].numpy() if self.exclude_occluded else None
-            self.acc.update_warped(clip.pred[t], clip.warped_next(t), exclude)
+            self.acc.update_confusion(_compared(clip.pair_counts(t, self.k), self.exclude_occluded))
 
     def merge(self, other: FlickerShare) -> None:
         self.acc.merge(other.acc)

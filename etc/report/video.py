@@ -125,7 +125,7 @@ def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path]
     clip = clips[clip_name]
     preds = {}
     for name, path in models.items():
-        allp = read_predictions(path)
+        allp = read_predictions(path, [clip_name])  # the one clip shown, not the split
         if clip_name not in allp:
             raise EtcError(f"{path} has no predictions for clip {clip_name}")
         preds[name] = allp[clip_name]
