@@ -116,13 +116,12 @@ def evaluation_device(value: str = "auto"):
 
     from etc.device import pick_device
 
-    try:
-        device = pick_device(None if value == "auto" else value)
-    except RuntimeError as exc:
-        raise EtcError(f"config key 'evaluate.device': {value!r} is not a torch device ({exc}); use auto, cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if str(value).startswith("cuda") and not torch.cuda.is_available():
         raise EtcError(f"config key 'evaluate.device' is {value!r}, but torch sees no CUDA device here; use auto or cpu")
-    return device
+    try:
+        return pick_device(None if value == "auto" else value)
+    except (EtcError, RuntimeError) as exc:
+        raise EtcError(f"config key 'evaluate.device': {value!r} is not a device here ({exc}); use auto, cpu or cuda") from None
 
 
 def _evaluate_in_workers(metrics: list, config: dict, predictions, flow, clips, workers: int, advance) -> None:

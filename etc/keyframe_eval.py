@@ -43,10 +43,10 @@ def _labels(path, dataset: str) -> np.ndarray:
     return to_train_ids(read_label_map(path), dataset, source=path)
 
 
-def _pred(preds: dict, clip, source) -> np.ndarray:
-    if clip.name not in preds:
-        raise EtcError(f"{source} has no predictions for clip {clip.name}; rerun `etc infer`")
-    p = preds[clip.name]
+def _pred(read, clip, source) -> np.ndarray:
+    """One clip's predictions (``read``: etc.evaluate.open_predictions, which checked every
+    clip is present), checked against the clip's length."""
+    p = read(clip.name)
     if p.ndim != 3 or p.shape[0] != len(clip):
         raise EtcError(f"{source}: clip {clip.name} has {p.shape[0] if p.ndim else 0} frames, the dataset {len(clip)}")
     return p
@@ -57,7 +57,7 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
     K files, the d-th from ``etc infer --keyframe-offset d`` (a sparse set)."""
     from etc.data.clips import list_clips
     from etc.data.labels import num_classes
-    from etc.evaluate import load_predictions
+    from etc.evaluate import open_predictions
     from etc.keyframe import last_keyframe
     from etc.metrics.miou import confusion, miou
 
@@ -71,7 +71,7 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
         if len(predictions) != 1:
             raise EtcError(f"{'every frame is labelled' if dense else 'K = 1'}: give one --predictions "
                            f"(got {len(predictions)})")
-        preds = load_predictions(predictions[0])
+        preds = open_predictions(predictions[0], [c.name for c in clips])  # one clip in memory at a time
         for clip in clips:
             p = _pred(preds, clip, predictions[0])
             frames = range(len(clip)) if dense else clip.labelled
@@ -86,7 +86,7 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
                            f"--keyframe-offset d` for d = 0 … {K - 1} in order (got {len(predictions)})")
         for d, path in enumerate(predictions):
             _check_offset(path, d, K)
-            preds = load_predictions(path)
+            preds = open_predictions(path, [c.name for c in clips])
             for clip in clips:
                 p = _pred(preds, clip, path)
                 for t in clip.labelled:
