@@ -22,6 +22,8 @@ say() { echo "slurm_smoke: $*" >&2; }
 on_exit() {
   local rc=$? f
   trap - EXIT
+  set +e  # every step below runs, whatever fails before it
+  trap "" PIPE  # a closed reader of the logs must not keep the cluster from being stopped
   if [ "$rc" -ne 0 ]; then
     say "FAILED (exit $rc); the logs follow"
     for f in "$WORK"/local.log "$WORK"/slurm.log; do
@@ -44,7 +46,7 @@ trap on_exit EXIT
 
 "$ROOT/scripts/slurm_cluster.sh" start
 cpus=$(sinfo -h -N -o %c | head -n 1)
-slurm_args=(--profile "$ROOT/profiles/slurm" --slurm-status-command squeue --slurm-no-account
+slurm_args=(--profile "$ROOT/profiles/slurm" --slurm-status-command squeue
             --slurm-init-seconds-before-status-checks 5)
 if [ "$(sinfo -h -N -o %G | head -n 1)" = "(null)" ]; then
   # a node without GPUs rejects --gpus: the rules ask for them from train.*.gpus / infer
@@ -56,9 +58,10 @@ run() {  # run NAME ARGS...: the smoke preset in $WORK/NAME, its output in $WORK
   shift
   say "$name run: log in $WORK/$name.log (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   t0=$(date +%s.%N)
-  timeout "$LIMIT" "$PY" -m snakemake --snakefile "$ROOT/Snakefile" --directory "$WORK/$name" \
+  # KILL 30 s after TERM: a Snakemake told to stop can wait for good on jobs that have ended
+  timeout -k 30 "$LIMIT" "$PY" -m snakemake --snakefile "$ROOT/Snakefile" --directory "$WORK/$name" \
     --configfile "$CONFIG" --cores "$cpus" "$@" > "$WORK/$name.log" 2>&1 || rc=$?
-  if [ "$rc" -eq 124 ]; then
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     say "$name run did not finish within $LIMIT s (ETC_SLURM_SMOKE_TIMEOUT)"; return 1
   elif [ "$rc" -ne 0 ]; then
     say "$name run failed (exit $rc)"; return 1
@@ -71,9 +74,10 @@ run() {  # run NAME ARGS...: the smoke preset in $WORK/NAME, its output in $WORK
 run local
 run slurm "${slurm_args[@]}"
 
-# every job but the target `all` went through sbatch, and SLURM saw each one complete
+# every job but the target `all` went through sbatch (none ran on the submitting host)
 submitted=$(grep -c "submitted with SLURM jobid" "$WORK/slurm.log" || true)
 expected=$(grep -oE '^[0-9]+ of [0-9]+ steps' "$WORK/slurm.log" | tail -n 1 | awk '{print $3 - 1}')
+expected=${expected:-0}
 [ "$submitted" -gt 0 ] && [ "$submitted" -eq "$expected" ] ||
   { say "SLURM ran $submitted jobs, the workflow has $expected besides 'all'"; exit 1; }
 say "$submitted jobs went through sbatch"
