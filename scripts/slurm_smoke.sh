@@ -66,8 +66,8 @@ run() {  # run NAME ARGS...: the smoke preset in $WORK/NAME, its output in $WORK
   elif [ "$rc" -ne 0 ]; then
     say "$name run failed (exit $rc)"; return 1
   fi
-  printf '%s %.1f s, load after %s\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" \
-    "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/times.txt" >&2
+  awk -v n="$name" -v a="$t0" -v b="$(date +%s.%N)" -v l="$(cut -d' ' -f1-3 /proc/loadavg)" \
+    'BEGIN { printf "%s %.1f s, load after %s\n", n, b - a, l }' | tee -a "$WORK/times.txt" >&2
 }
 
 : > "$WORK/times.txt"
