@@ -423,12 +423,16 @@ def run_bench(config: dict, out_csv: str | Path, *, device: str = "cpu", quick: 
     ``scale``: ``small`` — the default measurements (parity, options, pipeline, training,
     flow, memory) on small sets; ``paper`` — etc.bench_paper at 1024×2048 with the config's
     networks (pass the Cityscapes preset)."""
+    from etc.device import checked_device
     from etc.infer import device_name
+    from etc.io import output_folder
 
-    dev = torch.device(device)
+    dev = checked_device(device)
+    out_csv = Path(out_csv)
+    for path in (out_csv, out_csv.with_suffix(".md")):  # before minutes of measuring, not after
+        output_folder(path)
     rows = Rows(device_name(dev))
     lines: list[str] = []
-    out_csv = Path(out_csv)
     try:
         with tempfile.TemporaryDirectory(prefix="etc-bench-") as tmp_name:
             tmp = Path(tmp_name)
@@ -452,6 +456,9 @@ def _small_bench(rows: Rows, config: dict, tmp: Path, dev: torch.device, quick: 
     sizes = [(256, 512)] if quick else [(512, 1024), (1024, 2048)]
     bench_inference_parity(rows, config, sizes, dev, repeats=3 if quick else 11)
     bench_inference_options(rows, config, dev, repeats=3 if quick else 5, size=sizes[0], heavy=not quick)
+    from etc.export import bench_export
+
+    bench_export(rows, config, sizes, dev, repeats=3 if quick else 5)
     cfg = _tiny_setup(tmp, config, quick)
     bench_pipeline(rows, cfg, tmp, dev, big=sizes[0], compile=not quick)
     bench_training(rows, cfg, tmp, dev, quick)

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from etc.errors import EtcError
+from etc.filekind import not_a_checkpoint
 from etc.io import atomic_path
 
 
@@ -22,13 +23,20 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise EtcError(f"checkpoint {path} not found; train it first (`etc train ... --out {path}`)")
+    other = not_a_checkpoint(path)
+    if other is not None:
+        raise EtcError(f"{path} is {other}, not a checkpoint of `etc train`; give the .pt file `etc train --out` wrote")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise EtcError(f"checkpoint {path} is truncated, corrupt or not an etc checkpoint ({_first_sentence(exc)}); "
+        raise EtcError(f"checkpoint {path} is truncated, corrupt or not an etc checkpoint ({load_refusal(exc)}); "
                        f"delete it and retrain") from None
     if not isinstance(state, dict) or "model" not in state or "spec" not in state:
         raise EtcError(f"checkpoint {path} is not an etc checkpoint (no 'model'/'spec' entries)")
+    if not isinstance(state["spec"], dict) or not isinstance(state["model"], dict) \
+            or not isinstance(state.get("num_classes"), int):
+        raise EtcError(f"checkpoint {path} is damaged: its 'spec' and 'model' must be mappings and "
+                       f"'num_classes' an integer; delete it and retrain")
     return state
 
 
@@ -45,6 +53,14 @@ def load_model_from_checkpoint(path: str | Path, map_location="cpu"):
         raise EtcError(f"checkpoint {path} does not match its architecture {state['spec']}: "
                        f"{str(exc).splitlines()[0][:300]}") from None
     return model, state
+
+
+def load_refusal(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words — never torch's own
+    advice to retry with ``weights_only=False``, which would run whatever code the file holds."""
+    if "weights_only" in str(exc) or "Weights only load failed" in str(exc):
+        return "it holds Python objects besides tensors, which a safe load refuses"
+    return _first_sentence(exc)
 
 
 def _first_sentence(exc: Exception) -> str:

@@ -14,6 +14,7 @@ import click
 
 from etc import __version__
 from etc.data.sets import dataset_names
+from etc.data.sets.folder import LAYOUT as FOLDER_LAYOUT
 from etc.errors import EtcError
 
 DATASETS = list(dataset_names())  # the registry (etc.data.sets) is the only list of names
@@ -64,7 +65,9 @@ def make_synthetic_cmd(config_path, out, train_clips, val_clips, frames, height,
     click.echo(make_synthetic(Path(config["dataset"]["root"]), **config["dataset"]["synthetic"]))
 
 
-@cli.command("check-data", short_help="Verify a dataset tree and write its manifest.")
+@cli.command("check-data", short_help="Verify a dataset tree and write its manifest.",
+             epilog=f"Your own data (--dataset folder): {FOLDER_LAYOUT}. Every problem of such a tree is listed "
+                    "with its file and fix (docs/own-data.md).")
 @ConfigOpt
 @click.option("--dataset", type=click.Choice(DATASETS), default=None, help="Which loader reads ROOT [dataset.name].")
 @click.option("--root", type=PathArg, default=None, help="Dataset root folder [dataset.root].")
@@ -85,7 +88,7 @@ def check_data_cmd(config_path, dataset, root, manifest, splits, deep):
     config = command_config(config_path, {"dataset.name": ("--dataset", dataset),
                                           "dataset.root": ("--root", str(root) if root else None)})
     ds = config["dataset"]
-    chosen = [s for s in splits.split(",") if s] if splits else [ds["train_split"], ds["val_split"]]
+    chosen = [s.strip() for s in splits.split(",") if s.strip()] if splits is not None else [ds["train_split"], ds["val_split"]]
     report = check_dataset(ds["name"], Path(ds["root"]), splits=chosen, manifest=manifest, deep=deep)
     click.echo(report.summary())
 
@@ -176,6 +179,99 @@ def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, flow_estima
     click.echo("  ".join(f"{k} {'–' if v is None else format(v, '.2f')}" for k, v in shown.items()))
 
 
+@cli.command("score", short_help="The metrics of `etc evaluate` for any method's label-map PNGs.")
+@ConfigOpt
+@click.option("--predictions", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Label maps PREDICTIONS/<clip>/<frame>.png holding train ids 0..K-1 of --dataset.")
+@click.option("--frames", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The frames they were made from, FRAMES/<clip>/<frame>.(png|jpg), same names (for the flow).")
+@click.option("--labels", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Ground truth LABELS/<clip>/<frame>.png in the dataset's stored values, any subset of the "
+                   "frames: adds mIoU, and mVC where every frame of a clip is labelled.")
+@click.option("--flow", type=ExistingFile, default=None,
+              help="Flow store of these clips (`etc precompute-flow`), instead of computing it.")
+@click.option("--flow-estimator", default="dis", show_default=True,
+              help="Estimator of the flow TC is measured with when --flow is not given (dis, dis:fast, ptlflow:<model>).")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None,
+              help="Whose classes the ids are (class count, names, label values) [dataset.name].")
+@click.option("--device", default=None, help="Device of a ptlflow estimator (default: cpu).")
+@click.option("--out", required=True, type=PathArg, help="Metrics JSON (a Markdown row is written beside it, .md).")
+def score_cmd(config_path, predictions, frames, labels, flow, flow_estimator, dataset, device, out):
+    """mIoU, TC (two class averagings), TC-occ, flicker share and mVC of another method's
+    predictions, computed by the same metric objects as `etc evaluate`."""
+    from etc.config import command_config
+    from etc.score import score
+
+    config = command_config(config_path, {"dataset.name": ("--dataset", dataset)})
+    r = score(config, predictions, frames, out, labels=labels, flow=flow, estimator=flow_estimator, device=device)
+    click.echo(r["markdown"])
+
+
+@cli.command("segment-video", short_help="Segment your own video, folder of frames or camera.")
+@ConfigOpt
+@click.argument("source", metavar="INPUT")
+@click.option("--model", "model_ckpt", required=True, type=ExistingFile, help="Checkpoint written by `etc train`.")
+@click.option("--out", required=True, type=PathArg, help="MP4 (H.264) of the frames with the class colours overlaid.")
+@click.option("--csv", "csv_path", type=PathArg, default=None,
+              help="Per-frame CSV: latency, flicker share, class shares (default: OUT with .csv).")
+@click.option("--labels-out", type=PathArg, default=None,
+              help="Also write the label maps: a folder (one PNG of train ids per frame) or FILE.h5 (T×H×W).")
+@click.option("--flicker", is_flag=True, help="Beside the overlay, the flicker map (red: label differs from the flow-warped previous frame).")
+@click.option("--flow-estimator", default="dis", show_default=True,
+              help="Flow of the flicker measure (dis, dis:fast, ptlflow:<model>); none: no flow, no flicker figures.")
+@click.option("--height", type=click.IntRange(8), default=None, help="Resize frames to this height (with --width) [the input's].")
+@click.option("--width", type=click.IntRange(8), default=None, help="Resize frames to this width (with --height).")
+@click.option("--fps", type=float, default=None, help="Output frame rate [the input's, else report.fps].")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after N frames (a camera runs until Ctrl-C).")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Frames per forward pass [infer.batch_size].")
+@click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
+def segment_video_cmd(config_path, source, model_ckpt, out, csv_path, labels_out, flicker, flow_estimator, height,
+                      width, fps, max_frames, batch_size, device):
+    """Segment every frame of INPUT — a video file (mp4, avi, mkv, …), a folder of frames (in
+    the order of the number in their names) or a camera index (0) — as `etc infer` would,
+    streaming (memory does not grow with the length). Prints frames/s and the flicker share."""
+    from etc.config import command_config
+    from etc.segment_video import segment_video
+
+    if (height is None) != (width is None):
+        raise click.UsageError("give both --height and --width, or neither")
+    config = command_config(config_path, {"infer.batch_size": ("--batch-size", batch_size)})
+    r = segment_video(config, source, model_ckpt, out, csv_path=csv_path, labels_out=labels_out, flicker=flicker,
+                      estimator=None if flow_estimator == "none" else flow_estimator,
+                      size=(height, width) if height else None, fps=fps, max_frames=max_frames, device=device)
+    share = "–" if r["flicker_pct"] is None else f"{r['flicker_pct']:.2f} %"
+    click.echo(f"{r['frames']} frames of {r['size'][1]}×{r['size'][0]}, {r['fps']:.1f} frames/s on {r['device']}, "
+               f"flicker {share} -> {r['out']}")
+
+
+@cli.command("export", short_help="The inference network as TorchScript or ONNX, parity checked.")
+@ConfigOpt
+@click.option("--model", "model_ckpt", required=True, type=ExistingFile, help="Checkpoint written by `etc train`.")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), required=True,
+              help=f"onnx needs the onnx extra ({'pip install -e ' + repr('.[onnx]')}); parity through onnxruntime.")
+@click.option("--out", required=True, type=PathArg, help="File to write (.pt for TorchScript, .onnx).")
+@click.option("--height", type=click.IntRange(8), default=None, help="Fixed input height (with --width) [dynamic].")
+@click.option("--width", type=click.IntRange(8), default=None, help="Fixed input width (with --height) [dynamic].")
+@click.option("--frames", "frames_source", default=None,
+              help="Video or folder of frames the parity is checked on [the first validation clip of the config's dataset].")
+@click.option("--parity-frames", "n_frames", type=click.IntRange(1), default=4, show_default=True, help="How many frames.")
+def export_cmd(config_path, model_ckpt, fmt, out, height, width, frames_source, n_frames):
+    """Export the network `etc infer` runs (eval mode, no auxiliary head): normalised B×3×H×W
+    float images (ImageNet mean/std) → B×K×H×W logits; labels are their argmax over K. Prints
+    the parity against eager PyTorch on real frames; an export that disagrees is not written."""
+    from etc.config import command_config
+    from etc.export import export_model, parity_frames
+
+    if (height is None) != (width is None):
+        raise click.UsageError("give both --height and --width, or neither")
+    frames = parity_frames(frames_source, command_config(config_path), n_frames)
+    r = export_model(model_ckpt, out, fmt, frames=frames, size=(height, width) if height else None)
+    for where, p in r["parity"].items():
+        click.echo(f"{r['model']} as {fmt} at {where} on {p['frames']} frames: max |logit difference| "
+                   f"{p['max_abs_logit_diff']:.2e}, {100 * p['identical_labels']:.3f} % identical labels")
+    click.echo(f"{'dynamic' if r['dynamic'] else 'fixed-size'} export -> {r['out']}")
+
+
 @cli.command("config", short_help="Validate a config and print it resolved.")
 @click.option("--config", "config_path", type=ExistingFile, default=None, help="YAML config to start from.")
 @click.option("--json", "json_text", default=None, help="A complete or partial config as JSON (applied on top).")
@@ -193,6 +289,9 @@ def config_cmd(config_path, json_text, out):
         overrides = json.loads(json_text) if json_text else None
     except json.JSONDecodeError as exc:
         raise EtcError(f"--json is not valid JSON: {exc}") from None
+    if overrides is not None and not isinstance(overrides, dict):
+        raise EtcError(f"--json must be a JSON object of config keys such as '{{\"infer\": {{\"batch_size\": 2}}}}', "
+                       f"got a {type(overrides).__name__}")
     text = yaml.safe_dump(load_config(config_path, overrides), sort_keys=False)
     if out:
         write_text(out, text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +90,46 @@ def validate_config(config: dict, source: str = "config", flags: dict[str, str] 
     (or the command-line option in ``flags`` — dotted key → option — that set it)."""
     import jsonschema  # noqa: F401  (import error here means a broken install, not a user error)
 
+    for key, value in _non_finite(config):  # YAML's .nan / .inf pass every numeric bound
+        given = next((k for k in flags or {} if key == k or key.startswith(k + ".")), None)
+        where = flags[given] if given else f"{source}: config key '{key}'"
+        raise EtcError(f"{where}: {value} is not a finite number")
     validator = _validator_with_defaults()(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         raise EtcError(_format_error(errors[0], source, flags))
+    _check_references(config, source)
     return config
+
+
+def _non_finite(value, key: str = ""):
+    """(dotted key, value) of every NaN or infinite float in a config."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield key or "<top level>", value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _non_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, f"{key}.{i}")
+
+
+def _check_references(config: dict, source: str) -> None:
+    """Names that must name something elsewhere in the config (the schema cannot say so)."""
+    study = config.get("flow_study") or {}  # its ablations default to names a config may not have
+    student = study.get("student")
+    if student is not None and student not in config["students"]:
+        raise EtcError(f"{source}: config key 'flow_study.student': '{student}' is not a student; "
+                       f"known: {', '.join(config['students'])}")
+
+
+def check_workflow_config(config: dict, files: list) -> dict:
+    """The Snakefile's check of the config Snakemake loaded from ``files``: each file re-read
+    for what Snakemake's loader lets through (a key given twice), then the schema, defaults
+    filled in place. Raises EtcError."""
+    for path in files:
+        read_yaml_mapping(path)
+    return validate_config(config, ", ".join(map(str, files)))
 
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -126,7 +162,6 @@ def command_config(path: str | Path | None, options: dict[str, tuple[str, Any]] 
 def load_config(path: str | Path | None = None, overrides: dict | None = None, *,
                 flags: dict[str, str] | None = None) -> dict:
     """Load ``path`` (default: the schema defaults alone), apply ``overrides``, validate."""
-    import yaml
 
     config: dict[str, Any] = {}
     source = "defaults"
@@ -134,16 +169,62 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None, *
         path = Path(path)
         if not path.is_file():
             raise EtcError(f"config file not found: {path}")
-        try:
-            config = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise EtcError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(config, dict):
-            raise EtcError(f"{path}: a config must be a mapping of keys, got {type(config).__name__}")
+        config = read_yaml_mapping(path) or {}
         source = str(path)
     if overrides:
+        if not isinstance(overrides, dict):
+            raise EtcError(f"overrides must be a mapping of config keys, got {type(overrides).__name__}")
         config = deep_merge(config, overrides)
-    return validate_config(config, source, flags)
+    config = validate_config(config, source, flags)
+    if config["dataset"]["name"] == "folder":  # its classes are in the tree: ROOT/classes.yaml
+        from etc.data.sets.folder import use_root
+
+        use_root(config["dataset"]["root"])
+    return config
+
+
+def read_yaml_mapping(path: str | Path) -> dict | None:
+    """A YAML file that must hold a mapping (or nothing): text, valid YAML, no key given twice
+    (YAML's last-one-wins would drop the first silently)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise EtcError(f"{path}: not a text file (not UTF-8); a config is a YAML text file") from None
+    except OSError as exc:
+        raise EtcError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.load(text, Loader=_unique_key_loader())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise EtcError(f"{path}: not valid YAML{where}: {problem}") from None
+    if data is not None and not isinstance(data, dict):
+        raise EtcError(f"{path}: a config must be a mapping of keys, got a {type(data).__name__}")
+    return data
+
+
+@functools.cache
+def _unique_key_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    mark = key_node.start_mark
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key '{key}' is given twice (line {mark.line + 1}); keep one", mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
 
 
 def deep_merge(base: dict, update: dict) -> dict:

@@ -9,6 +9,8 @@ import os
 
 import torch
 
+from etc.errors import EtcError
+
 
 def dist_info() -> tuple[int, int, int]:
     """(rank, world size, local rank) from the torchrun environment."""
@@ -26,7 +28,7 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
 def pick_device(name: str | None = None) -> torch.device:
     """``name`` when given, else this process's CUDA device when there is one, else the CPU."""
     if name:
-        return torch.device(name)
+        return checked_device(name)
     if torch.cuda.is_available():
         return torch.device("cuda", dist_info()[2])
     return torch.device("cpu")
@@ -36,3 +38,21 @@ def sync(device: torch.device | str) -> None:
     """Wait for queued CUDA work, so that wall-clock timings cover it; no-op elsewhere."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def checked_device(name: str) -> torch.device:
+    """``name`` as a device this machine has: a device type torch does not know, CUDA without
+    a GPU or a GPU index past the last one is an EtcError naming what there is."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise EtcError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise EtcError(f"--device {name}: this machine has no CUDA GPU (or torch was built without CUDA); use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise EtcError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 … cuda:{count - 1}")
+    elif dev.type not in ("cpu", "mps", "xpu"):
+        raise EtcError(f"--device {name!r}: etc runs on cpu or cuda")
+    return dev

@@ -53,6 +53,7 @@ def evaluate(
             _evaluate_in_workers(metrics, config, predictions, flow, clips, workers, bar.update)
     result = {
         "predictions": str(predictions),
+        "dataset": ds["name"],
         "split": split,
         "frames_labelled": int(sum(len(c.labelled) for c in clips)),
         "pairs": int(sum(len(c) - 1 for c in clips)),

@@ -2,7 +2,7 @@
 config's ``auto`` values (``train.*`` schedules and ``infer``).
 
 ``auto`` resolves by device type. The CPU values are the ones measured fastest on the 2-core
-machine the pipeline was tuned on (README, Benchmarks); the CUDA values are the usual choices
+machine the pipeline was tuned on (docs/performance.md); the CUDA values are the usual choices
 for tensor-core GPUs and await the GPU benchmark (``scripts/gpu_check.sh``), which measures
 each of them. An explicit true/false in the config always wins.
 """
@@ -22,7 +22,7 @@ AUTO = "auto"
 MAX_AUTO_WORKERS = 16
 
 # What ``auto`` means, per use and device type (other device types take the CPU column).
-# infer, CPU: channels_last measured 0.29× the NCHW time at 512×1024 (README); bf16 and
+# infer, CPU: channels_last measured 0.29× the NCHW time at 512×1024 (docs/performance.md); bf16 and
 # compile gave no further gain there. train, CPU: NCHW fp32 as ever (changing it would change
 # every number a CPU run produces). CUDA: channels_last + bf16 autocast + cudnn.benchmark,
 # compile off; on an H200 the CPU-tuned inference path measured channels_last 1.50×, + bf16
@@ -65,7 +65,7 @@ def auto_workers(device: torch.device | str, use: str = "train") -> int:
     0 when it is 1), each batch's frames decoded at once between forward passes, on the cores
     the network uses while it runs: on 2 cores at 512×1024 this measured 0.62 against 0.55 of
     the bare forward's frames/s with one decoding thread, and the same frames/s at 96×192
-    (README); a thread decoding ahead *beside* the network measured 0.80× at 96×192. CPU,
+    (docs/performance.md); a thread decoding ahead *beside* the network measured 0.80× at 96×192. CPU,
     ``train``: 0 — DataLoader processes would run beside the network, which keeps every core
     busy through the step.
     """

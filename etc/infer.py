@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from etc.errors import EtcError
-from etc.io import atomic_path, write_json
+from etc.filekind import PREDICTIONS_FORMAT, expect_predictions
+from etc.io import atomic_path, output_folder, write_json
 from etc.upsample_argmax import upsample_argmax
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ def infer(
     clips = list_clips(ds["name"], ds["root"], split, strict=False)
     out = Path(out)
     timing = Path(timing) if timing else out.with_suffix(".timing.json")
+    for path in (out, timing):  # before the frames are segmented, not after
+        output_folder(path)
     frames = sum(len(c) for c in clips)
     batches = [(ci, lo) for ci, c in enumerate(clips) for lo in range(0, len(c), batch_size)]
     gpu = dev.type == "cuda"  # the CPU is free while the device computes: overlap everything
@@ -119,7 +122,8 @@ def infer(
         t0 = time.perf_counter()
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, _ClipWriter(h5, threaded=gpu) as writer, \
                 tqdm(total=frames, desc="infer", unit="frame", disable=not progress or None) as bar:
-            h5.attrs.update({"checkpoint": str(model_ckpt), "split": split, "flip": flip, "dataset": ds["name"]})
+            h5.attrs.update({"format": PREDICTIONS_FORMAT, "checkpoint": str(model_ckpt), "split": split, "flip": flip,
+                             "dataset": ds["name"]})
             for (ci, lo), raw in zip(batches, feed, strict=True):
                 size = size or tuple(raw.shape[1:3])
                 imgs = to_network(raw, dev, ex.channels_last)
@@ -256,9 +260,12 @@ def read_predictions(path: str | Path, names=None) -> dict[str, np.ndarray]:
     given)."""
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise EtcError(f"predictions {path} not found; run `etc infer` first")
+    path = expect_predictions(path)
     wanted = None if names is None else set(names)
-    with h5py.File(path, "r") as h5:
-        return {name: h5[name][()] for name in h5 if wanted is None or name in wanted}
+    try:
+        with h5py.File(path, "r") as h5:
+            return {name: h5[name][()] for name in h5 if wanted is None or name in wanted}
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise EtcError(f"predictions {path} cannot be read ({reason}); the file is damaged or "
+                       f"truncated: delete it and rerun `etc infer`") from None

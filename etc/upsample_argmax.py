@@ -3,7 +3,7 @@
 A segmentation network predicts K class scores on a grid s times coarser than the frame and
 upsamples them bilinearly before the argmax. At 512×1024 on a CPU that upsampling and the
 argmax over the full-resolution B×H×W×K scores cost about as much as a third of the network
-(README, Benchmarks), yet almost every output pixel's label is known from the coarse grid:
+(docs/performance.md), yet almost every output pixel's label is known from the coarse grid:
 
     a bilinear value is a convex combination of its four coarse neighbours, so where all four
     have the same argmax c, c is the argmax of every pixel between them

@@ -5,7 +5,7 @@
 #   bash scripts/fetch_gpu_wheels.sh          # first, where pip works: fills .whl/
 #   bash scripts/gpu_check.sh                 # on the GPU machine (device tool: carry .whl)
 #
-# It installs the wheels from .whl/ when there are any (into a private folder: the machine's
+# It installs the wheels from .whl/ when the Python lacks them (into a private folder: the machine's
 # Python is left alone), runs `etc bench --device cuda --scale paper` with the Cityscapes
 # preset's networks, and writes bench.csv, bench.md, bench.log and env.txt to $OUT (default
 # results/gpu_check). What each figure means: etc/bench_paper.py. A dry run of the same path on
@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-results/gpu_check}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
-if compgen -G ".whl/*.whl" > /dev/null; then
+# only where the Python lacks them: the wheels are built for the GPU image's Python 3.12
+if compgen -G ".whl/*.whl" > /dev/null && ! "$PY" -c "import jsonschema, cityscapesscripts" 2>/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/etc-site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/etc-site${PYTHONPATH:+:$PYTHONPATH}
 fi
@@ -35,7 +36,7 @@ PYEOF
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 start=$(date +%s)
-timeout 450 "$PY" -m etc -v bench --device "${DEVICE:-cuda}" --scale paper ${QUICK:+--quick} \
+timeout "${BENCH_TIMEOUT:-450}" "$PY" -m etc -v bench --device "${DEVICE:-cuda}" --scale paper ${QUICK:+--quick} \
   --config "${CONFIG:-workflow/configs/cityscapes.yaml}" --out "$OUT/bench.csv" 2>&1 | tee "$OUT/bench.log"
 rc=${PIPESTATUS[0]}
 echo "gpu_check: etc bench exited $rc after $(( $(date +%s) - start )) s" | tee -a "$OUT/bench.log"

@@ -66,3 +66,39 @@ def synthetic_tree(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     make_synthetic(root, train_clips=2, val_clips=1, frames=6, height=48, width=96, seed=0)
     return root
+
+
+def make_folder_tree(root: Path, synthetic_root: Path, dense_splits=("val",)) -> Path:
+    """The `folder` layout made from a synthetic tree: PNG frames (JPEG in the val split) named
+    ``frame_<n>``, the sparse labels (every frame's in ``dense_splits``) stored as train id + 1
+    with 0 void, declared by classes.yaml's ``ids`` and ``ignore``."""
+    import shutil
+
+    import cv2
+    import yaml
+
+    from etc.data.clips import list_clips, read_label
+    from etc.data.labels import class_names, palette
+
+    names = list(class_names("synthetic"))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "classes.yaml").write_text(yaml.safe_dump({
+        "names": names, "ignore": 0, "ids": {i + 1: i for i in range(len(names))},
+        "palette": palette("synthetic").tolist()}))
+    for split in ("train", "val"):
+        for clip in list_clips("synthetic", synthetic_root, split):
+            for f in clip.frames:
+                frames = root / "frames" / split / clip.name
+                frames.mkdir(parents=True, exist_ok=True)
+                if split == "val":
+                    from etc.io import read_png
+
+                    cv2.imwrite(str(frames / f"frame_{f.number}.jpg"), read_png(f.image, color=True)[..., ::-1])
+                else:
+                    shutil.copy(f.image, frames / f"frame_{f.number}.png")
+                source = f.dense_label if split in dense_splits else f.label
+                if source is not None:
+                    ids = read_label(source, "synthetic")
+                    write_png(root / "labels" / split / clip.name / f"frame_{f.number}.png",
+                              np.where(ids == 255, 0, ids + 1).astype(np.uint8))
+    return root

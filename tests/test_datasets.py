@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import make_camvid_tree, make_cityscapes_tree
+from conftest import make_camvid_tree, make_cityscapes_tree, make_folder_tree
 
 from etc.data.check import check_dataset, load_manifest
 from etc.data.clips import consecutive_pairs, list_clips, read_image, read_label, training_pairs
@@ -59,7 +59,15 @@ TREES = {
     "cityscapes": lambda root, _: make_cityscapes_tree(root),
     "camvid": lambda root, _: make_camvid_tree(root),
     "vspw": lambda root, _: make_vspw_tree(root),
+    "folder": lambda root, synthetic_tree: _folder(root, synthetic_tree),
 }
+
+
+def _folder(root: Path, synthetic_tree: Path) -> Path:
+    from etc.data.sets.folder import use_root
+
+    use_root(root)  # what loading a config with dataset.name: folder does
+    return make_folder_tree(root, synthetic_tree)
 PRESET_PENDING: set[str] = set()  # datasets whose preset is still to be written
 
 

@@ -4,6 +4,7 @@ later rule depends (docs/design.md §5)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -105,6 +106,41 @@ def _used_size(frame: Frame, deep: bool, resized: dict) -> tuple[int, int]:
     return target
 
 
+def _fingerprint(path: Path) -> tuple:
+    """Size and the bytes at both ends: equal for copies of one file, in two reads of 64 KB."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+        f.seek(max(0, size - (1 << 16)))
+        tail = f.read()
+    return size, hashlib.blake2b(head + tail, digest_size=16).digest()
+
+
+def _check_unique(image: Path, seen: dict) -> None:
+    """A frame file whose content another frame has already shown: a folder copied under a
+    second name would otherwise enter every split twice."""
+    import filecmp
+
+    key = _fingerprint(Path(image))
+    first = seen.setdefault(key, Path(image))
+    if first != Path(image) and filecmp.cmp(first, image, shallow=False):
+        raise EtcError(f"{image} has the same content as {first}: the dataset holds a copy of a frame "
+                       f"(a clip or city folder duplicated under another name?); remove the copy")
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_lossless(label: Path) -> None:
+    with open(label, "rb") as f:
+        head = f.read(8)
+    if head != PNG_MAGIC:
+        from etc.filekind import describe
+
+        raise EtcError(f"label map {label} is {describe(label)}, not a PNG: label maps must be stored "
+                       f"losslessly (PNG); re-export it as PNG from the original ids")
+
+
 def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, deep: bool = True) -> CheckReport:
     """Check ``root`` and return a report; raise EtcError at the first problem, naming the path.
 
@@ -114,6 +150,8 @@ def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, de
     from tqdm import tqdm
 
     spec = get_spec(dataset)
+    if not splits:
+        raise EtcError("no split to check: name at least one (e.g. --splits train,val)")
     root = Path(root)
     if not root.is_dir():
         raise EtcError(f"dataset root {root} does not exist; {spec.how_to_get}")
@@ -130,6 +168,7 @@ def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, de
                            f"is a single frame, so there is no pair to train or to measure consistency "
                            f"on. Expected layout: {spec.how_to_get}")
     size: tuple[int, int] | None = None
+    seen: dict[tuple, Path] = {}
     counts: dict[str, dict[int, int]] = {}
     resized: dict[tuple[int, int], int] = {}
     total = sum(len(c) + len(c.labelled) for clips in found.values() for c in clips)
@@ -143,12 +182,15 @@ def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, de
                     if hw != size:
                         raise EtcError(f"wrong image size {hw[0]}×{hw[1]} in {frame.image}; expected {size[0]}×{size[1]} like the other frames")
                     bar.update()
+                    _check_unique(frame.image, seen)
                     labels = [frame.label] if frame.label is not None else []
-                    if frame.dense_label is not None and frame.label is not None and frame.dense_label != frame.label:
-                        labels.append(frame.dense_label)
+                    if frame.dense_label is not None and frame.dense_label != frame.label:
+                        labels.append(frame.dense_label)  # evaluation reads every one (mVC)
                     for lp in labels:
                         if not Path(lp).is_file():
-                            raise EtcError(f"missing label map {lp}")
+                            raise EtcError(f"missing label map {lp}" + (" (a dense label: mVC reads one per frame)"
+                                                                        if lp == frame.dense_label else ""))
+                        _check_lossless(Path(lp))
                         raw = read_label_map(lp)
                         if raw.shape[:2] != hw:
                             raise EtcError(f"wrong label size {raw.shape[0]}×{raw.shape[1]} in {lp}; its image "

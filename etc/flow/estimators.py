@@ -159,8 +159,10 @@ def load_flow_state_dict(ckpt: str | Path) -> dict:
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors of many kinds: all mean "not a checkpoint"
-        raise EtcError(f"cannot read checkpoint {ckpt} ({type(exc).__name__}: {str(exc)[:160]}); "
-                       f"expected a PyTorch file with a 'state_dict' or a bare state dict") from None
+        from etc.checkpoint import load_refusal
+
+        raise EtcError(f"cannot read checkpoint {ckpt} ({load_refusal(exc)}); expected a PyTorch file "
+                       f"with a 'state_dict' of tensors or a bare state dict of tensors") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

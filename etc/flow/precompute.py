@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from etc.device import checked_device
 from etc.errors import EtcError
+from etc.filekind import expect_flow_store
 from etc.flow.store import StoreWriter, mismatched, read_attrs
 
 log = logging.getLogger(__name__)
@@ -172,7 +174,7 @@ def precompute_flow(
     todo = select_pairs(clips, ds["window"], pairs, ds["anchor_stride"])
     h, w = read_image(clips[0].frames[0].image).shape[:2]
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    device = device or ("cuda" if torch.cuda.is_available() and spec.startswith("ptlflow:") else "cpu")
+    device = str(checked_device(device)) if device else ("cuda" if torch.cuda.is_available() and spec.startswith("ptlflow:") else "cpu")
     est = make_estimator(spec, ckpt, device, root=root)
     attrs = {
         "estimator": est.name, "ckpt_sha256": est.ckpt_sha256, "dataset": ds["name"], "split": split,
@@ -180,6 +182,7 @@ def precompute_flow(
         "units": "pixels at stored_size",
     }
     if out.is_file():
+        expect_flow_store(out)  # an existing file of another kind is never overwritten silently
         stored = read_attrs(out)
         if bad := mismatched(stored, attrs):
             raise EtcError(f"{out} exists with other settings ({', '.join(f'{k}={stored.get(k)!r}' for k in bad)}); "

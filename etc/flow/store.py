@@ -26,11 +26,14 @@ import numpy as np
 import torch
 
 from etc.errors import EtcError
+from etc.filekind import FLOW_FORMAT, describe
 from etc.flow.warp import resize_flow
 
 log = logging.getLogger(__name__)
 
-FORMAT = "etc-flow/1"
+FORMAT = FLOW_FORMAT
+# what readers rely on (the writer's attrs, less those only recorded for people)
+REQUIRED_ATTRS = ("estimator", "dataset", "split", "pairs", "image_size", "stored_size", "scale", "dtype")
 CONVENTION = ("fw[a_b] = F_{a->b}: vectors live in frame a (channel 0 = x, 1 = y), in pixels at the "
               "stored resolution; point p of frame a is at p + F(p) in frame b; bw[a_b] = F_{b->a}")
 # name -> h5py dataset options. lzf: ~3× faster than gzip for ~15 % more bytes. fletcher32: a
@@ -89,11 +92,19 @@ class FlowStore:
         self._pid = None
         try:
             attrs = read_attrs(self.path)
-        except OSError as exc:
-            raise EtcError(f"{self.path} is not a readable HDF5 file ({exc}); delete it and rerun precompute-flow") from None
-        if attrs.get("format") != FORMAT or not attrs.get("complete"):
+        except OSError:
+            raise EtcError(f"{self.path} is {describe(self.path)}, not a flow store; give the store "
+                           f"`etc precompute-flow --out` wrote, or delete it and rerun precompute-flow") from None
+        if attrs.get("format") != FORMAT:
+            raise EtcError(f"{self.path} is {describe(self.path)}, not a flow store; give the store "
+                           f"`etc precompute-flow --out` wrote")
+        if not attrs.get("complete"):
             raise EtcError(f"{self.path} is not a complete etc flow store (format {attrs.get('format')!r}, "
                            f"complete={attrs.get('complete')}); delete it and rerun precompute-flow")
+        missing = [k for k in REQUIRED_ATTRS if k not in attrs]
+        if missing:
+            raise EtcError(f"{self.path} lacks the flow-store attribute(s) {', '.join(missing)}: it was not written "
+                           f"by this version of `etc precompute-flow`; delete it and rerun precompute-flow")
         for key in mismatched(attrs, expect or {}):
             raise EtcError(f"{self.path}: attribute '{key}' is {attrs.get(key)!r}, the request needs "
                            f"{_plain(expect[key])!r}; recompute the flow with the current settings")

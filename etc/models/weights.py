@@ -31,9 +31,12 @@ def read_state_dict(path: Path) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 — any unreadable file is the user's to replace
+        from etc.checkpoint import load_refusal
+
         raise EtcError(
-            f"backbone weights {path} cannot be read as a torch state dict ({exc}); "
-            f"export them with torch.save(model.state_dict(), ...)"
+            f"backbone weights {path} cannot be read as a state dict of tensors ({load_refusal(exc)}); "
+            f"the file must hold only tensors: save it with torch.save(model.state_dict(), path) "
+            f"or as .safetensors"
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]

@@ -22,7 +22,7 @@ def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_d
     missing = [str(p) for p in metrics_paths if not p.is_file()]
     if missing:
         raise EtcError(f"missing metrics {missing[0]} (and {len(missing) - 1} more); run `etc evaluate` for every model")
-    metrics = load_metrics(metrics_paths)
+    metrics = load_metrics(metrics_paths, config["dataset"]["name"])
     columns = report_columns(config)
     df = results_table(metrics, columns)
     table = Path(table)

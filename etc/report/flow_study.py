@@ -118,9 +118,13 @@ def study_table(config: dict, metrics_dir: str | Path, flow_dir: str | Path):
 
     def read(path):
         try:
-            return json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise EtcError(f"cannot read {path} ({exc}); delete it and rerun the flow study") from None
+        if not isinstance(data, dict):
+            raise EtcError(f"{path} holds a JSON {type(data).__name__}, not the object etc writes; "
+                           f"delete it and rerun the flow study")
+        return data
 
     def epe(pairs, split, spec):
         return read(quality_path(store_path(flow_dir, pairs, split, spec)))["epe"]

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from etc.filekind import read_curves_csv
+
 
 def save_figure(fig, out_png: Path) -> None:
     """Save ``fig`` as ``out_png`` and its SVG twin, each atomically."""
@@ -91,7 +93,7 @@ def training_curves(logs: dict[str, Path], out_png: Path) -> None:
     plt, sns = styled_pyplot()
     frames = []
     for run, path in logs.items():
-        d = pd.read_csv(path)
+        d = read_curves_csv(path)
         terms = [c for c in d.columns if c not in ("iteration", "lr", "samples_per_s")]
         long = d.melt(id_vars="iteration", value_vars=terms, var_name="term", value_name="loss")
         long["run"] = run

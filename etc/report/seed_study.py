@@ -58,7 +58,7 @@ def seed_table(config: dict, results_dir: str | Path):
     frames = []
     for seed in seeds(config):
         paths = [run_files(results_dir, config, seed, r, "metrics") for r in student_run_names(config)]
-        df = results_table(load_metrics(paths), columns)
+        df = results_table(load_metrics(paths, config["dataset"]["name"]), columns)
         df.insert(0, "seed", seed)
         frames.append(df)
     return pd.concat(frames, ignore_index=True), columns

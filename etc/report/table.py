@@ -3,13 +3,12 @@ against that student's baseline, and — for Cityscapes — the reference number
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from etc.errors import EtcError
+from etc.filekind import read_metrics_json
 from etc.metrics.base import Column
 
 # Cityscapes val, PSPNet-18, from the ETC reference repository (docs/design.md §3).
@@ -53,14 +52,11 @@ def report_columns(config: dict) -> list[Column]:
     return cols
 
 
-def load_metrics(paths) -> list[dict]:
+def load_metrics(paths, dataset: str | None = None) -> list[dict]:
     rows = []
     for p in paths:
         p = Path(p)
-        try:
-            m = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise EtcError(f"cannot read metrics {p}: {exc}") from None
+        m = read_metrics_json(p, dataset)
         run = m.get("run") or p.stem
         model, _, ablation = run.partition("/")
         m["model"], m["ablation"] = model, ablation or "-"

@@ -109,7 +109,11 @@ def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path]
     from etc.data.labels import palette
     from etc.flow.store import FlowStore
     from etc.infer import read_predictions
+    from etc.io import output_folder
 
+    for path in (out, gif):  # before the clip is rendered
+        if path is not None:
+            output_folder(path)
     ds = config["dataset"]
     clips = {c.name: c for c in list_clips(ds["name"], ds["root"], ds["val_split"], strict=False)}
     if isinstance(clip_name, int):

@@ -9,6 +9,7 @@ from pathlib import Path
 # `.venv/bin/snakemake` works without activating the virtual environment.
 shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
 
+from etc.errors import EtcError
 from etc.losses import ablation_needs  # the loss registry says what each ablation needs
 from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, training_estimator
 from etc.report.flow_study import BASELINE, FIGURES, PAIRS, store_path, study_inputs
@@ -189,7 +190,10 @@ STUDY_WILDCARDS = dict(student=r"[^./]+", ablation=r"[^./]+", estimator=r"[A-Za-
 
 
 def flow_study_inputs(wildcards):
-    files = study_inputs(config, study("metrics"), results("flow"))  # checks the plan first
+    try:
+        files = study_inputs(config, study("metrics"), results("flow"))  # checks the plan first
+    except EtcError as exc:  # one line, not Snakemake's input-function traceback
+        sys.exit(f"error: {exc}")
     return {"metrics": [str(p) for p in files["metrics"]], "quality": [str(p) for p in files["quality"]]}
 
 

@@ -1,0 +1,485 @@
+"""Every subcommand against a corpus of broken inputs, generated here: no traceback, no exit 0
+where an error is due, no message over five lines, and each message names what is wrong.
+
+The corpus covers each kind of mistake issue 26 lists: config values the schema used to let
+through, files of the wrong kind where another is expected, devices, datasets that should be
+refused, outputs that cannot be written, checkpoints that are not what they claim. Commands run
+in-process through click (a subprocess per case would cost a torch import each).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from etc.errors import EtcError
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_LINES = 5
+
+
+@dataclass
+class Case:
+    id: str
+    args: list
+    expect: str = "error"  # "error": exit ≠ 0 with a message; "ok": exit 0
+    says: tuple = ()  # substrings the message must hold (the file, key or value at fault)
+
+
+def run_etc(args: list) -> tuple[int, str, BaseException | None]:
+    """Exit code and message of `etc ARGS` as main() reports them; the third item is an
+    exception main() would print as a traceback (None when there is none)."""
+    from etc.cli import cli
+
+    res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+    exc = res.exception
+    if isinstance(exc, EtcError):
+        return 2, f"error: {exc}", None
+    if exc is not None and not isinstance(exc, SystemExit):
+        return 1, res.output, exc
+    return res.exit_code, res.output, None
+
+
+# --------------------------------------------------------------------------- the valid world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny synthetic set, its config, a one-iteration checkpoint, its predictions, a flow
+    store and a metrics JSON: the valid inputs each broken one stands in for."""
+    from etc.checkpoint import save_checkpoint
+    from etc.config import load_config
+    from etc.data.synthetic import make_synthetic
+    from etc.flow.precompute import precompute_flow
+    from etc.infer import infer
+    from etc.models import build_model
+
+    tmp = tmp_path_factory.mktemp("world")
+    root = tmp / "syn"
+    make_synthetic(root, train_clips=1, val_clips=1, frames=4, height=32, width=64, seed=0)
+    raw = {"dataset": {"root": str(root), "window": [-1, 1]},
+           "teacher": {"backbone": "tiny", "width": 0.25, "head_channels": 8},
+           "students": {"s": {"backbone": "tiny", "width": 0.25, "head_channels": 8}},
+           "ablations": {"baseline": {"ce": 1.0}, "kd": {"ce": 1.0, "pi": 1.0}},
+           "train": {"student": {"iterations": 1, "batch_size": 2}, "teacher": {"iterations": 1, "batch_size": 2}},
+           "infer": {"batch_size": 2, "warmup": 0}, "evaluate": {"num_workers": 0}}
+    cfg_path = tmp / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    config = load_config(cfg_path)
+    spec = config["students"]["s"]
+    ckpt = tmp / "model.pt"
+    save_checkpoint(ckpt, {"model": build_model(spec, 9).state_dict(), "spec": spec, "num_classes": 9,
+                           "dataset": "synthetic", "run": "s/baseline"})
+    flow = tmp / "val.h5"
+    precompute_flow(config, "val", flow, estimator="gt", progress=False)
+    preds = tmp / "pred.h5"
+    infer(config, ckpt, "val", preds, device="cpu", progress=False)
+    metrics_dir = tmp / "metrics"
+    code, out, exc = run_etc(["evaluate", "--config", cfg_path, "--predictions", preds, "--flow", flow,
+                              "--out", metrics_dir / "teacher.json"])
+    assert code == 0 and exc is None, out
+    return {"tmp": tmp, "root": root, "config": cfg_path, "raw": raw, "ckpt": ckpt, "flow": flow,
+            "preds": preds, "metrics": metrics_dir / "teacher.json"}
+
+
+def _write(path: Path, content) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    return path
+
+
+def wrong_files(tmp: Path, w: dict) -> dict[str, Path]:
+    """Files of every wrong kind, by name."""
+    d = tmp / "wrong"
+    files = {
+        "empty": _write(d / "empty.h5", b""),
+        "text": _write(d / "notes.h5", "just some text\n"),
+        "random": _write(d / "random.h5", np.random.default_rng(0).bytes(4096)),
+        "json": _write(d / "metrics.h5", json.dumps({"miou": 1.0})),
+        "png": d / "image.h5",
+        "truncated_h5": _write(d / "truncated.h5", w["preds"].read_bytes()[:1500]),
+        "foreign_h5": d / "foreign.h5",
+        "flow_store": w["flow"],
+        "predictions": w["preds"],
+        "checkpoint": w["ckpt"],
+    }
+    from etc.io import write_png
+
+    write_png(files["png"].with_suffix(".png"), np.zeros((4, 4), np.uint8))
+    shutil.move(files["png"].with_suffix(".png"), files["png"])
+    with h5py.File(files["foreign_h5"], "w") as h5:
+        h5.create_group("stuff").create_dataset("x", data=np.zeros(3))
+    return files
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+def config_cases(w: dict) -> list[Case]:
+    """Broken configs, each given to `etc config` and to `etc model-info` (both read a config and
+    nothing else, so the config is what fails)."""
+    tmp = w["tmp"] / "configs"
+    tmp.mkdir(exist_ok=True)
+    texts = {
+        "nan_lr": ("train:\n  student:\n    lr: .nan\n", ("train.student.lr", "nan")),
+        "inf_lr": ("train:\n  teacher:\n    lr: .inf\n", ("train.teacher.lr", "inf")),
+        "nan_flow_scale": ("flow:\n  scale: .nan\n", ("flow.scale",)),
+        "inf_temperature": ("losses:\n  temperature: .inf\n", ("losses.temperature",)),
+        "nan_fps": ("report:\n  fps: .nan\n", ("report.fps",)),
+        "nan_ablation_weight": ("ablations:\n  a: {ce: .nan}\n", ("ablations.a.ce",)),
+        "nan_in_list": ("losses:\n  ce_weights: [1.0, .nan]\n", ("losses.ce_weights",)),
+        "duplicate_top_key": ("report: {fps: 3}\nreport: {fps: 4}\n", ("report", "twice")),
+        "duplicate_nested_key": ("train:\n  student:\n    lr: 0.1\n    lr: 0.2\n", ("lr", "twice")),
+        "student_with_slash": ("students:\n  a/b: {backbone: tiny}\n", ("students", "a/b")),
+        "ablation_with_slash": ("ablations:\n  x/y: {ce: 1.0}\n", ("ablations", "x/y")),
+        "student_with_dot": ("students:\n  a.b: {backbone: tiny}\n", ("students", "a.b")),
+        "student_leading_dash": ("students:\n  -x: {backbone: tiny}\n", ("students",)),
+        "ablation_with_space": ("ablations:\n  'my run': {ce: 1.0}\n", ("ablations",)),
+        "unknown_top_key": ("bogus: 1\n", ("bogus",)),
+        "unknown_nested_key": ("infer:\n  batchsize: 4\n", ("batchsize",)),
+        "bad_estimator": ("flow:\n  estimator: farneback\n", ("flow.estimator", "farneback")),
+        "string_batch": ("train:\n  student:\n    batch_size: eight\n", ("batch_size",)),
+        "negative_lr": ("train:\n  student:\n    lr: -1\n", ("lr",)),
+        "zero_fps": ("report:\n  fps: 0\n", ("report.fps",)),
+        "empty_students": ("students: {}\n", ("students",)),
+        "empty_ablations": ("ablations: {}\n", ("ablations",)),
+        "bad_backbone": ("teacher: {backbone: resnet9000}\n", ("teacher.backbone", "resnet9000")),
+        "ablation_without_ce": ("ablations:\n  a: {tl: 1.0}\n", ("ce",)),
+        "unknown_loss_term": ("ablations:\n  a: {ce: 1.0, xx: 1.0}\n", ("xx",)),
+        "unknown_flow_study_student": ("flow_study: {student: nobody}\n", ("flow_study.student", "nobody")),
+        "yaml_syntax": ("train: [1\n", ("not valid YAML",)),
+        "yaml_tabs": ("train:\n\tstudent: 1\n", ("not valid YAML",)),
+        "a_list": ("- 1\n- 2\n", ("mapping", "list")),
+        "a_scalar": ("42\n", ("mapping", "int")),
+        "a_string": ("hello\n", ("mapping", "str")),
+        "seed_study_one_seed": ("seed_study: {seeds: [0]}\n", ("seed_study.seeds",)),
+        "window_zero": ("dataset: {window: [0]}\n", ("dataset.window",)),
+    }
+    cases = []
+    for name, (text, says) in texts.items():
+        path = _write(tmp / f"{name}.yaml", text)
+        cases.append(Case(f"config/{name}", ["config", "--config", path], says=(str(path), *says)))
+        cases.append(Case(f"model-info/{name}", ["model-info", "--config", path], says=(str(path), *says)))
+    binary = _write(tmp / "binary.yaml", b"\xff\xfe\x00\x81binary")
+    cases += [
+        Case("config/not_utf8", ["config", "--config", binary], says=(str(binary), "text")),
+        Case("model-info/not_utf8", ["model-info", "--config", binary], says=(str(binary), "text")),
+        Case("config/json_list", ["config", "--json", "[1, 2]"], says=("--json", "list")),
+        Case("config/json_string", ["config", "--json", '"x"'], says=("--json", "str")),
+        Case("config/json_invalid", ["config", "--json", "{nope"], says=("--json",)),
+        Case("config/json_nan", ["config", "--json", '{"report": {"fps": NaN}}'], says=("report.fps",)),
+        Case("config/missing_file", ["config", "--config", tmp / "nope.yaml"], says=("nope.yaml",)),
+        Case("config/a_folder", ["config", "--config", tmp], says=(str(tmp),)),
+        Case("config/odd_but_valid", ["config", "--json", '{"report": {"fps": 2.5}}'], expect="ok"),
+    ]
+    return cases
+
+
+def file_kind_cases(w: dict) -> list[Case]:
+    """A file of each wrong kind where predictions, a flow store, a checkpoint, metrics or a
+    curves CSV is expected."""
+    files = wrong_files(w["tmp"], w)
+    cfg, out = w["config"], w["tmp"] / "out"
+    cases = []
+    for kind, path in files.items():
+        if kind != "predictions":
+            cases.append(Case(f"evaluate/predictions_is_{kind}",
+                              ["evaluate", "--config", cfg, "--predictions", path, "--flow", w["flow"],
+                               "--out", out / f"e_{kind}.json"], says=(str(path),)))
+            cases.append(Case(f"demo-video/models_is_{kind}",
+                              ["demo-video", "--config", cfg, "--models", f"m={path}", "--flow", w["flow"],
+                               "--out", out / f"d_{kind}.mp4"], says=(str(path),)))
+        if kind != "flow_store":
+            cases.append(Case(f"evaluate/flow_is_{kind}",
+                              ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", path,
+                               "--out", out / f"f_{kind}.json"], says=(str(path),)))
+            cases.append(Case(f"flow-quality/flow_is_{kind}",
+                              ["flow-quality", "--flow", path, "--reference", w["flow"], "--out", out / f"q_{kind}.json"],
+                              says=(str(path),)))
+            cases.append(Case(f"demo-video/flow_is_{kind}",
+                              ["demo-video", "--config", cfg, "--models", f"m={w['preds']}", "--flow", path,
+                               "--out", out / f"v_{kind}.mp4"], says=(str(path),)))
+        if kind != "checkpoint":
+            cases.append(Case(f"infer/model_is_{kind}",
+                              ["infer", "--config", cfg, "--model", path, "--out", out / f"i_{kind}.h5"],
+                              says=(str(path),)))
+            cases.append(Case(f"evaluate/model_is_{kind}",
+                              ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", w["flow"],
+                               "--model", path, "--out", out / f"m_{kind}.json"], says=(str(path),)))
+    stripped = w["tmp"] / "wrong" / "no_image_size.h5"
+    shutil.copy(w["flow"], stripped)
+    with h5py.File(stripped, "a") as h5:
+        del h5.attrs["image_size"]
+    cases.append(Case("evaluate/flow_without_an_attribute",
+                      ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", stripped,
+                       "--out", out / "stripped.json"], says=(str(stripped), "image_size")))
+    cases += checkpoint_cases(w) + metrics_cases(w) + [
+        Case("evaluate/ok", ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", w["flow"],
+                             "--out", out / "fine.json"], expect="ok"),
+        Case("precompute-flow/garbage_in_out",
+             ["precompute-flow", "--config", cfg, "--split", "val", "--estimator", "gt",
+              "--out", _write(out / "garbage.h5", b"garbage")], says=("garbage.h5",)),
+    ]
+    return cases
+
+
+def checkpoint_cases(w: dict) -> list[Case]:
+    import torch
+
+    d, cfg = w["tmp"] / "ckpts", w["config"]
+    d.mkdir(exist_ok=True)
+    state = torch.load(w["ckpt"], weights_only=True)
+    marker = d / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    variants = {
+        "spec_not_mapping": {**state, "spec": "pspnet"},
+        "model_not_mapping": {**state, "model": [1, 2]},
+        "no_spec": {k: v for k, v in state.items() if k != "spec"},
+        "num_classes_text": {**state, "num_classes": "nine"},
+        "other_class_count": {**state, "num_classes": 5},
+        "not_a_dict": [1, 2, 3],
+    }
+    paths = {}
+    for name, value in variants.items():
+        paths[name] = d / f"{name}.pt"
+        torch.save(value, paths[name])
+    paths["malicious_pickle"] = _write(d / "evil.pt", pickle.dumps(Evil()))
+    paths["malicious_torch"] = d / "evil_torch.pt"
+    torch.save({"model": Evil(), "spec": {}}, paths["malicious_torch"])
+    cases = [Case(f"infer/checkpoint_{name}", ["infer", "--config", cfg, "--model", p, "--out", d / f"{name}.h5"],
+                  says=(str(p),)) for name, p in paths.items()]
+    cases += [Case(f"train/teacher_{name}", ["train", "--config", cfg, "--run", "s/kd", "--teacher", p,
+                                             "--out", d / f"t_{name}.pt"], says=(str(p),))
+              for name, p in paths.items() if name in ("spec_not_mapping", "malicious_torch", "not_a_dict")]
+    cases.append(Case("infer/backbone_weights_with_objects",
+                      ["infer", "--config", _backbone_config(w, d), "--model", w["ckpt"], "--out", d / "bw.h5"],
+                      expect="ok"))  # a checkpoint never reads the backbone weights
+    cases.append(Case("train/backbone_weights_with_objects",
+                      ["train", "--config", _backbone_config(w, d), "--run", "s/baseline", "--out", d / "bw.pt"],
+                      says=("evil_weights.pt", "tensors")))
+    return cases
+
+
+def _backbone_config(w: dict, d: Path) -> Path:
+    import torch
+
+    weights = d / "evil_weights.pt"
+    torch.save({"conv1.weight": torch.zeros(1), "meta": object.__new__(_Meta)}, weights)
+    raw = json.loads(json.dumps(w["raw"]))
+    raw["students"]["s"]["pretrained"] = str(weights)
+    return _write(d / "backbone.yaml", yaml.safe_dump(raw))
+
+
+class _Meta:
+    """A Python object inside a weights file: a safe load refuses it."""
+
+
+def metrics_cases(w: dict) -> list[Case]:
+    """Broken metrics JSONs and curves CSVs under `etc report` (one run, the teacher: the config's
+    students are trained nowhere here, so the report is given a teacher-only config)."""
+    raw = json.loads(json.dumps(w["raw"]))
+    raw["ablations"] = {"baseline": {"ce": 1.0}}  # runs: teacher and s/baseline
+    cases = []
+    good = json.loads(w["metrics"].read_text())
+    curves_ok = "iteration,lr,ce\n0,0.01,1.0\n1,0.01,0.9\n"
+    variants = {
+        "a_list": "[1, 2]",
+        "empty": "",
+        "string_values": json.dumps({**good, "miou": "high"}),
+        "nan_values": json.dumps({**good, "miou": float("nan")}),
+        "inf_tc": json.dumps({**good, "tc": float("inf")}),
+        "no_miou": json.dumps({k: v for k, v in good.items() if k != "miou"}),
+        "other_dataset": json.dumps({**good, "dataset": "cityscapes"}),
+        "binary": b"\x00\x81\xff" * 10,
+    }
+    for name, content in variants.items():
+        d = w["tmp"] / "report" / name
+        mdir, cdir = d / "metrics", d / "curves"
+        _write(mdir / "teacher.json", content)
+        for run in ("s/baseline",):
+            _write(mdir / f"{run}.json", w["metrics"].read_text())
+            _write(cdir / f"{run}.csv", curves_ok)
+        _write(cdir / "teacher.csv", curves_ok)
+        cfg = _write(d / "config.yaml", yaml.safe_dump(raw))
+        cases.append(Case(f"report/metrics_{name}", ["report", "--config", cfg, "--metrics-dir", mdir,
+                                                     "--curves-dir", cdir, "--table", d / "t.csv", "--out-dir", d / "fig"],
+                          says=("teacher.json",)))
+    for name, content in {"binary": b"\x00\x81\xff" * 10, "no_iteration": "a,b\n1,2\n", "empty": ""}.items():
+        d = w["tmp"] / "report" / f"curves_{name}"
+        mdir, cdir = d / "metrics", d / "curves"
+        for run in ("teacher", "s/baseline"):
+            _write(mdir / f"{run}.json", w["metrics"].read_text())
+            _write(cdir / f"{run}.csv", curves_ok)
+        _write(cdir / "teacher.csv", content)
+        cfg = _write(d / "config.yaml", yaml.safe_dump(raw))
+        cases.append(Case(f"report/curves_{name}", ["report", "--config", cfg, "--metrics-dir", mdir,
+                                                    "--curves-dir", cdir, "--table", d / "t.csv", "--out-dir", d / "fig"],
+                          says=("teacher.csv",)))
+    return cases
+
+
+def device_cases(w: dict) -> list[Case]:
+    import torch
+
+    if torch.cuda.is_available():
+        return []
+    cfg, out = w["config"], w["tmp"] / "dev"
+    cases = []
+    for dev in ("cuda", "cuda:3", "tpu", "gpu", "banana"):
+        cases.append(Case(f"infer/device_{dev}", ["infer", "--config", cfg, "--model", w["ckpt"], "--device", dev,
+                                                  "--out", out / f"{dev}.h5"], says=(dev,)))
+        cases.append(Case(f"train/device_{dev}", ["train", "--config", cfg, "--run", "s/baseline", "--device", dev,
+                                                  "--out", out / f"{dev}.pt"], says=(dev,)))
+    cases.append(Case("precompute-flow/device_tpu", ["precompute-flow", "--config", cfg, "--split", "val",
+                                                      "--estimator", "gt", "--device", "tpu", "--out", out / "f.h5"],
+                      says=("tpu",)))
+    cases.append(Case("bench/device_cuda", ["bench", "--config", cfg, "--device", "cuda", "--quick",
+                                            "--out", out / "b.csv"], says=("cuda",)))
+    return cases
+
+
+def dataset_cases(w: dict) -> list[Case]:
+    """Trees that must be refused by check-data (each a copy of the valid one, broken once)."""
+    from etc.data.clips import list_clips
+
+    cases = []
+    val = list_clips("synthetic", w["root"], "val")[0]
+
+    def broken(name: str) -> Path:
+        root = w["tmp"] / "trees" / name
+        if not root.exists():
+            shutil.copytree(w["root"], root)
+        return root
+
+    def rel(p) -> Path:
+        return Path(p).relative_to(w["root"])
+
+    # a city folder duplicated under another name
+    root = broken("duplicated_city")
+    first = rel(val.frames[0].image)
+    city_dir = root / first.parent
+    shutil.copytree(city_dir, city_dir.with_name(city_dir.name + "copy"))
+    for f in city_dir.with_name(city_dir.name + "copy").iterdir():
+        f.rename(f.with_name(f.name.replace(city_dir.name, city_dir.name + "copy")))
+    cases.append(Case("check-data/duplicated_city", ["check-data", "--root", root], says=("same content",)))
+    # a label saved as JPEG under a .png name
+    root = broken("jpeg_label")
+    label = root / rel(val.frames[val.labelled[0]].label)
+    import cv2
+
+    img = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+    ok, buf = cv2.imencode(".jpg", img)
+    label.write_bytes(buf.tobytes())
+    cases.append(Case("check-data/jpeg_label", ["check-data", "--root", root], says=(label.name, "JPEG")))
+    # a missing dense label (the synthetic set has one per frame: mVC reads them)
+    dense = [f.dense_label for f in val.frames if f.dense_label is not None and f.dense_label != f.label]
+    if dense:
+        root = broken("missing_dense")
+        (root / rel(dense[0])).unlink()
+        cases.append(Case("check-data/missing_dense_label", ["check-data", "--root", root], says=(Path(dense[0]).name,)))
+    # a corrupt frame
+    root = broken("corrupt_frame")
+    frame = root / rel(val.frames[1].image)
+    frame.write_bytes(frame.read_bytes()[:60])
+    cases.append(Case("check-data/corrupt_frame", ["check-data", "--root", root], says=(frame.name,)))
+    cases += [
+        Case("check-data/splits_comma", ["check-data", "--root", w["root"], "--splits", ","], says=("split",)),
+        Case("check-data/splits_empty", ["check-data", "--root", w["root"], "--splits", ""], says=("split",)),
+        Case("check-data/unknown_split", ["check-data", "--root", w["root"], "--splits", "nosuch"], says=("nosuch",)),
+        Case("check-data/missing_root", ["check-data", "--root", w["tmp"] / "nowhere"], says=("nowhere",)),
+        Case("check-data/root_is_file", ["check-data", "--root", w["ckpt"]], says=(str(w["ckpt"]),)),
+        Case("check-data/ok", ["check-data", "--root", w["root"]], expect="ok"),
+    ]
+    return cases
+
+
+def output_cases(w: dict) -> list[Case]:
+    """Outputs that cannot be written: refused before the work."""
+    blocker = _write(w["tmp"] / "blocker", "a file where a folder should be")
+    cfg = w["config"]
+    return [
+        Case("bench/impossible_out", ["bench", "--config", cfg, "--quick", "--out", blocker / "b.csv"],
+             says=(str(blocker),)),
+        Case("infer/impossible_timing", ["infer", "--config", cfg, "--model", w["ckpt"], "--out", w["tmp"] / "ok.h5",
+                                         "--timing", blocker / "t.json"], says=(str(blocker),)),
+        Case("infer/out_is_folder", ["infer", "--config", cfg, "--model", w["ckpt"], "--out", w["tmp"]],
+             says=(str(w["tmp"]),)),
+        Case("evaluate/impossible_out", ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", w["flow"],
+                                         "--out", blocker / "m.json"], says=(str(blocker),)),
+        Case("demo-video/nan_fps", ["demo-video", "--config", cfg, "--models", f"m={w['preds']}", "--flow", w["flow"],
+                                    "--fps", "nan", "--out", w["tmp"] / "v.mp4"], says=("--fps",)),
+        Case("demo-video/inf_fps", ["demo-video", "--config", cfg, "--models", f"m={w['preds']}", "--flow", w["flow"],
+                                    "--fps", "inf", "--out", w["tmp"] / "v.mp4"], says=("--fps",)),
+        Case("precompute-flow/nan_scale", ["precompute-flow", "--config", cfg, "--split", "val", "--scale", "nan",
+                                           "--out", w["tmp"] / "n.h5"], says=("--scale",)),
+        Case("train/unknown_run", ["train", "--config", cfg, "--run", "s/nosuch", "--out", w["tmp"] / "x.pt"],
+             says=("nosuch",)),
+    ]
+
+
+def corpus(w: dict) -> list[Case]:
+    return (config_cases(w) + file_kind_cases(w) + device_cases(w) + dataset_cases(w) + output_cases(w))
+
+
+def test_every_subcommand_meets_broken_input_with_a_short_clear_error(world, monkeypatch):
+    monkeypatch.chdir(world["tmp"])  # no ./config.yaml of the checkout is read
+    cases = corpus(world)
+    assert len(cases) >= 100, len(cases)
+    assert len({c.id for c in cases}) == len(cases)
+    failures = []
+    for case in cases:
+        code, message, exc = run_etc(case.args)
+        lines = message.strip().splitlines()
+        if exc is not None:
+            failures.append(f"{case.id}: traceback {type(exc).__name__}: {str(exc)[:200]}")
+        elif case.expect == "ok" and code != 0:
+            failures.append(f"{case.id}: exit {code}, expected success: {message.strip()[:300]}")
+        elif case.expect == "error" and code == 0:
+            failures.append(f"{case.id}: exit 0 where an error is due: {message.strip()[:200]}")
+        elif case.expect == "error" and len(lines) > MAX_LINES:
+            failures.append(f"{case.id}: {len(lines)} lines of message")
+        elif case.expect == "error" and not all(s in message for s in case.says):
+            failures.append(f"{case.id}: message lacks {[s for s in case.says if s not in message]}: {message.strip()[:300]}")
+        elif case.expect == "error" and "weights_only=False" in message:
+            failures.append(f"{case.id}: suggests weights_only=False")
+    assert not (world["tmp"] / "ckpts" / "pwned").exists(), "a pickle in a checkpoint ran code"
+    assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
+
+
+WORKFLOW_CASES = {
+    "unknown_top_key": ("bogus_key: 1\n", [], ("bogus_key",)),
+    "student_with_slash": ("students:\n  a/b: {backbone: tiny}\n", [], ("a/b",)),
+    "duplicate_key": ("report: {fps: 3}\nreport: {fps: 4}\n", [], ("twice",)),
+    "nan_value": ("train:\n  student:\n    lr: .nan\n", [], ("train.student.lr",)),
+    "unknown_flow_study_ablation": ("flow_study: {ablations: [nope]}\n", ["flow_study"], ("nope",)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOW_CASES))
+def test_the_workflow_reports_a_bad_config_in_one_line(tmp_path, name):
+    """Snakemake's own validate prints the whole schema (2,070 lines); the Snakefile reports the
+    file, key and value."""
+    text, targets, says = WORKFLOW_CASES[name]
+    cfg = _write(tmp_path / f"{name}.yaml", text)
+    res = subprocess.run([str(Path(sys.executable).with_name("snakemake")), *targets, "-n", "--quiet",
+                          "--configfile", str(cfg)], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode != 0, res.stdout[-500:]
+    errors = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and all(s in errors[0] for s in says), (res.stdout + res.stderr)[-2000:]
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) <= MAX_LINES + 2, res.stderr[-2000:]
