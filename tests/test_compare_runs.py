@@ -30,7 +30,8 @@ def _run(folder):
         rows.append(row)
         state = {"model": {"conv.weight": torch.randn(4, 3, 3, 3, generator=gen),
                            "bn.num_batches_tracked": torch.tensor(6)},
-                 "spec": {"backbone": "tiny", "width": 0.5}, "iteration": 6, "history": [1.5, 0.75]}
+                 "spec": {"backbone": "tiny", "width": 0.5}, "num_classes": 19, "iteration": 6,
+                 "history": [1.5, 0.75]}
         save_checkpoint(folder / "models" / f"{run}.pt", state)
     pd.DataFrame(rows).to_csv(folder / "table.csv", index=False)
     return folder
