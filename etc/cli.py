@@ -517,6 +517,19 @@ def bench_cmd(config_path, device, quick, scale, out, results_dir):
     click.echo(f"{len(rows)} figures -> {out}")
 
 
+@cli.command("plan", short_help="Disk the long stages will write, against the free disk.")
+@ConfigOpt
+def plan_cmd(config_path):
+    """What the default run will write — flow stores, predictions, checkpoints — as uncompressed
+    upper bounds, against the free disk where `results` goes; precompute-flow refuses to start
+    when its own estimate does not fit. Run `snakemake -n` for the jobs themselves."""
+    from etc.config import command_config
+    from etc.diskplan import disk_plan, format_plan
+
+    config = command_config(config_path)
+    click.echo(format_plan(disk_plan(config), config["results"]))
+
+
 @cli.command("model-info", short_help="Parameters and GFLOPs of every model.")
 @ConfigOpt
 @click.option("--height", type=click.IntRange(8), default=1024, show_default=True, help="Frame height for GFLOPs.")

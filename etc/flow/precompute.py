@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from etc.device import checked_device
+from etc.diskplan import check_free_disk, flow_store_bytes
 from etc.errors import EtcError
 from etc.filekind import expect_flow_store
 from etc.flow.store import StoreWriter, mismatched, read_attrs
@@ -195,6 +196,14 @@ def precompute_flow(
     already = len(todo) - len(pending)
     if limit is not None:
         pending = pending[:limit]
+    try:  # before hours of estimation, not when the disk is full (a partial store resumes)
+        check_free_disk(out, flow_store_bytes(len(pending), (sh, sw), dtype), f"precompute-flow: {len(pending)} pairs at "
+                        f"{sh}×{sw} {dtype}", "free space, choose another --out, lower flow.scale or use float16")
+    except EtcError:
+        store.close()
+        if already == 0:
+            store.partial.unlink(missing_ok=True)  # nothing computed: leave nothing behind
+        raise
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
     torch_dtype = torch.float16 if dtype == "float16" else torch.float32
 
