@@ -7,6 +7,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+import click
 import yaml
 
 from etc.cli import cli
@@ -32,7 +33,8 @@ def test_cli_md_covers_every_command_and_option():
     for name, command in cli.commands.items():
         section = page.split(f"## `etc {name}`\n", 1)[1].split("\n## ", 1)[0]
         for param in command.params:
-            for opt in param.opts:
+            names = [param.metavar or param.name.upper()] if isinstance(param, click.Argument) else param.opts
+            for opt in names:
                 assert opt in section, f"{opt} of etc {name} missing from docs/cli.md"
 
 
