@@ -25,7 +25,10 @@ def test_folder_dataset_runs_the_whole_workflow(tmp_path):
     tree = make_folder_tree(tmp_path / "mine", tmp_path / "synthetic")
     preset = yaml.safe_load((ROOT / "workflow/configs/folder.yaml").read_text())
     config = {**smoke, "dataset": {**preset["dataset"], "root": str(tree), "window": smoke["dataset"]["window"]},
-              "results": str(tmp_path / "results")}
+              "results": str(tmp_path / "results"),
+              # the offset protocol needs labelled frames K−1 or more from a clip's start; this tree
+              # labels position 0 (keyframe rows are the synthetic set's, where every frame counts)
+              "keyframe": {"intervals": []}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     res = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
                           str(tmp_path), "--configfile", str(tmp_path / "c.yaml"), "--cores", "2", "--quiet", "all"],

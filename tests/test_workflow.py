@@ -161,12 +161,17 @@ def _command_of(argv: list[str]) -> tuple[str, dict]:
 
 
 # single-key edits of the smoke preset → the jobs that must rerun, exactly
+# (the smoke preset's keyframe rows: every model streamed, the teacher at K = 3 × two propagations)
+KEYFRAME_ALL = {"keyframe_stream": 4, "keyframe_infer": 2, "keyframe_evaluate": 2, "keyframe_score": 6}
 EDITS = {
     "losses.ce_weights": ({"losses": {"ce_weights": [2.0] + [1.0] * 18}},
-                          {"train_teacher": 1, "train_student": 3, "infer": 4, "evaluate": 4, "report": 1, "demo_video": 1}),
+                          {"train_teacher": 1, "train_student": 3, "infer": 4, "evaluate": 4, "report": 1, "demo_video": 1,
+                           **KEYFRAME_ALL}),
     "report.fps": ({"report": {"fps": 4}}, {"demo_video": 1}),
-    "infer.batch_size": ({"infer": {"batch_size": 3}}, {"infer": 4, "evaluate": 4, "report": 1, "demo_video": 1}),
-    "ablations.tl.tl": ({"ablations": {"tl": {"tl": 2.0}}}, {"train_student": 1, "infer": 1, "evaluate": 1, "report": 1}),
+    "infer.batch_size": ({"infer": {"batch_size": 3}}, {"infer": 4, "evaluate": 4, "report": 1, "demo_video": 1,
+                                                        **KEYFRAME_ALL}),
+    "ablations.tl.tl": ({"ablations": {"tl": {"tl": 2.0}}}, {"train_student": 1, "infer": 1, "evaluate": 1, "report": 1,
+                                                             "keyframe_stream": 1, "keyframe_score": 1}),
 }
 
 
