@@ -20,6 +20,7 @@ from etc.errors import EtcError
 DATASETS = list(dataset_names())  # the registry (etc.data.sets) is the only list of names
 PathArg = click.Path(path_type=Path)
 ExistingFile = click.Path(exists=True, dir_okay=False, path_type=Path)
+ExistingDir = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 class IntList(click.ParamType):
@@ -232,11 +233,11 @@ def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out, **_opt
 
 @cli.command("score", short_help="The metrics of `etc evaluate` for any method's label-map PNGs.")
 @ConfigOpt
-@click.option("--predictions", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--predictions", required=True, type=ExistingDir,
               help="Label maps PREDICTIONS/<clip>/<frame>.png holding train ids 0..K-1 of --dataset.")
-@click.option("--frames", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--frames", required=True, type=ExistingDir,
               help="The frames they were made from, FRAMES/<clip>/<frame>.(png|jpg), same names (for the flow).")
-@click.option("--labels", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+@click.option("--labels", type=ExistingDir, default=None,
               help="Ground truth LABELS/<clip>/<frame>.png in the dataset's stored values, any subset of the "
                    "frames: adds mIoU, and mVC where every frame of a clip is labelled.")
 @click.option("--flow", type=ExistingFile, default=None,
@@ -372,13 +373,13 @@ def config_cmd(config_path, json_text, out):
 
 @cli.command("report", short_help="Results table and figures.")
 @ConfigOpt
-@click.option("--metrics-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--metrics-dir", required=True, type=ExistingDir,
               help="Folder of `etc evaluate` JSONs (teacher.json, <student>/<ablation>.json).")
-@click.option("--curves-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--curves-dir", required=True, type=ExistingDir,
               help="Folder of the training CSVs (same naming).")
 @click.option("--table", required=True, type=PathArg, help="Results table CSV (a .md twin is written beside it).")
 @click.option("--out-dir", required=True, type=PathArg, help="Folder for the figures (PNG + SVG).")
-@click.option("--keyframe-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+@click.option("--keyframe-dir", type=ExistingDir, default=None,
               help="Folder of `etc keyframe-score` rows: keyframe rows and streaming latency join the table and figures.")
 def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir, keyframe_dir):
     """The paper-style results table and the seaborn figures of the report."""
@@ -391,9 +392,9 @@ def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir, keyframe_di
 
 @cli.command("flow-study-report", short_help="Table, summary and plots of the flow study.")
 @ConfigOpt
-@click.option("--metrics-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--metrics-dir", required=True, type=ExistingDir,
               help="Folder of the study's `etc evaluate` JSONs (<measuring flow>/<student>/<ablation>[.<training flow>].json).")
-@click.option("--flow-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--flow-dir", required=True, type=ExistingDir,
               help="Folder of the flow stores and their `etc flow-quality` JSONs (<pairs>/<split>.<estimator>.quality.json).")
 @click.option("--out-dir", required=True, type=PathArg, help="Folder for table.csv, table.md, summary.json and the plots.")
 def flow_study_report_cmd(config_path, metrics_dir, flow_dir, out_dir):
@@ -409,7 +410,7 @@ def flow_study_report_cmd(config_path, metrics_dir, flow_dir, out_dir):
 
 @cli.command("seed-study-report", short_help="Mean ± std over student seeds of every results column.")
 @ConfigOpt
-@click.option("--results", "results_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--results", "results_dir", required=True, type=ExistingDir,
               help="The results folder: the default run's metrics/ and seed_study/seed<N>/metrics/ beneath it.")
 @click.option("--out-dir", required=True, type=PathArg, help="Folder for table.csv, summary.csv, table.md and the figure.")
 def seed_study_report_cmd(config_path, results_dir, out_dir):
