@@ -206,3 +206,40 @@ def flow_study_inputs(wildcards):
 def seed_root():
     """The seed study's results folder of seed {seed}: the default run's layout below it."""
     return str(seed_dir(config["results"], "{seed}"))
+
+
+# Keyframe methods (keyframe.smk): the rows of the default run and their files
+import re
+
+from etc.keyframe_eval import keyframe_rows
+
+KEYFRAME_ROWS = {row["slug"]: row for row in keyframe_rows(config)}
+KEYFRAME_WILDCARDS = dict(model=r"teacher|[^/.]+/[^/.]+", interval=r"[0-9]+", propagate=r"scores|features",
+                          estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?", offset=r"all|d[0-9]+")
+
+
+def keyframe(*parts):
+    return results("keyframe", *parts)
+
+
+def keyframe_predictions(row):
+    """The `etc infer` outputs of a row: the streamed per-frame run, or one per offset."""
+    if row["interval"] == 1:
+        return [run_file("predictions", row["model"])]  # the same labels as the stream
+    return [keyframe("predictions", f"{row['slug']}.{'all' if d is None else f'd{d}'}.h5") for d in row["offsets"]]
+
+
+def keyframe_row_files():
+    return [keyframe("rows", f"{slug}.json") for slug in KEYFRAME_ROWS]
+
+
+def keyframe_score_inputs(wildcards):
+    row = KEYFRAME_ROWS[wildcards.slug]
+    preds = keyframe_predictions(row)
+    if row["interval"] == 1:
+        return {"config": ancient(results("config.yaml")), "predictions": preds,
+                "metrics": run_file("metrics", row["model"]),
+                "timing": keyframe("predictions", f"{row['slug']}.timing.json")}
+    return {"config": ancient(results("config.yaml")), "predictions": preds,
+            "metrics": keyframe("evaluate", f"{row['slug']}.json"),
+            "timing": str(Path(preds[0]).with_suffix(".timing.json"))}

@@ -1,42 +1,6 @@
 # Keyframe methods on the same axes as the per-frame models (docs/keyframe.md): every model
 # streamed one frame at a time (its latency per frame), keyframe.model at every interval ×
 # propagation, each scored by etc keyframe-score into one row of results/keyframe/rows/.
-import re
-
-from etc.keyframe_eval import keyframe_rows
-
-KEYFRAME_ROWS = {row["slug"]: row for row in keyframe_rows(config)}
-KEYFRAME_WILDCARDS = dict(model=r"teacher|[^/.]+/[^/.]+", interval=r"[0-9]+", propagate=r"scores|features",
-                          estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?", offset=r"all|d[0-9]+")
-
-
-def keyframe(*parts):
-    return results("keyframe", *parts)
-
-
-def keyframe_predictions(row):
-    """The `etc infer` outputs of a row: the streamed per-frame run, or one per offset."""
-    if row["interval"] == 1:
-        return [results("predictions", f"{row['model']}.h5")]  # the same labels as the stream
-    return [keyframe("predictions", f"{row['slug']}.{'all' if d is None else f'd{d}'}.h5") for d in row["offsets"]]
-
-
-def keyframe_row_files():
-    return [keyframe("rows", f"{slug}.json") for slug in KEYFRAME_ROWS]
-
-
-def keyframe_score_inputs(wildcards):
-    row = KEYFRAME_ROWS[wildcards.slug]
-    preds = keyframe_predictions(row)
-    if row["interval"] == 1:
-        return {"config": ancient(results("config.yaml")), "predictions": preds,
-                "metrics": results("metrics", f"{row['model']}.json"),
-                "timing": keyframe("predictions", f"{row['slug']}.timing.json")}
-    return {"config": ancient(results("config.yaml")), "predictions": preds,
-            "metrics": keyframe("evaluate", f"{row['slug']}.json"),
-            "timing": str(Path(preds[0]).with_suffix(".timing.json"))}
-
-
 rule keyframe_stream:
     """A per-frame model one frame at a time: the same labels as rule infer, each frame's latency."""
     input:

@@ -16,7 +16,7 @@ rule report:
         outdir=lambda wildcards, output: Path(output.figures[0]).parent,
         metrics=lambda wildcards, input: Path(input.metrics[0]).parent,
         curves=lambda wildcards, input: Path(input.curves[0]).parent,
-        keyframe=keyframe("rows"),
+        keyframe=lambda wildcards, input: Path(input.keyframe[0]).parent,  # the teacher's row, always first
     log:
         results("logs", "report.log"),
     threads: res.threads(config, "report")
