@@ -11,6 +11,7 @@ same command resumes and, on CPU, ends with the same weights as an uninterrupted
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -72,6 +73,7 @@ class TrainingRun:
     start: int = 0  # the iteration this process starts at (> 0 when resumed)
     resumed_rng: dict | None = None  # RNG state of the resumed checkpoint, restored by the loop
     per_frame: bool = False  # one student forward per frame (losses.student_forward: per_frame)
+    teacher_cache: object | None = None  # etc.teacher_cache.TeacherCache: the teacher's outputs by frame key
 
     def state(self, iteration: int) -> dict:
         """The checkpoint after ``iteration`` steps: weights, optimiser, schedule, RNG."""
@@ -103,6 +105,7 @@ def build_run(
     flow: str | Path | None = None,
     teacher: str | Path | None = None,
     device: str | None = None,
+    progress: bool = False,
 ) -> TrainingRun:
     """Data, model, teacher, loss, optimiser and schedule of ``run``, resumed from ``last`` when
     that in-progress checkpoint exists.
@@ -110,6 +113,7 @@ def build_run(
     The global RNG is seeded once and then drawn by the model's and the teacher's construction,
     in this order: the draws that follow (dropout) depend on it.
     """
+    from etc.data.augment import PairedAugment
     from etc.data.labels import num_classes as dataset_classes
     from etc.losses import build_criterion
     from etc.losses.ce import check_ce_weights
@@ -155,14 +159,26 @@ def build_run(
         if dev.type == "cuda":
             net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    third = bool(getattr(criterion, "needs_third", False))
+    augment = PairedAugment.from_config(config["augment"])
+    cache_mb = float(schedule["teacher_cache_mb"])
+    keyed = teacher_model is not None and cache_mb > 0 and augment.variants() is not None
     loader = _loader(config, run, pairs, flow_reader, start, rank, world, dev, execution.num_workers,
-                     third=bool(getattr(criterion, "needs_third", False)))
+                     third=third, keyed=keyed)
+    cache = None
+    if keyed and start < int(schedule["iterations"]):
+        from etc.teacher_cache import SIDES, build_teacher_cache
+
+        sides = SIDES[:1 + run.needs("needs_neighbour") + third]
+        cache = build_teacher_cache(teacher_model, loader.dataset, sides, int(schedule["batch_size"]) // world, dev,
+                                    channels_last=execution.channels_last, bf16=execution.bf16, cap_mb=cache_mb,
+                                    progress=progress)
     return TrainingRun(
         run=run, identity=identity, device=dev, rank=rank, world=world, model=model, net=net,
         teacher=teacher_model, criterion=criterion, optimizer=optimizer, scheduler=scheduler,
         loader=loader, neighbour_grad=bool(config["losses"]["neighbour_grad"]), execution=execution,
         start=start, resumed_rng=resumed,
-        per_frame=config["losses"].get("student_forward", "joint") == "per_frame",
+        per_frame=config["losses"].get("student_forward", "joint") == "per_frame", teacher_cache=cache,
     )
 
 
@@ -265,7 +281,7 @@ def _differences(state: dict, identity: dict) -> str:
 
 
 def _loader(config, run: RunSpec, pairs, flow_reader, start: int, rank: int, world: int, dev,
-            workers: int, third: bool = False) -> torch.utils.data.DataLoader:
+            workers: int, third: bool = False, keyed: bool = False) -> torch.utils.data.DataLoader:
     """Batches decoded and augmented by ``workers`` processes (0: in this process), each batch a
     pure function of (seed, iteration) whatever the count; pinned for non-blocking copies on
     CUDA. Each worker keeps PREFETCH batches ready."""
@@ -276,7 +292,7 @@ def _loader(config, run: RunSpec, pairs, flow_reader, start: int, rank: int, wor
     sampler = IterationSampler(len(pairs), int(schedule["batch_size"]), int(schedule["iterations"]),
                                int(schedule["seed"]), start=start, rank=rank, world_size=world)
     dataset = PairDataset(config["dataset"]["name"], pairs, flow_reader, PairedAugment.from_config(config["augment"]),
-                          third=third)
+                          third=third, keyed=keyed)
     # Workers are spawned, not forked: a fork copies whatever locks other threads of this process
     # hold at that moment (decode and writer threads, OpenCV's pool), and a worker that inherits
     # a held lock waits forever (seen in the full test suite). Spawning costs a start-up once.
@@ -297,39 +313,59 @@ class NonFiniteLoss(ArithmeticError):
         super().__init__(f"loss {float(terms['total'].detach())}")
 
 
-def train_step(training: TrainingRun, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def train_step(training: TrainingRun, batch: dict[str, torch.Tensor], phase=None) -> dict[str, torch.Tensor]:
     """One SGD step on ``batch`` (a collated PairDataset batch, on the CPU or already on the
     device): forward of the student and the frozen teacher, the ablation's loss terms,
     backward, optimiser and schedule step.
+
+    ``phase(name)``: a context manager around each part (``device``, ``student``, ``teacher``,
+    ``loss``, ``backward``, ``optimizer``), for the step-split benchmark
+    (scripts/bench_train_step.py); none by default.
 
     Returns the loss terms (``total`` included); raises :class:`NonFiniteLoss` instead of
     stepping when the total is not finite.
     """
     from etc.data.pairs import device_batch
+    from etc.teacher_cache import SIDES
 
+    phase = phase or _no_phase
     dev, net, run = training.device, training.net, training.run
-    b = device_batch(batch, dev, training.execution.channels_last)
+    with phase("device"):
+        b = device_batch(batch, dev, training.execution.channels_last)
     neighbour = run.needs("needs_neighbour")
     third = neighbour and "image_third" in b
     images = [b["image_t"]] + ([b["image_n"]] if neighbour else []) + ([b["image_third"]] if third else [])
     net.train()
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=training.execution.bf16):
-        outs = _student_forward(net, images, training.neighbour_grad, training.per_frame)
+        with phase("student"):
+            outs = _student_forward(net, images, training.neighbour_grad, training.per_frame)
         teachers = [None] * len(images)
-        if training.teacher is not None:
-            with torch.no_grad():
-                teachers = [training.teacher(x) for x in images]
+        with phase("teacher"):
+            if training.teacher_cache is not None:
+                teachers = [training.teacher_cache(b[f"key_{side}"]) for side in SIDES[:len(images)]]
+            elif training.teacher is not None:
+                with torch.no_grad():
+                    teachers = [training.teacher(x) for x in images]
     out_t, out_n, out_3 = (outs + [None, None])[:3]
     teacher_t, teacher_n, teacher_3 = (teachers + [None, None])[:3]
     extra = {"out_3": out_3, "tout_3": teacher_3} if third else {}
-    terms = training.criterion(out_t, out_n, teacher_t, teacher_n, b, **extra)
-    if not torch.isfinite(terms["total"]):
+    with phase("loss"):
+        terms = training.criterion(out_t, out_n, teacher_t, teacher_n, b, **extra)
+        finite = bool(torch.isfinite(terms["total"]))
+    if not finite:
         raise NonFiniteLoss(terms)
-    training.optimizer.zero_grad(set_to_none=True)
-    terms["total"].backward()
-    training.optimizer.step()
-    training.scheduler.step()
+    with phase("backward"):
+        training.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+    with phase("optimizer"):
+        training.optimizer.step()
+        training.scheduler.step()
     return terms
+
+
+@contextlib.contextmanager
+def _no_phase(_name: str):
+    yield
 
 
 def _student_forward(net, images: list[torch.Tensor], neighbour_grad: bool, per_frame: bool) -> list[dict]:
@@ -386,7 +422,7 @@ def train(
         if path is not None:
             _check_writable(Path(path))
 
-    training = build_run(config, run_spec, last, flow=flow, teacher=teacher, device=device)
+    training = build_run(config, run_spec, last, flow=flow, teacher=teacher, device=device, progress=progress)
     start, rank = training.start, training.rank
     batch_size = int(run_spec.schedule["batch_size"])
     every = int(run_spec.schedule["checkpoint_every"])

@@ -59,12 +59,35 @@ class PairedAugment:
         return affine_matrix(h, w, s, angle, flip, (oy, ox)), (out_h, out_w)
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        """``sample`` transformed; with ``flipped`` added (whether the draw flipped it), which
+        names the variant where :meth:`variants` is finite."""
         h, w = sample["image_t"].shape[:2]
         matrix, size = self.sample_transform(rng, h, w)
         out = apply_affine(sample, matrix, size, PAD_IMAGE[self.pad_image])
         if self.blur_p > 0 and rng.random() < self.blur_p:
             out = blur_images(out, self.blur_kernel)
+        out["flipped"] = bool(matrix[0, 0] < 0)
         return out
+
+    def variants(self) -> tuple[bool, ...] | None:
+        """The flip states a frame can come out in when the flip is the only random draw that
+        changes pixels (fixed scale, no rotation, crop, or blur): then every augmented frame is
+        one of ``len(variants)`` images (etc.teacher_cache computes the teacher on each once).
+        None otherwise."""
+        random_crop = self.crop is not None
+        if self.scale[0] != self.scale[1] or (self.rotation > 0 and self.rotation_p > 0) or random_crop \
+                or self.blur_p > 0:
+            return None
+        return (False, True) if self.hflip else (False,)
+
+    def variant(self, image: np.ndarray, flip: bool) -> np.ndarray:
+        """``image`` as :meth:`__call__` outputs it in the variant ``flip`` (see :meth:`variants`):
+        the same matrix and warp, so the same pixels."""
+        h, w = image.shape[:2]
+        s = float(self.scale[0])
+        matrix = affine_matrix(h, w, s, 0.0, flip, (0, 0))
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        return apply_affine({"image_t": image}, matrix, size, PAD_IMAGE[self.pad_image])["image_t"]
 
 
 def blur_images(sample: dict, kernel: int) -> dict:

@@ -121,6 +121,10 @@ class PairDataset(torch.utils.data.Dataset):
 
     ``third``: each item also holds ``image_third`` (the frame :func:`etc.data.clips.third_frame`
     picks, under the same augmentation) and ``k_third`` (its offset from t).
+
+    ``keyed``: each item also names its frames' images as ``key_t``, ``key_n`` (and
+    ``key_third``) = :meth:`frame_key` of (clip, frame, flipped): what etc.teacher_cache looks
+    the teacher's outputs up by. Only where the augmentation's variants are finite.
     """
 
     def __init__(
@@ -130,12 +134,39 @@ class PairDataset(torch.utils.data.Dataset):
         flow_reader: FlowReader | None,
         augment: PairedAugment | None = None,
         third: bool = False,
+        keyed: bool = False,
     ):
         self.dataset = dataset
         self.pairs = list(pairs)
         self.flow_reader = flow_reader
         self.augment = augment
         self.third = third
+        self.frame_ids: dict[tuple[str, int], int] | None = None
+        if keyed:
+            if augment is not None and augment.variants() is None:
+                raise ValueError("keyed items need an augmentation with finite variants (flip only)")
+            self.frame_ids = {}
+            for clip, sides in self._sides():
+                for i in sides.values():
+                    self.frame_ids.setdefault((clip.name, i), len(self.frame_ids))
+
+    def frame_key(self, clip: Clip, index: int, flipped: bool) -> int:
+        """The row of one augmented frame image in the table of every (frame, flip) the
+        items can hold: 2 × frame id + flipped."""
+        return 2 * self.frame_ids[(clip.name, index)] + int(flipped)
+
+    def _sides(self) -> Iterator[tuple[Clip, dict[str, int]]]:
+        for clip, t, s in self.pairs:
+            yield clip, {"t": t, "n": s, **({"third": third_frame(t, s, len(clip))} if self.third else {})}
+
+    def frame_images(self, sides: Sequence[str] = ("t", "n", "third")) -> list[tuple[int, str]]:
+        """(key of the unflipped variant, image path) of every frame an item holds on ``sides``."""
+        seen: dict[int, str] = {}
+        for clip, frames in self._sides():
+            for side, i in frames.items():
+                if side in sides:
+                    seen.setdefault(self.frame_key(clip, i, False), clip.frames[i].image)
+        return list(seen.items())
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -167,6 +198,10 @@ class PairDataset(torch.utils.data.Dataset):
         if self.third:
             extra = {"image_third": torch.from_numpy(np.ascontiguousarray(sample["image_third"])),
                      "k_third": torch.tensor(u - t)}
+        if self.frame_ids is not None:
+            flipped = bool(sample.get("flipped", False))
+            extra.update({f"key_{side}": torch.tensor(self.frame_key(clip, i, flipped))
+                          for side, i in (("t", t), ("n", s)) + ((("third", u),) if self.third else ())})
         return {  # uint8 until on the device: see device_batch
             "image_t": torch.from_numpy(np.ascontiguousarray(sample["image_t"])),
             "image_n": torch.from_numpy(np.ascontiguousarray(sample["image_n"])),
