@@ -1,15 +1,15 @@
 """``etc bench``: measured ratios, each taken within one run (these machines are noisy).
 
-1. inference parity — ETC student vs baseline student (same architecture) and student vs
-   teacher, ms/frame at the requested resolutions;
+1. inference parity — student vs teacher forward, timed in turns, ms/frame at the requested
+   resolutions;
 2. pipeline efficiency — `etc infer` frames/s over the bare network's forward frames/s;
 3. training overhead — step time of `tl` and `tl_kd` over `baseline`, and the reference
    approach (flow computed by a ptlflow model inside every step) over ours;
 4. flow stage — `precompute-flow` pairs/s over the bare estimator's pairs/s; MB per pair;
 5. memory — peak RSS of a training and an inference run (subprocesses);
 6. per rule — Snakemake's benchmark TSVs of the last run, gathered;
-7. keyframe — per-frame teacher and student against keyframe methods (etc.keyframe), each
-   streamed: mean, p95, worst ms per frame and their ratios.
+7. keyframe — per-frame teacher and student against keyframe methods (etc.keyframe), streamed
+   in turns through the same frames (etc.latency): mean, p95, worst ms per frame and ratios.
 """
 
 from __future__ import annotations
@@ -72,24 +72,21 @@ def _interleaved_ms(models: dict, h: int, w: int, device, repeats: int, warmup: 
 
 
 def bench_inference_parity(rows: Rows, config: dict, sizes, device, repeats: int) -> None:
+    """The student's and the teacher's forward at each size, timed in turns: the speed ratio
+    the distillation buys. (Two students of one architecture time alike by construction; the
+    comparison that matters, per-frame against keyframe methods, is :func:`bench_keyframe`.)"""
     from etc.models import build_model
 
-    student_name, spec = next(iter(config["students"].items()))
+    _, spec = next(iter(config["students"].items()))
     torch.manual_seed(0)
-    baseline = build_model(spec, 19).to(device).eval()
-    torch.manual_seed(1)  # "ETC-trained": same architecture, other weights
-    etc_student = build_model(spec, 19).to(device).eval()
+    student = build_model(spec, 19).to(device).eval()
     teacher = build_model(config["teacher"], 19).to(device).eval()
     for h, w in sizes:
-        ms = _interleaved_ms({"baseline": baseline, "etc": etc_student}, h, w, device, repeats)
-        b, e = ms["baseline"], ms["etc"]
-        t = _interleaved_ms({"teacher": teacher}, h, w, device, max(1, repeats // 2), warmup=1)["teacher"]
+        ms = _interleaved_ms({"student": student, "teacher": teacher}, h, w, device, repeats)
         tag = f"{h}x{w}"
-        rows.add("inference_parity", f"baseline_ms_{tag}", b, "ms/frame")
-        rows.add("inference_parity", f"etc_ms_{tag}", e, "ms/frame")
-        rows.add("inference_parity", f"etc_over_baseline_{tag}", e / b, "ratio")
-        rows.add("inference_parity", f"teacher_ms_{tag}", t, "ms/frame")
-        rows.add("inference_parity", f"student_over_teacher_{tag}", b / t, "ratio")
+        rows.add("inference_parity", f"student_ms_{tag}", ms["student"], "ms/frame")
+        rows.add("inference_parity", f"teacher_ms_{tag}", ms["teacher"], "ms/frame")
+        rows.add("inference_parity", f"student_over_teacher_{tag}", ms["student"] / ms["teacher"], "ratio")
 
 
 def bench_inference_options(rows: Rows, config: dict, device, repeats: int, size=(512, 1024),
@@ -254,29 +251,21 @@ def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device, big: tuple[int, int
 
 
 def bench_keyframe(rows: Rows, cfg: dict, tmp: Path, device, quick: bool, interval: int = 5) -> None:
-    """Per-frame networks against keyframe methods, all streamed one frame at a time by
-    `etc infer` (batch 1, the device synchronised around each frame, flow estimation included):
-    mean, p95 and worst-case ms per frame, and their ratios to the per-frame teacher. The runs
-    take turns in one process after a warm-up pass of each, so drift hits all alike."""
-    from etc.config import load_config
-    from etc.infer import infer, latency_summary
+    """Per-frame networks against keyframe methods, streamed in turns through the same frames
+    by `etc latency` (etc.latency: batch 1, the device synchronised around each frame, flow
+    estimation included): mean, p95 and worst-case ms per frame, and their ratios to the
+    per-frame teacher."""
     from etc.keyframe import KeyframeOptions
+    from etc.latency import stream_latency
     from etc.train import train
 
-    stream = load_config(None, {**cfg, "infer": {**cfg["infer"], "batch_size": 1, "warmup": 2}})
     ckpts = {"teacher": tmp / "kf_teacher.pt", "student": tmp / "kf_student.pt"}
     train(cfg, "teacher", ckpts["teacher"], progress=False, device=str(device))
     train(cfg, f"{next(iter(cfg['students']))}/baseline", ckpts["student"], progress=False, device=str(device))
-    runs = {"teacher": ("teacher", None), "student": ("student", None)}
+    runs = {"teacher": (ckpts["teacher"], None), "student": (ckpts["student"], None)}
     for propagate in ("scores", "features"):
-        runs[f"teacher_k{interval}_{propagate}_dis"] = ("teacher", KeyframeOptions(interval, propagate, "dis"))
-    frame_ms: dict = {name: [] for name in runs}
-    for timed in [False] + [True] * (1 if quick else 2):
-        for name, (model, options) in runs.items():
-            info = infer(stream, ckpts[model], "val", tmp / "kf.h5", progress=False, device=str(device), keyframe=options)
-            if timed:
-                frame_ms[name] += info["frame_ms"]
-    stats = {name: latency_summary(ms) for name, ms in frame_ms.items()}
+        runs[f"teacher_k{interval}_{propagate}_dis"] = (ckpts["teacher"], KeyframeOptions(interval, propagate, "dis"))
+    stats = stream_latency(cfg, runs, "val", tmp / "latency.json", device=str(device), progress=False)["runs"]
     for name, st in stats.items():
         for key in ("mean", "p95", "max"):
             rows.add("keyframe", f"{name}_ms_{key}", st[f"ms_per_frame_{key}"], "ms/frame")

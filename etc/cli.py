@@ -330,7 +330,8 @@ def export_cmd(config_path, model_ckpt, fmt, out, height, width, frames_source, 
               help="`etc infer` output; on a sparse-label set K of them, from --keyframe-offset 0 … K−1 in order.")
 @click.option("--interval", type=click.IntRange(min=1), required=True, help="The runs' --keyframe-interval (1: a per-frame model).")
 @click.option("--metrics", type=ExistingFile, required=True, help="`etc evaluate`'s JSON of the (first) run: TC, mVC, cost.")
-@click.option("--timing", type=ExistingFile, required=True, help="Timing JSON of the streaming run (per-frame latency).")
+@click.option("--timing", type=ExistingFile, required=True,
+              help="Per-frame latency: `etc latency`'s JSON (the entry --run) or a streaming `etc infer --batch-size 1` timing JSON.")
 @click.option("--run", "run_name", required=True, help="The row's name, e.g. 'teacher · keyframe 5 · features · dis'.")
 @click.option("--out", required=True, type=PathArg, help="Row JSON (the metrics JSON plus the protocol's mIoU and latency).")
 def keyframe_score_cmd(config_path, predictions, interval, metrics, timing, run_name, out):
@@ -342,6 +343,34 @@ def keyframe_score_cmd(config_path, predictions, interval, metrics, timing, run_
     row = keyframe_row(command_config(config_path), list(predictions), interval, metrics, timing, run_name, out)
     click.echo(f"{run_name}: mIoU {row['miou_protocol']:.2f} ({row['keyframe_protocol']}), "
                f"{row['ms_per_frame_mean']:.2f} ms/frame mean, {row['ms_per_frame_max']:.2f} max")
+
+
+@cli.command("latency", short_help="Every model's latency per frame, timed in turns in one process.")
+@ConfigOpt
+@click.option("--models", "models_dir", required=True, type=ExistingDir,
+              help="Folder of the checkpoints (<run>.pt: teacher.pt, <student>/<ablation>.pt).")
+@click.option("--split", default=None, help="Split whose frames are streamed (default: dataset.val_split).")
+@click.option("--frames", type=click.IntRange(min=1), default=None,
+              help="Stream the first whole clips holding at least this many frames (default: keyframe.latency_frames).")
+@click.option("--out", required=True, type=PathArg, help="JSON: per run its frame_ms and their mean, p50, p95, max.")
+@click.option("--device", default=None, help="cpu, cuda, … (default: CUDA when present).")
+def latency_cmd(config_path, models_dir, split, frames, out, device):
+    """Stream the comparison's models (every per-frame model, keyframe.model at every interval ×
+    propagation) through the same frames, each frame through every model in turn, so that the
+    machine's drift hits all alike; the rows' ms/frame stream columns come from here."""
+    from etc.config import command_config
+    from etc.latency import comparison_runs, stream_latency
+
+    config = command_config(config_path)
+    runs = comparison_runs(config, models_dir)
+    missing = [str(ckpt) for ckpt, _ in runs.values() if not Path(ckpt).is_file()]
+    if missing:
+        raise EtcError(f"--models {models_dir}: no checkpoint {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                       + "; train the config's runs first (snakemake does)")
+    record = stream_latency(config, runs, split or config["dataset"]["val_split"], out,
+                            frames=frames or config["keyframe"]["latency_frames"], device=device)
+    for name, r in record["runs"].items():
+        click.echo(f"{name}: {r['ms_per_frame_mean']:.2f} ms/frame mean, {r['ms_per_frame_max']:.2f} max")
 
 
 @cli.command("config", short_help="Validate a config and print it resolved.")

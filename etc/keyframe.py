@@ -78,16 +78,23 @@ def row_name(model: str, interval: int, propagate: str, estimator: str) -> str:
 
 
 def anchor(clip, options: KeyframeOptions) -> int:
-    """The frame position the keyframe schedule of ``clip`` counts from."""
+    """The frame position the keyframe schedule of ``clip`` counts from (:func:`placement`)."""
+    return placement(clip, options)[0]
+
+
+def placement(clip, options: KeyframeOptions) -> tuple[int, bool]:
+    """(schedule anchor, whether the clip's first labelled frame lies ``options.offset`` frames
+    after its last keyframe). Frame 0 is always a keyframe, so a labelled frame fewer than d
+    frames from the clip's start cannot lie d frames after one: the schedule then counts from
+    0 and etc.keyframe_eval leaves the clip out of offset d's score."""
     if options.offset is None:
-        return 0
+        return 0, True
     if not clip.labelled:
         raise EtcError(f"--keyframe-offset needs a labelled frame in every clip; clip {clip.name} has none")
     first = min(clip.labelled)
     if first - options.offset < 0:
-        raise EtcError(f"--keyframe-offset {options.offset}: clip {clip.name}'s labelled frame is at position "
-                       f"{first}, fewer frames from its start; use an offset ≤ {first}")
-    return (first - options.offset) % int(options.interval)
+        return 0, False
+    return (first - options.offset) % int(options.interval), True
 
 
 def last_keyframe(t: int, interval: int, start: int = 0) -> int:

@@ -7,7 +7,10 @@ A keyframe method's accuracy depends on how far a frame lies from its last keyfr
   confusion pooled over all frames (and one per offset d = t − keyframe(t), reported);
 - where one frame per clip is labelled (Cityscapes, CamVid), the labelled frame is scored at
   every offset d = 0 … K−1 from its last keyframe — K runs of ``etc infer --keyframe-offset d``
-  — and the K mIoUs averaged (each reported).
+  — and the K mIoUs averaged (each reported). A clip whose labelled frame lies fewer than d
+  frames from its start (frame 0 is always a keyframe) is left out of offset d
+  (``clips_per_offset`` counts the clips behind each); other labelled frames of a clip count
+  at their own offset.
 
 Everything else (TC, TC-occ, flicker, mVC, cost) is ``etc evaluate``'s JSON of the run, as for
 every model; the streaming timing adds the mean, p95 and worst-case ms per frame.
@@ -58,7 +61,7 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
     from etc.data.clips import list_clips
     from etc.data.labels import num_classes
     from etc.evaluate import open_predictions
-    from etc.keyframe import last_keyframe
+    from etc.keyframe import KeyframeOptions, last_keyframe, placement
     from etc.metrics.miou import confusion, miou
 
     ds = config["dataset"]
@@ -67,6 +70,7 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
     k, K = num_classes(ds["name"]), int(interval)
     dense = dense_clips(clips)
     per_offset = np.zeros((K, k, k), np.int64)
+    clips_at = [len(clips)] * K
     if dense or K == 1:
         if len(predictions) != 1:
             raise EtcError(f"{'every frame is labelled' if dense else 'K = 1'}: give one --predictions "
@@ -84,17 +88,23 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
         if len(predictions) != K:
             raise EtcError(f"one labelled frame per clip: give {K} --predictions, from `etc infer "
                            f"--keyframe-offset d` for d = 0 … {K - 1} in order (got {len(predictions)})")
+        clips_at = [0] * K
         for d, path in enumerate(predictions):
             _check_offset(path, d, K)
             preds = open_predictions(path, [c.name for c in clips])
             for clip in clips:
+                start, placed = placement(clip, KeyframeOptions(K, offset=d))
+                if not placed:  # its labelled frame is fewer than d frames from the clip's start
+                    continue
+                clips_at[d] += 1
                 p = _pred(preds, clip, path)
-                for t in clip.labelled:
-                    per_offset[d] += confusion(p[t], _labels(clip.frames[t].label, ds["name"]), k)
+                for t in clip.labelled:  # the first at offset d; any other at its own offset
+                    per_offset[t - last_keyframe(t, K, start)] += confusion(p[t], _labels(clip.frames[t].label, ds["name"]), k)
         protocol = "labelled frame at every offset"
-        value = float(np.mean([miou(cm) for cm in per_offset]))
+        value = float(np.mean([v for v in (miou(cm) for cm in per_offset) if not np.isnan(v)] or [np.nan]))
     by_offset = {str(d): (None if np.isnan(v) else v) for d, v in ((d, miou(cm)) for d, cm in enumerate(per_offset))}
     return {"miou_protocol": None if np.isnan(value) else value, "miou_per_offset": by_offset,
+            "clips_per_offset": {str(d): n for d, n in enumerate(clips_at)},
             "keyframe_protocol": protocol, "keyframe_interval": K}
 
 
@@ -111,7 +121,8 @@ def _check_offset(path, d: int, K: int) -> None:
 def keyframe_row(config: dict, predictions: list, interval: int, metrics: str | Path, timing: str | Path,
                  run: str, out: str | Path) -> dict:
     """``etc evaluate``'s JSON of the run with the protocol's mIoU and the streaming latency
-    beside, named ``run`` (its results-table row)."""
+    beside, named ``run`` (its results-table row). ``timing``: the run's own streaming record
+    (`etc infer --batch-size 1`) or `etc latency`'s of every model (its entry ``run``)."""
     from etc.io import write_json
 
     try:
@@ -120,6 +131,10 @@ def keyframe_row(config: dict, predictions: list, interval: int, metrics: str | 
     except (OSError, json.JSONDecodeError) as exc:
         raise EtcError(f"cannot read {getattr(exc, 'filename', None) or 'metrics/timing'} ({exc}); rerun "
                        f"`etc evaluate` / `etc infer`") from None
+    if "runs" in record:  # etc latency's record of every model, timed in turns
+        if run not in record["runs"]:
+            raise EtcError(f"{timing} times {', '.join(record['runs'])}, not '{run}'; rerun `etc latency` with this config")
+        record = record["runs"][run]
     row.update(offset_miou(config, [Path(p) for p in predictions], interval))
     row.update({key: record.get(key) for key in LATENCY_KEYS})
     row["frame_ms"] = record.get("frame_ms", [])

@@ -34,6 +34,8 @@ READS: dict[str, tuple[str, ...]] = {
     # `etc infer --keyframe-interval K`: the keyframe flow too
     "keyframe-infer": (*_DATA, "infer", "keyframe.estimator", "keyframe.ckpt"),
     "keyframe-score": _DATA,
+    # every per-frame model and the keyframe settings, streamed in turns
+    "latency": (*_DATA, "infer", "keyframe", "students", "ablations"),
     # the measuring flow falls back to flow.estimator where the dataset has no exact flow
     "evaluate": (*_DATA, "evaluate", "flow.estimator"),
     # the table lists every student and ablation, with the mVC windows as columns

@@ -22,7 +22,7 @@ def test_quick_bench_writes_well_formed_rows(tmp_path):
     assert list(df.columns) == ["benchmark", "metric", "value", "unit", "device"]
     assert {"inference_parity", "inference_options", "pipeline", "keyframe", "training", "flow", "memory", "rules"} <= set(df["benchmark"])
     assert all(math.isfinite(v) and v > 0 for v in df["value"])
-    for metric in ("etc_over_baseline_256x512", "infer_over_bare", "infer_over_bare_256x512", "tl_over_baseline",
+    for metric in ("student_over_teacher_256x512", "infer_over_bare", "infer_over_bare_256x512", "tl_over_baseline",
                    "precompute_over_bare", "channels_last_over_plain_256x512", "heap_kept_over_glibc_default_256x512",
                    "channels_last_fused_labels_over_plain_256x512"):
         assert metric in set(df["metric"])

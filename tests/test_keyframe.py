@@ -319,3 +319,72 @@ def test_the_bench_keyframe_section_writes_latency_rows_and_ratios(synthetic_tre
     assert got["teacher_k3_scores_dis_mean_over_teacher"] == pytest.approx(
         got["teacher_k3_scores_dis_ms_mean"] / got["teacher_ms_mean"])
     assert all(r["benchmark"] == "keyframe" for r in rows.rows)
+
+
+def test_latency_streams_every_model_through_the_same_frames_in_turns(synthetic_tree, student, tmp_path, monkeypatch):
+    """etc latency: each frame once through every model, the first model rotating from frame to
+    frame; whole clips up to --frames; every run the same number of timed frames after warm-up;
+    a keyframe run keeps its own schedule (it would raise on a frame whose keyframe it missed)."""
+    from etc import latency
+
+    cfg = small_config(synthetic_tree, warmup=2)
+    calls = []
+    real = latency._Stream.__call__
+
+    def spy(self, images, raw, clip, t, start):
+        calls.append((self.name, clip.name, t))
+        return real(self, images, raw, clip, t, start)
+
+    monkeypatch.setattr(latency._Stream, "__call__", spy)
+    monkeypatch.setattr(latency._Stream, "name", property(lambda self: self._name), raising=False)
+    original_init = latency._Stream.__init__
+
+    names = iter(["a", "b", "kf"])
+
+    def init(self, model, ex, dev, root, options, state):
+        original_init(self, model, ex, dev, root, options, state)
+        self._name = next(names)
+
+    monkeypatch.setattr(latency._Stream, "__init__", init)
+    runs = {"a": (student, None), "b": (student, None), "kf": (student, KeyframeOptions(3, "scores", "gt"))}
+    record = latency.stream_latency(cfg, runs, "val", tmp_path / "latency.json", frames=3, progress=False)
+    from etc.data.clips import list_clips
+
+    frames = len(list_clips("synthetic", synthetic_tree, "val")[0])
+    assert frames > 3 and record["frames"] == frames and record["clips"] == 1  # the whole first clip
+    assert len(calls) == 3 * frames
+    per_frame = [calls[i:i + 3] for i in range(0, len(calls), 3)]
+    assert all({c[0] for c in group} == {"a", "b", "kf"} and len({c[1:] for c in group}) == 1 for group in per_frame)
+    assert [group[0][0] for group in per_frame[:4]] == ["a", "b", "kf", "a"]
+    assert all(len(r["frame_ms"]) == frames - 2 for r in record["runs"].values())
+    assert record["runs"]["kf"]["keyframe_interval"] == 3
+    assert json.loads((tmp_path / "latency.json").read_text())["runs"].keys() == runs.keys()
+
+
+def test_a_labelled_frame_too_near_its_clips_start_leaves_the_clip_out_of_that_offset(tmp_path):
+    """CamVid-like: the labelled still is frame 1 of its clip; with K = 3 it can lie 0 or 1
+    frames after a keyframe (frame 0 always is one) but not 2: offset 2 scores no clip, the
+    protocol averages the offsets that have clips, and inference does not refuse the clip."""
+    from conftest import make_camvid_tree
+
+    from etc.data.clips import list_clips
+    from etc.keyframe import anchor, placement
+    from etc.keyframe_eval import _labels, offset_miou
+
+    root = make_camvid_tree(tmp_path / "camvid", radius=1)
+    cfg = load_config(None, {"dataset": {"name": "camvid", "root": str(root)}})
+    (clip,) = list_clips("camvid", root, "val")
+    assert tuple(clip.labelled) == (1,)
+    K = 3
+    assert [placement(clip, KeyframeOptions(K, offset=d)) for d in range(K)] == [(1, True), (0, True), (0, False)]
+    assert anchor(clip, KeyframeOptions(K, offset=2)) == 0
+    gt = _labels(clip.frames[1].label, "camvid")
+    files = []
+    for d in range(K):
+        p = np.zeros((len(clip), *gt.shape), np.uint8)
+        p[1] = np.where(gt == 255, 0, gt) if d == 0 else (np.where(gt == 255, 0, gt) + 1) % 11
+        files.append(write_predictions(tmp_path / f"d{d}.h5", {clip.name: p}, keyframe_interval=K, keyframe_offset=d))
+    r = offset_miou(cfg, files, K)
+    assert r["clips_per_offset"] == {"0": 1, "1": 1, "2": 0}
+    assert r["miou_per_offset"]["0"] == pytest.approx(100.0) and r["miou_per_offset"]["1"] == pytest.approx(0.0)
+    assert r["miou_per_offset"]["2"] is None and r["miou_protocol"] == pytest.approx(50.0)

@@ -161,8 +161,9 @@ def _command_of(argv: list[str]) -> tuple[str, dict]:
 
 
 # single-key edits of the smoke preset → the jobs that must rerun, exactly
-# (the smoke preset's keyframe rows: every model streamed, the teacher at K = 3 × two propagations)
-KEYFRAME_ALL = {"keyframe_stream": 4, "keyframe_infer": 2, "keyframe_evaluate": 2, "keyframe_score": 6}
+# (the smoke preset's keyframe rows: every model timed in one latency job, the teacher at K = 3 ×
+# two propagations; every row reads the latency record, so a retrained model rescores them all)
+KEYFRAME_ALL = {"keyframe_latency": 1, "keyframe_infer": 2, "keyframe_evaluate": 2, "keyframe_score": 6}
 EDITS = {
     "losses.ce_weights": ({"losses": {"ce_weights": [2.0] + [1.0] * 18}},
                           {"train_teacher": 1, "train_student": 3, "infer": 4, "evaluate": 4, "report": 1, "demo_video": 1,
@@ -171,7 +172,7 @@ EDITS = {
     "infer.batch_size": ({"infer": {"batch_size": 3}}, {"infer": 4, "evaluate": 4, "report": 1, "demo_video": 1,
                                                         **KEYFRAME_ALL}),
     "ablations.tl.tl": ({"ablations": {"tl": {"tl": 2.0}}}, {"train_student": 1, "infer": 1, "evaluate": 1, "report": 1,
-                                                             "keyframe_stream": 1, "keyframe_score": 1}),
+                                                             "keyframe_latency": 1, "keyframe_score": 6}),
 }
 
 
@@ -203,7 +204,7 @@ def test_one_run_after_a_config_edit_brings_every_result_up_to_date(tmp_path):
         keys = declared(command, **names)
         assert not [k for k in record["keys"] if not covers(keys, k)], (command, names, keys)
     assert seen == {"make-synthetic", "check-data", "precompute-flow", "train-teacher", "train-student", "infer",
-                    "keyframe-infer", "keyframe-score", "evaluate", "report", "demo-video"}
+                    "keyframe-infer", "keyframe-score", "latency", "evaluate", "report", "demo-video"}
 
     cfg = load_config(work / "c.yaml")
     budget = {"train_teacher": resources.train_mem_mb(cfg, "teacher"), "train_student": resources.train_mem_mb(cfg, "student"),

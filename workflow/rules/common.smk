@@ -236,10 +236,6 @@ def keyframe_row_files():
 def keyframe_score_inputs(wildcards):
     row = KEYFRAME_ROWS[wildcards.slug]
     preds = keyframe_predictions(row)
-    if row["interval"] == 1:
-        return {"config": ancient(results("config.yaml")), "predictions": preds,
-                "metrics": run_file("metrics", row["model"]),
-                "timing": keyframe("predictions", f"{row['slug']}.timing.json")}
-    return {"config": ancient(results("config.yaml")), "predictions": preds,
-            "metrics": keyframe("evaluate", f"{row['slug']}.json"),
-            "timing": str(Path(preds[0]).with_suffix(".timing.json"))}
+    metrics = run_file("metrics", row["model"]) if row["interval"] == 1 else keyframe("evaluate", f"{row['slug']}.json")
+    return {"config": ancient(results("config.yaml")), "predictions": preds, "metrics": metrics,
+            "timing": keyframe("latency.json")}

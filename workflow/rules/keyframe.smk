@@ -1,31 +1,30 @@
-# Keyframe methods on the same axes as the per-frame models (docs/keyframe.md): every model
-# streamed one frame at a time (its latency per frame), keyframe.model at every interval ×
-# propagation, each scored by etc keyframe-score into one row of results/keyframe/rows/.
-rule keyframe_stream:
-    """A per-frame model one frame at a time: the same labels as rule infer, each frame's latency."""
+# Keyframe methods on the same axes as the per-frame models (docs/keyframe.md): keyframe.model at
+# every interval × propagation, every model's latency per frame timed in turns in one process
+# (etc latency), each row scored by etc keyframe-score into results/keyframe/rows/.
+rule keyframe_latency:
+    """Every model of the comparison streamed through the same frames in turns, in one process:
+    the rows' latency per frame (identical networks time alike)."""
     input:
         config=ancient(results("config.yaml")),
-        model=results("models", "{model}.pt"),
+        models=[run_file("models", row["model"]) for row in KEYFRAME_ROWS.values()],
     output:
-        predictions=temp(keyframe("predictions", "{model}.k1.h5")),
-        timing=keyframe("predictions", "{model}.k1.timing.json"),
+        keyframe("latency.json"),
     params:
-        digest=reads("infer"),
+        digest=reads("latency"),
+        models=results("models"),
         split=config["dataset"]["val_split"],
     log:
-        keyframe("logs", "{model}.k1.log"),
+        keyframe("logs", "latency.log"),
     benchmark:
-        keyframe("benchmarks", "{model}.k1.tsv")
+        keyframe("benchmarks", "latency.tsv")
     threads: ALL_CORES  # timed alone: no sibling job shares the cores while it streams
     resources:
         mem_mb=res.infer_mem_mb(config),
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
-    wildcard_constraints:
-        **KEYFRAME_WILDCARDS,
     shell:
-        "etc infer --config {input.config:q} --model {input.model:q} --split {params.split} --batch-size 1 "
-        "--out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"
+        "etc latency --config {input.config:q} --models {params.models:q} --split {params.split} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule keyframe_infer:
