@@ -133,10 +133,9 @@ def accuracy_vs_latency(table: pd.DataFrame, metric: str, out_png: Path) -> None
             for r in rows.itertuples():
                 ax.plot([getattr(r, x), r.ms_per_frame_max], [getattr(r, y)] * 2, color=colour, lw=1, alpha=0.5)
         ax.scatter(rows[x], rows[y], marker=marker, s=size, color=colour, label=kind, zorder=3)
-        for r in rows.itertuples():
-            name = r.model if r.ablation == "-" else r.ablation
-            ax.annotate(name, (getattr(r, x), getattr(r, y)), textcoords="offset points", xytext=(5, 4), fontsize=7)
     _log_ms_axis(ax)
+    _annotate_apart(ax, [(getattr(r, x), getattr(r, y), r.model if r.ablation == "-" else r.ablation)
+                         for r in df.itertuples()])
     ax.set_xlabel("ms per frame, " + ("streamed one frame at a time (point: mean, line: to the worst frame)"
                                       if streamed else "median of batches"))
     ax.set_ylabel({"miou_protocol": "mIoU (%), every frame / every keyframe offset", "miou": "mIoU (%)",
@@ -144,6 +143,24 @@ def accuracy_vs_latency(table: pd.DataFrame, metric: str, out_png: Path) -> None
     ax.legend(fontsize=8, loc="best")
     save_figure(fig, out_png)
     plt.close(fig)
+
+
+def _annotate_apart(ax, points: list[tuple[float, float, str]], gap_pt: float = 8.0) -> None:
+    """Label each point to its right, nudging labels up so that no two closer than ``gap_pt``
+    points in height overlap (students of one network stream at one latency)."""
+    fig = ax.figure
+    fig.canvas.draw()  # settle the limits, so data → display is final
+    to_pt = 72.0 / fig.dpi
+    placed: list[tuple[float, float]] = []  # display (x, y) of labels already placed
+    for x, y, name in sorted(points, key=lambda p: p[1]):
+        px, py = ax.transData.transform((x, y))
+        ty = py + 4 / to_pt
+        for qx, qy in placed:
+            if abs(qx - px) < 60 / to_pt and abs(qy - ty) < gap_pt / to_pt:
+                ty = qy + gap_pt / to_pt
+        placed.append((px, ty))
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, (ty - py) * to_pt), fontsize=7,
+                    arrowprops=None)
 
 
 def _log_ms_axis(ax) -> None:
