@@ -16,23 +16,55 @@ ROOT = Path(__file__).resolve().parents[1]
 QUALITY = ["miou", "tc", "tc_occ", "params_m", "gflops"]
 
 
-def _snakemake(workdir: Path, *extra: str) -> list[str]:
+RESULTS = "results dir/smoke"  # the smoke preset's folders, renamed to hold a space
+
+
+def _spaced_smoke() -> dict:
     """The smoke preset with its data and results under folder names that hold a space."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())
+    config["dataset"]["root"] = "data dir/synthetic"
+    config["results"] = RESULTS
+    return config
+
+
+def _snakemake(workdir: Path, *extra: str) -> list[str]:
+    """`snakemake EXTRA` on the spaced smoke preset in ``workdir`` (its config beside it)."""
+    import yaml
+
     config = workdir.parent / f"{workdir.name}.yaml"
     if not config.exists():
-        text = (ROOT / "workflow/configs/smoke.yaml").read_text()
-        text = text.replace("root: results/smoke/data/synthetic", "root: 'data dir/synthetic'")
-        config.write_text(text.replace("results: results/smoke", "results: 'results dir/smoke'"))
+        config.write_text(yaml.safe_dump(_spaced_smoke(), sort_keys=False))
     return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
             "--configfile", str(config), "--cores", "2", "--quiet", *extra]
 
 
-@pytest.mark.slow
-def test_smoke_workflow_end_to_end_survives_a_hard_kill(tmp_path):
-    spaced = tmp_path / "a"
-    res = subprocess.run(_snakemake(spaced, "all"), capture_output=True, text=True)
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One whole smoke run, shared by the slow tests below (each smoke run is a minute of the
+    suite): from folders with a space, every config key each subcommand reads logged
+    (ETC_CONFIG_READS). Tests that change it work on a copy (:func:`_copy_of`)."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    work = tmp / "a"
+    env = {**os.environ, "ETC_CONFIG_READS": str(tmp / "reads")}
+    res = subprocess.run(_snakemake(work, "all"), capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    table = pd.read_csv(spaced / "results dir/smoke/table.csv")
+    return work, tmp / "reads"
+
+
+def _copy_of(work: Path, to: Path) -> Path:
+    """A finished work folder copied with its Snakemake metadata and file times: up to date."""
+    import shutil
+
+    shutil.copytree(work, to, symlinks=True)
+    return to
+
+
+@pytest.mark.slow
+def test_smoke_workflow_end_to_end_survives_a_hard_kill(smoke_run, tmp_path):
+    spaced, _ = smoke_run
+    table = pd.read_csv(spaced / RESULTS / "table.csv")
     expected = {("teacher", "-")} | {("student", a) for a in ("baseline", "tl", "tl_kd")}
     expected |= {("teacher", f"keyframe 3 · {p} · dis") for p in ("scores", "features")}  # smoke's keyframe section
     assert set(zip(table["model"], table["ablation"], strict=True)) == expected
@@ -40,7 +72,7 @@ def test_smoke_workflow_end_to_end_survives_a_hard_kill(tmp_path):
     for col in (*QUALITY, "fps"):
         assert all(math.isfinite(v) for v in table[col]), col
     assert all(v.startswith("nhwc fp32 fused-labels ") for v in table["inference"])  # CPU's auto options
-    assert (spaced / "results dir/smoke/demo/clip0.mp4").stat().st_size > 0
+    assert (spaced / RESULTS / "demo/clip0.mp4").stat().st_size > 0
     assert sorted(p.name for p in spaced.iterdir()) == [".snakemake", "data dir", "results dir"]  # no stray files
     again = subprocess.run(_snakemake(spaced, "-n", "all"), capture_output=True, text=True)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
@@ -137,13 +169,15 @@ def test_training_and_evaluation_stores_are_separate_files(tmp_path):
 
 
 def _smoke_at(workdir: Path, config: dict, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`snakemake EXTRA` on ``config`` (the smoke preset, edited) in ``workdir``."""
+    """`snakemake EXTRA` on ``config`` (the smoke preset, edited) in ``workdir``; the config
+    file beside it (``<workdir>.yaml``)."""
     import yaml
 
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "c.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    path = workdir.parent / f"{workdir.name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
-                           str(workdir), "--configfile", str(workdir / "c.yaml"), "--cores", "2", *extra],
+                           str(workdir), "--configfile", str(path), "--cores", "2", *extra],
                           capture_output=True, text=True, env=env)
 
 
@@ -177,7 +211,7 @@ EDITS = {
 
 
 @pytest.mark.slow
-def test_one_run_after_a_config_edit_brings_every_result_up_to_date(tmp_path):
+def test_one_run_after_a_config_edit_brings_every_result_up_to_date(smoke_run, tmp_path):
     """(a) Every subcommand of the smoke run reads only config keys etc.reads declares for it,
     and peaks below the memory its rule asks for; (b) a single-key edit schedules exactly the
     jobs that read it (or read their outputs) — the first run after an edit used to run only
@@ -190,14 +224,13 @@ def test_one_run_after_a_config_edit_brings_every_result_up_to_date(tmp_path):
     from etc.config import deep_merge, load_config
     from etc.reads import covers, declared
 
-    base = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())
-    work = tmp_path / "w"
-    env = {**os.environ, "ETC_CONFIG_READS": str(tmp_path / "reads")}
-    res = _smoke_at(work, base, "--quiet", "all", env=env)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    base = _spaced_smoke()
+    work = _copy_of(smoke_run[0], tmp_path / "w")
+    fresh = _smoke_at(work, base, "-n", "all")
+    assert "Nothing to be done" in fresh.stdout + fresh.stderr, fresh.stdout[-3000:]  # the copy is up to date
 
     seen = set()
-    for line in (tmp_path / "reads" / "reads.jsonl").read_text().splitlines():
+    for line in (smoke_run[1] / "reads.jsonl").read_text().splitlines():
         record = json.loads(line)
         command, names = _command_of(record["argv"])
         seen.add(command)
@@ -206,13 +239,13 @@ def test_one_run_after_a_config_edit_brings_every_result_up_to_date(tmp_path):
     assert seen == {"make-synthetic", "check-data", "precompute-flow", "train-teacher", "train-student", "infer",
                     "keyframe-infer", "keyframe-score", "latency", "evaluate", "report", "demo-video"}
 
-    cfg = load_config(work / "c.yaml")
+    cfg = load_config(tmp_path / "w.yaml")
     budget = {"train_teacher": resources.train_mem_mb(cfg, "teacher"), "train_student": resources.train_mem_mb(cfg, "student"),
               "infer": resources.infer_mem_mb(cfg), "evaluate": resources.evaluate_mem_mb(cfg),
               "precompute_flow": resources.flow_mem_mb(cfg), "report": resources.report_mem_mb(cfg),
               "demo_video": resources.report_mem_mb(cfg)}
-    for tsv in (work / "results/smoke/benchmarks").rglob("*.tsv"):
-        rule = next((r for r in budget if str(tsv.relative_to(work / "results/smoke/benchmarks")).startswith(r)), None)
+    for tsv in (work / RESULTS / "benchmarks").rglob("*.tsv"):
+        rule = next((r for r in budget if str(tsv.relative_to(work / RESULTS / "benchmarks")).startswith(r)), None)
         if rule:
             header, values = tsv.read_text().splitlines()[:2]
             peak = float(dict(zip(header.split("\t"), values.split("\t"), strict=True))["max_rss"])
@@ -230,7 +263,7 @@ def test_one_run_after_a_config_edit_brings_every_result_up_to_date(tmp_path):
         edited = deep_merge(edited, edit)
     res = _smoke_at(work, edited, "--quiet", "all")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert yaml.safe_load((work / "results/smoke/config.yaml").read_text())["report"]["fps"] == 4
+    assert yaml.safe_load((work / RESULTS / "config.yaml").read_text())["report"]["fps"] == 4
     again = _smoke_at(work, edited, "-n", "all")
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
 
