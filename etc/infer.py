@@ -93,7 +93,6 @@ def infer(
     import h5py
     from tqdm import tqdm
 
-    from etc.checkpoint import load_model_from_checkpoint
     from etc.data.clips import list_clips
     from etc.device import pick_device
     from etc.execution import resolve_execution
@@ -126,18 +125,13 @@ def infer(
     size = None
     preds: dict[int, list] = {}
     with feed:  # the first batch decodes while the model loads
-        model, state = load_model_from_checkpoint(model_ckpt, map_location=dev)
-        if state.get("dataset") not in (None, ds["name"]):
-            raise EtcError(f"{model_ckpt} was trained on {state['dataset']}, the config reads {ds['name']}")
-        model.to(dev, memory_format=ex.memory_format).eval()
+        model, state = load_inference_model(model_ckpt, dev, ex, ds["name"])
         run = make_predictor(model, flip, ex.bf16, ex.compile, ex.fused_labels)
         if keyframe.active:
-            from etc.keyframe import FlowToKeyframe, KeyframePredictor, anchor, check_model
+            from etc.keyframe import anchor, keyframe_predictor
 
-            check_model(model, keyframe, (state.get("spec") or {}).get("arch", "pspnet"))
             starts = [anchor(c, keyframe) for c in clips]
-            stream = KeyframePredictor(model, keyframe, FlowToKeyframe(keyframe.estimator, keyframe.ckpt, dev, ds["root"]),
-                                       ex.bf16, ex.fused_labels)
+            stream = keyframe_predictor(model, keyframe, state, ex, dev, ds["root"])
             # reads the loop's current frame (raw, ci, lo) when called in it, below
             run = lambda images: stream(images, raw[0].numpy(), clips[ci], lo, starts[ci])  # noqa: E731
         t0 = time.perf_counter()
@@ -181,6 +175,17 @@ def infer(
     }
     write_json(timing, info)
     return info
+
+
+def load_inference_model(ckpt: str | Path, dev: torch.device, ex, dataset: str) -> tuple[torch.nn.Module, dict]:
+    """(the checkpoint's network on ``dev`` in ``ex``'s memory format, in eval mode; its saved
+    dict), refused when it was trained on another dataset than the config reads."""
+    from etc.checkpoint import load_model_from_checkpoint
+
+    model, state = load_model_from_checkpoint(ckpt, map_location=dev)
+    if state.get("dataset") not in (None, dataset):
+        raise EtcError(f"{ckpt} was trained on {state['dataset']}, the config reads {dataset}")
+    return model.to(dev, memory_format=ex.memory_format).eval(), state
 
 
 def latency_summary(frame_ms: list[float]) -> dict:

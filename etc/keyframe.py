@@ -147,6 +147,16 @@ class FlowToKeyframe:
         return flow.to(self.device, torch.float32)
 
 
+def keyframe_predictor(model: torch.nn.Module, options: KeyframeOptions, state: dict, ex, dev: torch.device,
+                       root: str | Path) -> KeyframePredictor:
+    """The stream of ``model`` (from a checkpoint whose saved dict is ``state``) under
+    ``options``, with the execution ``ex`` (etc.execution) and the flow estimator it names:
+    what `etc infer --keyframe-interval` and `etc latency` run."""
+    check_model(model, options, (state.get("spec") or {}).get("arch", "pspnet"))
+    return KeyframePredictor(model, options, FlowToKeyframe(options.estimator, options.ckpt, dev, root),
+                             ex.bf16, ex.fused_labels)
+
+
 class KeyframePredictor:
     """One frame in, its labels out (1×H×W), keeping the last keyframe's scores or features.
 

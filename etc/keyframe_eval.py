@@ -70,8 +70,8 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
     k, K = num_classes(ds["name"]), int(interval)
     dense = dense_clips(clips)
     per_offset = np.zeros((K, k, k), np.int64)
-    clips_at = [len(clips)] * K
     if dense or K == 1:
+        clips_at = [len(clips)] * K
         if len(predictions) != 1:
             raise EtcError(f"{'every frame is labelled' if dense else 'K = 1'}: give one --predictions "
                            f"(got {len(predictions)})")

@@ -30,15 +30,13 @@ class _Stream:
 
     def __init__(self, model, ex, dev, root, options, state: dict):
         from etc.infer import make_predictor
-        from etc.keyframe import FlowToKeyframe, KeyframePredictor, check_model
+        from etc.keyframe import keyframe_predictor
 
         self.options = options
+        self.keyframe = None
         if options is not None and options.active:
-            check_model(model, options, (state.get("spec") or {}).get("arch", "pspnet"))
-            flow = FlowToKeyframe(options.estimator, options.ckpt, dev, root)
-            self.keyframe = KeyframePredictor(model, options, flow, ex.bf16, ex.fused_labels)
+            self.keyframe = keyframe_predictor(model, options, state, ex, dev, root)
         else:
-            self.keyframe = None
             self.predict = make_predictor(model, False, ex.bf16, False, ex.fused_labels)
 
     def __call__(self, images, raw, clip, t, start):
@@ -54,12 +52,11 @@ def stream_latency(config: dict, runs: dict, split: str, out: str | Path, *, fra
     the record: per run its ``frame_ms`` and their mean, p50, p95 and max."""
     from tqdm import tqdm
 
-    from etc.checkpoint import load_model_from_checkpoint
     from etc.data.clips import list_clips, read_image
     from etc.device import pick_device, sync
     from etc.execution import resolve_execution
     from etc.feed import to_network
-    from etc.infer import device_name, latency_summary
+    from etc.infer import device_name, latency_summary, load_inference_model
     from etc.io import output_folder, write_json
     from etc.keyframe import anchor
 
@@ -82,10 +79,7 @@ def stream_latency(config: dict, runs: dict, split: str, out: str | Path, *, fra
         clips = kept
     streams, starts = {}, {}
     for name, (ckpt, options) in runs.items():
-        model, state = load_model_from_checkpoint(ckpt, map_location=dev)
-        if state.get("dataset") not in (None, ds["name"]):
-            raise EtcError(f"{ckpt} was trained on {state['dataset']}, the config reads {ds['name']}")
-        model.to(dev, memory_format=ex.memory_format).eval()
+        model, state = load_inference_model(ckpt, dev, ex, ds["name"])
         streams[name] = _Stream(model, ex, dev, ds["root"], options, state)
         starts[name] = [anchor(c, options) if options is not None else 0 for c in clips]
     warmup = int(icfg["warmup"])
