@@ -16,7 +16,7 @@ if not workflow.overwrite_configfiles:
 
 # etc's own check of the schema (the one every subcommand applies): one line naming the file,
 # key, value and what is allowed, not Snakemake's print of the whole schema.
-from etc.config import check_workflow_config
+from etc.core.config import check_workflow_config
 
 try:
     check_workflow_config(config, workflow.overwrite_configfiles or ["config.yaml"])

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from etc.config import load_config
+from etc.core.config import load_config
 
 FORMS = {  # row name -> (term, losses settings over the config's)
     "ce": ("ce", {}),
@@ -59,7 +59,7 @@ def _batches(cfg: dict, flow: str, n: int = 4, size: int = 8) -> list[dict]:
 def scales(config: str, teacher: str, flow: str, *students: str) -> None:
     """Per term and form: the unweighted value, and the norm of its gradient on the student's
     weights relative to CE's (what a weight of 1 adds to a step, as a share of CE's push)."""
-    from etc.checkpoint import load_model_from_checkpoint
+    from etc.models.checkpoint import load_model_from_checkpoint
     from etc.losses import build_criterion
     from etc.models import build_model
 
@@ -101,9 +101,9 @@ def scales(config: str, teacher: str, flow: str, *students: str) -> None:
 
 
 def effect(config: str, teacher: str, flow: str, val_flow: str, outdir: str, iters: str, seeds: str, *runs: str) -> None:
-    from etc.evaluate import evaluate
-    from etc.infer import infer
-    from etc.train import train
+    from etc.evaluate.evaluate import evaluate
+    from etc.infer.predict import infer
+    from etc.train.loop import train
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)

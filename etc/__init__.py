@@ -1,3 +1,5 @@
 """etc: temporally consistent per-frame semantic video segmentation (ETC, ECCV 2020)."""
 
-__version__ = "0.1.0"
+from etc.core.version import __version__
+
+__all__ = ["__version__"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from etc.cli import cli
-from etc.io import write_text
+from etc.core.io import write_text
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 WIDTH = 100  # a fixed width: the text must not depend on the terminal that renders it

@@ -8,7 +8,7 @@
 # It installs the wheels from .whl/ when the Python lacks them (into a private folder: the machine's
 # Python is left alone), runs `etc bench --device cuda --scale paper` with the Cityscapes
 # preset's networks, and writes bench.csv, bench.md, bench.log and env.txt to $OUT (default
-# results/gpu_check). What each figure means: etc/bench_paper.py. A dry run of the same path on
+# results/gpu_check). What each figure means: etc/bench/paper.py. A dry run of the same path on
 # a CPU, at 64×128: DEVICE=cpu QUICK=1 bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ print("python", platform.python_version(), "torch", torch.__version__, "cuda", t
       "cudnn", torch.backends.cudnn.version())
 print("gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
 print("cpus (affinity)", len(os.sched_getaffinity(0)), "of", os.cpu_count())
-from etc.execution import DEFAULTS, auto_workers
+from etc.core.execution import DEFAULTS, auto_workers
 print("auto workers on cuda:", auto_workers("cuda"), "| auto options:", DEFAULTS)
 PYEOF
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1

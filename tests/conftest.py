@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from etc.io import write_png
+from etc.core.io import write_png
 
 CS_IDS = np.array([7, 8, 11, 17, 21, 23, 24, 26, 0], dtype=np.uint8)
 
@@ -91,7 +91,7 @@ def make_folder_tree(root: Path, synthetic_root: Path, dense_splits=("val",)) ->
                 frames = root / "frames" / split / clip.name
                 frames.mkdir(parents=True, exist_ok=True)
                 if split == "val":
-                    from etc.io import read_png
+                    from etc.core.io import read_png
 
                     cv2.imwrite(str(frames / f"frame_{f.number}.jpg"), read_png(f.image, color=True)[..., ::-1])
                 else:

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_LINES = 5
@@ -59,12 +59,12 @@ def run_etc(args: list) -> tuple[int, str, BaseException | None]:
 def world(tmp_path_factory):
     """A tiny synthetic set, its config, a one-iteration checkpoint, its predictions, a flow
     store and a metrics JSON: the valid inputs each broken one stands in for."""
-    from etc.checkpoint import save_checkpoint
-    from etc.config import load_config
+    from etc.core.config import load_config
     from etc.data.synthetic import make_synthetic
     from etc.flow.precompute import precompute_flow
-    from etc.infer import infer
+    from etc.infer.predict import infer
     from etc.models import build_model
+    from etc.models.checkpoint import save_checkpoint
 
     tmp = tmp_path_factory.mktemp("world")
     root = tmp / "syn"
@@ -115,7 +115,7 @@ def wrong_files(tmp: Path, w: dict) -> dict[str, Path]:
         "predictions": w["preds"],
         "checkpoint": w["ckpt"],
     }
-    from etc.io import write_png
+    from etc.core.io import write_png
 
     write_png(files["png"].with_suffix(".png"), np.zeros((4, 4), np.uint8))
     shutil.move(files["png"].with_suffix(".png"), files["png"])
@@ -436,8 +436,8 @@ def output_cases(w: dict) -> list[Case]:
 def reach_cases(w: dict) -> list[Case]:
     """segment-video, export and score: not a video, an empty folder, a wrong checkpoint,
     predictions whose names or values do not fit."""
+    from etc.core.io import write_png
     from etc.data.clips import list_clips
-    from etc.io import write_png
 
     d, cfg = w["tmp"] / "reach", w["config"]
     files = wrong_files(w["tmp"], w)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etc.bench import run_bench
-from etc.config import load_config
+from etc.bench.suite import run_bench
+from etc.core.config import load_config
 
 
 @pytest.mark.slow

@@ -86,7 +86,7 @@ def test_each_config_option_names_a_schema_key_and_overrides_it(tmp_path, monkey
     """The option ↔ key pairs are declared once (etc.cli.config_option): every key is in the
     schema, the help shows it, and a value given reaches the config under that key."""
     from etc.cli import config_keys, given_options
-    from etc.config import _schema_at, command_config
+    from etc.core.config import _schema_at, command_config
 
     pairs = {(name, opt): key for name, cmd in cli.commands.items() for opt, key in config_keys(cmd).items()}
     assert ("infer", "--batch-size") in pairs and ("demo-video", "--fps") in pairs and len(pairs) >= 25

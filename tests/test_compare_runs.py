@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from etc.checkpoint import save_checkpoint
-from etc.config import load_config
+from etc.core.config import load_config
+from etc.models.checkpoint import save_checkpoint
 from etc.report.compare_runs import compare_runs, quality_columns
 
 
@@ -91,7 +91,7 @@ def test_command_line_exit_codes(tmp_path):
 
 
 def test_a_missing_table_is_a_clear_error(tmp_path):
-    from etc.errors import EtcError
+    from etc.core.errors import EtcError
 
     a, b = _run(tmp_path / "a"), _run(tmp_path / "b")
     (b / "table.csv").unlink()

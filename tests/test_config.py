@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etc.config import load_config, validate_config
-from etc.errors import EtcError
+from etc.core.config import load_config, validate_config
+from etc.core.errors import EtcError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_bad_yaml_file_names_the_file(tmp_path):
 
 
 def test_schema_loss_terms_are_the_registry():
-    from etc.config import load_schema
+    from etc.core.config import load_schema
     from etc.losses.registry import TERMS
 
     props = load_schema()["properties"]["ablations"]["additionalProperties"]["properties"]
@@ -62,7 +62,7 @@ def test_schema_loss_terms_are_the_registry():
 def test_schema_loss_forms_are_the_registry():
     """A term with more than one form has a `losses.<term>_form` key listing exactly them, its
     default the registry's first; a term with one form has none."""
-    from etc.config import load_schema
+    from etc.core.config import load_schema
     from etc.losses.registry import TERMS, form_key
 
     props = load_schema()["properties"]["losses"]["properties"]
@@ -94,7 +94,7 @@ def test_even_blur_kernel_is_refused():
 def test_schema_estimator_pattern_is_the_registry():
     import re
 
-    from etc.config import load_schema
+    from etc.core.config import load_schema
     from etc.flow.estimators import ESTIMATORS
 
     schema = load_schema()
@@ -126,7 +126,7 @@ def test_workflow_asks_the_loss_registry_what_a_student_needs():
 
 
 def test_command_config_names_the_option_not_the_key(tmp_path, monkeypatch):
-    from etc.config import command_config
+    from etc.core.config import command_config
 
     monkeypatch.chdir(tmp_path)  # no ./config.yaml: the schema defaults
     cfg = command_config(None, {"infer.flip": ("--flip", True), "infer.batch_size": ("--batch-size", None)})

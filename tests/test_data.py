@@ -7,11 +7,11 @@ import sys
 import numpy as np
 import pytest
 
+from etc.core.errors import EtcError
+from etc.core.io import write_png
 from etc.data.check import check_dataset, load_manifest
 from etc.data.clips import consecutive_pairs, list_clips, read_image, read_label, training_pairs
-from etc.data.labels import IGNORE
-from etc.errors import EtcError
-from etc.io import write_png
+from etc.data.label_table import IGNORE
 
 
 def test_cityscapes_snippets_follow_the_annotated_frame(cityscapes_tree):
@@ -143,7 +143,7 @@ def camvid_video_tree(tmp_path):
 def test_camvid_real_extraction_is_accepted(camvid_video_tree, tmp_path):
     import cv2
 
-    from etc.io import read_png
+    from etc.core.io import read_png
 
     root = camvid_video_tree
     report = check_dataset("camvid", root, manifest=tmp_path / "m.json")

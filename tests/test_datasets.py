@@ -13,13 +13,14 @@ import pytest
 import yaml
 from conftest import make_camvid_tree, make_cityscapes_tree, make_folder_tree
 
+from etc.core.errors import EtcError
+from etc.core.io import write_png
 from etc.data.check import check_dataset, load_manifest
 from etc.data.clips import consecutive_pairs, list_clips, read_image, read_label, training_pairs
 from etc.data.decode import read_label_map
-from etc.data.labels import IGNORE, label_table
+from etc.data.label_table import IGNORE
+from etc.data.labels import label_table
 from etc.data.sets import dataset_names, get_spec
-from etc.errors import EtcError
-from etc.io import write_png
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -278,7 +279,7 @@ def test_camvid_check_demands_only_the_frames_the_window_reads(tmp_path):
     """An extraction of ±4 frames around each still (two stills of one sequence, so frame +5 of
     the first lies inside the extracted range and is missing) serves a window reaching +3; a
     window reaching +5 still finds the gap, naming the frame."""
-    from etc.io import write_png
+    from etc.core.io import write_png
 
     root = make_camvid_tree(tmp_path / "camvid", radius=4)
     rng = np.random.default_rng(1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 
 def _config(root, **flow):
-    from etc.config import load_config
+    from etc.core.config import load_config
 
     return load_config(None, {"dataset": {"root": str(root), "window": [-1, 1]}, "flow": {"estimator": "gt", **flow},
                               "ablations": {"baseline": {"ce": 1.0}, "tl": {"ce": 1.0, "tl": 1.0}}})
@@ -17,9 +17,9 @@ def _config(root, **flow):
 
 def test_the_plan_counts_every_pair_frame_and_parameter(synthetic_tree, tmp_path):
     from etc.data.clips import list_clips
-    from etc.diskplan import CHECKPOINT_COPIES, disk_plan, format_plan
     from etc.flow.precompute import default_pairs, select_pairs
-    from etc.runs import run_names
+    from etc.plan.disk import CHECKPOINT_COPIES, disk_plan, format_plan
+    from etc.plan.runs import run_names
 
     cfg = _config(synthetic_tree)
     rows = {r["family"].split(" (")[0]: r for r in disk_plan(cfg)}
@@ -43,11 +43,11 @@ def test_the_plan_counts_every_pair_frame_and_parameter(synthetic_tree, tmp_path
 
 
 def test_precompute_flow_refuses_a_store_the_disk_cannot_hold(synthetic_tree, tmp_path, monkeypatch):
-    import etc.diskplan
+    import etc.core.disk
     from etc.flow.precompute import precompute_flow
 
     cfg = _config(synthetic_tree)
-    monkeypatch.setattr(etc.diskplan, "free_bytes", lambda path: 1000)
+    monkeypatch.setattr(etc.core.disk, "free_bytes", lambda path: 1000)
     out = tmp_path / "val.h5"
     with pytest.raises(EtcError, match=r"needs about .* but only 0\.0 MB is free"):
         precompute_flow(cfg, "val", out, progress=False)
@@ -58,7 +58,7 @@ def test_precompute_flow_refuses_a_store_the_disk_cannot_hold(synthetic_tree, tm
 
 
 def test_the_plan_without_data_says_what_to_do(tmp_path):
-    from etc.diskplan import disk_plan
+    from etc.plan.disk import disk_plan
 
     with pytest.raises(EtcError, match="make-synthetic"):
         disk_plan(_config(tmp_path / "nothing"))

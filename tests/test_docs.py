@@ -58,7 +58,7 @@ def test_citation_cff_is_well_formed():
     assert cff["cff-version"].startswith("1.2")
     for key in ("message", "title", "authors", "license", "version"):
         assert cff[key], key
-    version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(encoding="utf-8"), re.M)
+    version = re.search(r'^__version__ = "([^"]+)"', (REPO / "etc/core/version.py").read_text(encoding="utf-8"), re.M)
     assert cff["version"] == version.group(1)
     assert cff["license"] == "MIT" and "MIT License" in (REPO / "LICENSE").read_text(encoding="utf-8")
     paper = cff["preferred-citation"]

@@ -14,13 +14,13 @@ import h5py
 import numpy as np
 import pytest
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 
 @pytest.fixture(scope="module")
 def ev(synthetic_tree, tmp_path_factory):
     """(config, perfect predictions .h5, exact-flow store) for the synthetic val split."""
-    from etc.config import load_config
+    from etc.core.config import load_config
     from etc.data.clips import list_clips, read_label
     from etc.flow.precompute import precompute_flow
 
@@ -37,7 +37,7 @@ def ev(synthetic_tree, tmp_path_factory):
 
 
 def _evaluate(cfg, preds, flow, out, **kw):
-    from etc.evaluate import evaluate
+    from etc.evaluate.evaluate import evaluate
 
     return evaluate(cfg, preds, flow, out, progress=False, **kw)
 
@@ -55,14 +55,14 @@ def test_perfect_predictions_score_100_and_tc_equals_ground_truth_tc(ev, tmp_pat
     assert "NaN" not in text and json.loads(text) == r
     assert (r["fps"], r["ms_per_frame"], r["device"]) == (50.0, 20.0, "cpu")
     assert r["inference"] is None  # a timing record from before the options were recorded
-    from etc.metrics.cost import inference_options
+    from etc.evaluate.metrics.cost import inference_options
 
     assert inference_options({"channels_last": True, "bf16": False, "compile": False, "cudnn_benchmark": False,
                               "fused_labels": True, "flip": False, "num_workers": 2}) == "nhwc fp32 fused-labels 2-decoders"
     assert inference_options({"channels_last": False, "bf16": True, "flip": True, "cudnn_benchmark": True,
                               "num_workers": 15}) == "nchw bf16 flip cudnn-benchmark 15-decoders"
-    from etc.metrics import build_metrics, table_columns
-    from etc.metrics.cost import ModelCost
+    from etc.evaluate.metrics import build_metrics, table_columns
+    from etc.evaluate.metrics.cost import ModelCost
 
     no_checkpoint = {c.key for c in ModelCost.columns}
     for col in table_columns(build_metrics(cfg)):  # every declared column is in the JSON
@@ -130,8 +130,8 @@ def test_evaluation_flow_is_its_own_key_and_both_flows_are_recorded(ev, tmp_path
     """On the synthetic set the exact flow measures whatever trained the model (the default
     null); a config naming another evaluation estimator needs that store; the JSON and the
     table say which flow trained and which measured."""
+    from etc.evaluate.metrics import build_metrics, table_columns
     from etc.flow.roles import evaluation_estimator, training_estimator
-    from etc.metrics import build_metrics, table_columns
 
     cfg, preds, flow = ev
     trained_dis = {**cfg, "flow": {**cfg["flow"], "estimator": "dis:fast"}}
@@ -223,8 +223,8 @@ def test_predictions_of_another_class_count_are_an_error(ev, tmp_path):
 def test_worker_processes_give_the_single_pass_json(tmp_path, monkeypatch):
     """Shards evaluated in spawned processes and merged in clip order: every metric of the JSON
     equal to one process's, on imperfect predictions (so that each shard adds something)."""
-    import etc.evaluate
-    from etc.config import load_config
+    import etc.evaluate.evaluate
+    from etc.core.config import load_config
     from etc.data.clips import list_clips, read_label
     from etc.data.synthetic import make_synthetic
     from etc.flow.precompute import precompute_flow
@@ -243,7 +243,7 @@ def test_worker_processes_give_the_single_pass_json(tmp_path, monkeypatch):
             flip = rng.random(labels.shape) < 0.1
             labels[flip] = rng.integers(0, 19, int(flip.sum()))
             h5[clip.name] = labels
-    monkeypatch.setattr(etc.evaluate, "CLIPS_PER_SHARD", 1)  # 4 clips: 4 shards over 2 workers
+    monkeypatch.setattr(etc.evaluate.evaluate, "CLIPS_PER_SHARD", 1)  # 4 clips: 4 shards over 2 workers
     one = _evaluate(load_config(None, {**cfg, "evaluate": {**cfg["evaluate"], "num_workers": 0}}),
                     preds, flow, tmp_path / "one.json")
     two = _evaluate(load_config(None, {**cfg, "evaluate": {**cfg["evaluate"], "num_workers": 2}}),
@@ -253,7 +253,7 @@ def test_worker_processes_give_the_single_pass_json(tmp_path, monkeypatch):
     import torch
 
     threads = torch.get_num_threads()
-    assert etc.evaluate.evaluate_workers("auto") == (threads if threads > 1 else 0)
+    assert etc.evaluate.evaluate.evaluate_workers("auto") == (threads if threads > 1 else 0)
 
 
 def test_evaluation_holds_one_clip_at_a_time(tmp_path, monkeypatch):
@@ -262,11 +262,11 @@ def test_evaluation_holds_one_clip_at_a_time(tmp_path, monkeypatch):
     import gc
     import weakref
 
-    import etc.evaluate
+    import etc.evaluate.evaluate
 
     cfg, preds, flow = _noisy_tree(tmp_path, clips=4)
     alive, reads = [], []
-    real = etc.evaluate.open_predictions
+    real = etc.evaluate.evaluate.open_predictions
 
     def tracked(path, names):
         read = real(path, names)
@@ -280,7 +280,7 @@ def test_evaluation_holds_one_clip_at_a_time(tmp_path, monkeypatch):
 
         return tracking_read
 
-    monkeypatch.setattr(etc.evaluate, "open_predictions", tracked)
+    monkeypatch.setattr(etc.evaluate.evaluate, "open_predictions", tracked)
     r = _evaluate(cfg, preds, flow, tmp_path / "m.json")
     assert alive == [0, 0, 0, 0] and len(r["tc_per_clip"]) == 4
 
@@ -288,7 +288,7 @@ def test_evaluation_holds_one_clip_at_a_time(tmp_path, monkeypatch):
 def _noisy_tree(tmp_path, clips: int, frames: int = 4, size=(48, 96), seed: int = 3):
     """(config, predictions, flow store) of a synthetic val split of ``clips`` clips whose
     predictions are its labels with 10 % of the pixels changed."""
-    from etc.config import load_config
+    from etc.core.config import load_config
     from etc.data.clips import list_clips, read_label
     from etc.data.synthetic import make_synthetic
     from etc.flow.precompute import precompute_flow
@@ -322,7 +322,7 @@ _PEAK_CHILD = ("import atexit, sys\n"
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_peak_memory_of_4n_clips_is_within_15_percent_of_n_clips(tmp_path):
     """Issue 24's bound on a tiny tree: the peak RSS of `etc evaluate` (a subprocess) over 4N
-    clips within 15 % of its peak over N clips (scripts/bench_evaluate.py measures it at
+    clips within 15 % of its peak over N clips (benchmarks/bench_evaluate.py measures it at
     1024×2048, where a split held at once would show)."""
     import os
 
@@ -345,8 +345,8 @@ def test_peak_memory_of_4n_clips_is_within_15_percent_of_n_clips(tmp_path):
 def test_evaluation_device_is_checked_before_the_work(ev, tmp_path):
     import torch
 
-    from etc.config import load_config
-    from etc.evaluate import evaluation_device
+    from etc.core.config import load_config
+    from etc.evaluate.evaluate import evaluation_device
 
     cfg, preds, flow = ev
     assert str(evaluation_device("cpu")) == "cpu"
@@ -363,7 +363,7 @@ def test_evaluation_device_is_checked_before_the_work(ev, tmp_path):
 def test_cuda_evaluation_writes_the_cpu_json(tmp_path):
     """evaluate.device cuda: the same integer counts, so the same JSON to the byte, on
     imperfect predictions with the exact flow (occlusions, fractional vectors)."""
-    from etc.config import load_config
+    from etc.core.config import load_config
 
     cfg, preds, flow = _noisy_tree(tmp_path, clips=2, frames=5, size=(96, 192))
     out = {}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 PSPNET = {"backbone": "tiny", "width": 0.25, "head_channels": 8}
 FPN = {"arch": "fpn", "backbone": "resnet18", "head_channels": 32}
@@ -19,8 +19,8 @@ DEEPLAB = {"arch": "deeplabv3plus", "backbone": "mobilenetv3_large_100", "head_c
 
 
 def _checkpoint(path, spec, seed=0):
-    from etc.checkpoint import save_checkpoint
     from etc.models import build_model
+    from etc.models.checkpoint import save_checkpoint
 
     torch.manual_seed(seed)
     model = build_model({**spec, "pretrained": None}, 19)
@@ -37,9 +37,9 @@ def frames(synthetic_tree):
 
 @pytest.mark.parametrize("spec", [PSPNET, FPN], ids=["pspnet", "fpn"])
 def test_torchscript_export_matches_eager_at_two_sizes(spec, frames, tmp_path):
-    from etc.checkpoint import load_model_from_checkpoint
     from etc.data.pairs import images_to_batch
-    from etc.export import export_model
+    from etc.deploy.export import export_model
+    from etc.models.checkpoint import load_model_from_checkpoint
 
     ckpt = _checkpoint(tmp_path / "m.pt", spec)
     r = export_model(ckpt, tmp_path / "m.ts", "torchscript", frames=frames)
@@ -55,7 +55,7 @@ def test_torchscript_export_matches_eager_at_two_sizes(spec, frames, tmp_path):
 
 
 def test_an_architecture_whose_graph_freezes_the_size_is_refused_dynamic_and_exported_fixed(frames, tmp_path):
-    from etc.export import export_model
+    from etc.deploy.export import export_model
 
     ckpt = _checkpoint(tmp_path / "d.pt", DEEPLAB)
     with pytest.raises(EtcError, match="does not run at 36×72.*--height/--width"):
@@ -73,7 +73,7 @@ ONNX_MISSING = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is Non
 def test_onnx_export_of_an_smp_model_matches_eager_at_two_sizes(frames, tmp_path):
     import onnxruntime
 
-    from etc.export import export_model
+    from etc.deploy.export import export_model
 
     r = export_model(_checkpoint(tmp_path / "m.pt", FPN), tmp_path / "m.onnx", "onnx", frames=frames)
     assert list(r["parity"]) == ["48x96", "36x72"]
@@ -87,7 +87,7 @@ def test_onnx_export_of_an_smp_model_matches_eager_at_two_sizes(frames, tmp_path
 def test_onnx_pspnet_is_exact_at_a_fixed_size_and_refused_dynamic(frames, tmp_path):
     """Its adaptive pooling, exported, is another computation where the bins do not divide the
     feature map (36×72: a 5×9 map, bins 2, 3, 6)."""
-    from etc.export import export_model
+    from etc.deploy.export import export_model
 
     ckpt = _checkpoint(tmp_path / "m.pt", PSPNET)
     r = export_model(ckpt, tmp_path / "fixed.onnx", "onnx", frames=frames, size=(48, 96))
@@ -98,7 +98,7 @@ def test_onnx_pspnet_is_exact_at_a_fixed_size_and_refused_dynamic(frames, tmp_pa
 
 
 def test_onnx_without_the_extra_names_the_install_command(frames, tmp_path, monkeypatch):
-    from etc import export
+    from etc.deploy import export
 
     real = importlib.util.find_spec
     monkeypatch.setattr(export.importlib.util, "find_spec", lambda m: None if m == "onnxruntime" else real(m))

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from etc.config import load_config
+from etc.core.config import load_config
+from etc.core.errors import EtcError
 from etc.data.clips import list_clips, read_label
-from etc.errors import EtcError
 from etc.flow.estimators import PtlflowEstimator, build_ptlflow_model, gt_flow
 from etc.flow.precompute import precompute_flow, select_pairs
 from etc.flow.store import FlowStore
@@ -193,7 +193,7 @@ def test_damaged_partial_file_is_started_anew(cfg, tmp_path, damage):
 _KILL_SCRIPT = """
 import sys, time
 import h5py
-from etc.config import load_config
+from etc.core.config import load_config
 from etc.flow.precompute import precompute_flow
 flush = h5py.File.flush
 def slow_flush(self):  # widen the windows between a pair's data, its mark and the next pair

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import make_folder_tree
 
-from etc.errors import EtcError
-from etc.io import write_png
+from etc.core.errors import EtcError
+from etc.core.io import write_png
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def tree(tmp_path, synthetic_tree):
 
 
 def test_config_names_the_root_and_ids_map_stored_values(tree):
-    from etc.config import load_config
+    from etc.core.config import load_config
     from etc.data.clips import list_clips, read_label
     from etc.data.decode import read_label_map
     from etc.data.labels import class_names

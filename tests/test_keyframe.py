@@ -1,4 +1,4 @@
-"""Keyframe inference (etc.keyframe through etc.infer): the per-frame limit, propagation with
+"""Keyframe inference (etc.infer.keyframe through etc.infer.predict): the per-frame limit, propagation with
 the exact flow of a purely translating scene, causality, the latency record, bad input."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from etc.config import load_config
-from etc.errors import EtcError
-from etc.keyframe import KeyframeOptions, last_keyframe, schedule
+from etc.core.config import load_config
+from etc.core.errors import EtcError
+from etc.infer.keyframe import KeyframeOptions, last_keyframe, schedule
 
 SMALL = {"students": {"s": {"backbone": "tiny", "width": 0.25, "head_channels": 8}},
          "train": {"student": {"iterations": 1, "batch_size": 2}},
@@ -28,8 +28,8 @@ def small_config(root, **infer):
 def student(synthetic_tree, tmp_path_factory):
     """A one-iteration student whose classifier is redrawn large (seeded), so that its labels
     follow the image's structure (a near-constant map would match any shift)."""
-    from etc.checkpoint import load_checkpoint, save_checkpoint
-    from etc.train import train
+    from etc.models.checkpoint import load_checkpoint, save_checkpoint
+    from etc.train.loop import train
 
     ckpt = tmp_path_factory.mktemp("kf") / "s.pt"
     train(small_config(synthetic_tree), "s/baseline", ckpt, progress=False)
@@ -42,7 +42,7 @@ def student(synthetic_tree, tmp_path_factory):
 
 
 def run(cfg, ckpt, out, **options):
-    from etc.infer import infer, read_predictions
+    from etc.infer.predict import infer, read_predictions
 
     info = infer(cfg, ckpt, "val", out, progress=False, keyframe=KeyframeOptions(**options) if options else None)
     return read_predictions(out), info
@@ -74,9 +74,9 @@ def translating_tree(src, dst, motion):
     """A copy of the synthetic set whose validation clips show one textured canvas seen through a
     window moving by ``motion`` = (dx, dy) pixels per frame: the scene only translates, and the
     dense/ flow is rewritten to that exact motion (valid where the target is inside)."""
+    from etc.core.io import read_png, write_png
     from etc.data.clips import list_clips, synthetic_dense_path
     from etc.data.flowpng import write_flow_png
-    from etc.io import read_png, write_png
 
     shutil.copytree(src, dst)
     dx, dy = motion
@@ -121,8 +121,8 @@ def test_scores_propagated_with_the_exact_flow_are_the_keyframe_labels_shifted(s
 
 def test_features_propagated_with_the_exact_flow_are_the_keyframe_features_shifted(synthetic_tree, student):
     """DFF's warp at the feature stride (8): a motion of 8 pixels is one feature cell."""
-    from etc.checkpoint import load_model_from_checkpoint
-    from etc.keyframe import KeyframePredictor
+    from etc.infer.keyframe import KeyframePredictor
+    from etc.models.checkpoint import load_model_from_checkpoint
 
     model, _ = load_model_from_checkpoint(student)
     model.eval()
@@ -144,8 +144,8 @@ def test_features_propagated_with_the_exact_flow_are_the_keyframe_features_shift
 
 
 def test_no_frame_reads_a_later_frame(synthetic_tree, student, tmp_path):
+    from etc.core.io import read_png, write_png
     from etc.data.clips import list_clips
-    from etc.io import read_png, write_png
 
     root = translating_tree(synthetic_tree, tmp_path / "tree", (2, 1))  # labels that vary
     cfg = small_config(root)
@@ -160,7 +160,7 @@ def test_no_frame_reads_a_later_frame(synthetic_tree, student, tmp_path):
 
 
 def test_the_timing_records_every_frame_after_warm_up(synthetic_tree, student, tmp_path):
-    from etc.infer import latency_summary
+    from etc.infer.predict import latency_summary
 
     cfg = small_config(synthetic_tree, warmup=2)
     _, info = run(cfg, student, tmp_path / "kf.h5", interval=3, propagate="scores", estimator="dis")
@@ -177,7 +177,7 @@ def test_the_timing_records_every_frame_after_warm_up(synthetic_tree, student, t
 
 
 def test_bad_keyframe_input_names_the_option(synthetic_tree, student, tmp_path):
-    from etc.keyframe import FlowToKeyframe, check_model
+    from etc.infer.keyframe import FlowToKeyframe, check_model
 
     with pytest.raises(EtcError, match="--keyframe-interval 0"):
         KeyframeOptions(0)
@@ -211,9 +211,9 @@ def write_predictions(path, labels: dict, **attrs):
 
 def test_a_sparse_set_scores_the_labelled_frame_at_every_offset(cityscapes_tree, tmp_path):
     from etc.data.clips import list_clips
-    from etc.keyframe import anchor
-    from etc.keyframe_eval import _labels, offset_miou
-    from etc.metrics.miou import confusion, miou
+    from etc.evaluate.keyframe_score import _labels, offset_miou
+    from etc.evaluate.metrics.miou import confusion, miou
+    from etc.infer.keyframe import anchor
 
     cfg = load_config(None, {"dataset": {"name": "cityscapes", "root": str(cityscapes_tree)}})
     clip = list_clips("cityscapes", cityscapes_tree, "val")[0]
@@ -243,7 +243,7 @@ def test_a_sparse_set_scores_the_labelled_frame_at_every_offset(cityscapes_tree,
 
 def test_a_dense_set_scores_every_frame_and_reports_each_offset(synthetic_tree, tmp_path):
     from etc.data.clips import list_clips
-    from etc.keyframe_eval import _labels, offset_miou
+    from etc.evaluate.keyframe_score import _labels, offset_miou
 
     cfg = load_config(None, {"dataset": {"root": str(synthetic_tree)}})
     K, preds = 3, {}
@@ -263,10 +263,10 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
 
     import pandas as pd
 
-    from etc.keyframe_eval import keyframe_rows
-    from etc.plan import REPORT_FIGURES
+    from etc.plan.keyframe_rows import keyframe_rows
+    from etc.plan.layout import REPORT_FIGURES
+    from etc.plan.runs import run_names
     from etc.report.build import build_report
-    from etc.runs import run_names
 
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"intervals": [3], "propagate": ["features"]}})
@@ -305,7 +305,7 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
 
 
 def test_the_bench_keyframe_section_writes_latency_rows_and_ratios(synthetic_tree, tmp_path):
-    from etc.bench import Rows, bench_keyframe
+    from etc.bench.suite import Rows, bench_keyframe
 
     cfg = load_config(None, {**SMALL, "dataset": {"root": str(synthetic_tree), "window": [-1, 1]},
                              "teacher": {"backbone": "tiny", "width": 0.5, "head_channels": 8},
@@ -325,7 +325,7 @@ def test_latency_streams_every_model_through_the_same_frames_in_turns(synthetic_
     """etc latency: each frame once through every model, the first model rotating from frame to
     frame; whole clips up to --frames; every run the same number of timed frames after warm-up;
     a keyframe run keeps its own schedule (it would raise on a frame whose keyframe it missed)."""
-    from etc import latency
+    from etc.bench import latency
 
     cfg = small_config(synthetic_tree, warmup=2)
     calls = []
@@ -368,8 +368,8 @@ def test_a_labelled_frame_too_near_its_clips_start_leaves_the_clip_out_of_that_o
     from conftest import make_camvid_tree
 
     from etc.data.clips import list_clips
-    from etc.keyframe import anchor, placement
-    from etc.keyframe_eval import _labels, offset_miou
+    from etc.evaluate.keyframe_score import _labels, offset_miou
+    from etc.infer.keyframe import anchor, placement
 
     root = make_camvid_tree(tmp_path / "camvid", radius=1)
     cfg = load_config(None, {"dataset": {"name": "camvid", "root": str(root)}})

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 from etc.losses import LOSS_TERMS, build_criterion
 from etc.losses.affinity import cross_affinity, reference_cross_affinity, self_affinity
 from etc.losses.ce import ce_loss

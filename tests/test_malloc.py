@@ -10,7 +10,7 @@ import pytest
 CODE = """
 import ctypes
 import numpy as np
-from etc.malloc import keep_freed_memory
+from etc.core.malloc import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",

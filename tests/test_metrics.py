@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from etc.metrics.consistency import PooledTC, video_consistency, vspw_video_consistency
-from etc.metrics.miou import confusion, iou_per_class, miou
+from etc.evaluate.metrics.consistency import PooledTC, video_consistency, vspw_video_consistency
+from etc.evaluate.metrics.miou import confusion, iou_per_class, miou
 
 
 def test_miou_against_hand_computed_confusion():
@@ -87,7 +87,7 @@ def test_mvc_hand_made_three_frames():
 
 
 def test_tc_occ_of_ground_truth_with_exact_flow_is_100(synthetic_tree, tmp_path):
-    from etc.config import load_config
+    from etc.core.config import load_config
     from etc.data.clips import list_clips, read_label
     from etc.flow.precompute import precompute_flow
     from etc.flow.store import FlowStore
@@ -119,13 +119,13 @@ def test_tc_all_classes_averaging_counts_absent_classes_as_zero():
 
 
 def _cfg(windows=(8, 16), dataset="synthetic"):
-    from etc.config import load_config
+    from etc.core.config import load_config
 
     return load_config(None, {"dataset": {"name": dataset}, "evaluate": {"vc_windows": list(windows)}})
 
 
 def test_table_columns_come_from_the_metric_objects():
-    from etc.metrics import build_metrics, table_columns
+    from etc.evaluate.metrics import build_metrics, table_columns
 
     cols = table_columns(build_metrics(_cfg((4, 8))))
     keys = [c.key for c in cols]
@@ -145,7 +145,7 @@ def test_table_columns_come_from_the_metric_objects():
 
 
 def _clip(pred, dense=None, flow=None, calls=None):
-    from etc.metrics import ClipData
+    from etc.evaluate.metrics import ClipData
 
     def reader(t):
         if calls is not None:
@@ -158,7 +158,7 @@ def _clip(pred, dense=None, flow=None, calls=None):
 
 
 def test_each_pair_flow_is_read_and_warped_once_for_all_metrics():
-    from etc.metrics import build_metrics
+    from etc.evaluate.metrics import build_metrics
 
     rng = np.random.default_rng(0)
     pred = rng.integers(0, 3, (5, 6, 8)).astype(np.uint8)
@@ -175,7 +175,7 @@ def test_each_pair_flow_is_read_and_warped_once_for_all_metrics():
 
 
 def test_a_new_metric_is_one_class_and_its_column_reaches_the_table():
-    from etc.metrics import Column, Metric, build_metrics, table_columns
+    from etc.evaluate.metrics import Column, Metric, build_metrics, table_columns
     from etc.report.table import IDENTITY, results_table, to_markdown
 
     class ChangedPixels(Metric):
@@ -206,7 +206,7 @@ def test_a_new_metric_is_one_class_and_its_column_reaches_the_table():
 
 
 def test_results_table_deltas_and_markdown_formats():
-    from etc.metrics import build_metrics, table_columns
+    from etc.evaluate.metrics import build_metrics, table_columns
     from etc.report.table import IDENTITY, REFERENCE_COLUMNS, results_table, to_markdown
 
     rows = [{"model": "teacher", "ablation": "-", "miou": 80.0, "tc": 70.0, "device": "cpu"},
@@ -228,7 +228,7 @@ def test_results_table_deltas_and_markdown_formats():
 
 
 def test_unknown_metric_options_are_refused():
-    from etc.metrics.consistency import TemporalConsistency, VideoConsistency
+    from etc.evaluate.metrics.consistency import TemporalConsistency, VideoConsistency
 
     with pytest.raises(ValueError):
         VideoConsistency(8, form="vspw-typo")
@@ -304,7 +304,7 @@ def _persistent_labels(rng, t, h, w, values, change=0.15):
 def test_vspw_mvc_equals_the_port_of_vc_perclip_on_random_clips():
     """Per clip and pooled, with void (255) and "others" (0) flickering in the ground truth and
     clips of T < n, T = n and T > n frames."""
-    from etc.metrics.consistency import VideoConsistency
+    from etc.evaluate.metrics.consistency import VideoConsistency
 
     rng = np.random.default_rng(0)
     for n in (2, 3, 5):
@@ -346,8 +346,8 @@ def test_evaluate_on_vspw_reports_mvc_as_vc_perclip_reads_the_files(tmp_path):
     import h5py
     from PIL import Image
 
-    from etc.config import load_config
-    from etc.evaluate import evaluate
+    from etc.core.config import load_config
+    from etc.evaluate.evaluate import evaluate
     from etc.flow.precompute import precompute_flow
 
     rng = np.random.default_rng(3)
@@ -385,12 +385,12 @@ def test_evaluate_on_vspw_reports_mvc_as_vc_perclip_reads_the_files(tmp_path):
 
 @pytest.mark.parametrize("k", [19, 124])  # Cityscapes; VSPW's count takes the int32 path
 def test_one_pass_pair_counts_equal_warp_labels_and_pooled_tc(k):
-    """etc.metrics.pair_counts against the independent path (warp_labels, then PooledTC on
+    """etc.evaluate.metrics.pair_counts against the independent path (warp_labels, then PooledTC on
     NumPy): the warped map to the pixel, and every count of TC, TC-occ and flicker, on flow with
     exact halves (the rounding rule), samples leaving the image, NaN and ±inf, and ground truth
     with void pixels in both frames."""
+    from etc.evaluate.metrics.pair_counts import PairWarp
     from etc.flow.warp import warp_labels
-    from etc.metrics.pair_counts import PairWarp
 
     rng = np.random.default_rng(k)
     h, w = 23, 37

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 from etc.models import BACKBONES, build_model, count_params, freeze, gflops, set_feature_tap
 from etc.models.pspnet import build_backbone
 

@@ -1,4 +1,4 @@
-"""What a subcommand reads of the config (etc.reads) and what its jobs ask for (etc.resources):
+"""What a subcommand reads of the config (etc.core.reads) and what its jobs ask for (etc.plan.resources):
 the recorder logs exactly the leaves read, a digest moves exactly with the values declared, and
 the estimates grow with what they are estimated from. The workflow-level checks (every
 subcommand of the smoke run, single-key edits) are in tests/test_workflow.py."""
@@ -10,15 +10,15 @@ import sys
 
 import pytest
 
-from etc.config import load_config
-from etc.reads import READS, covers, declared, reads_digest
+from etc.core.config import load_config
+from etc.core.reads import READS, covers, declared, reads_digest
 
 
 def test_the_recorder_logs_the_leaves_read_and_pickles_to_plain_dicts(tmp_path):
     script = """
 import copy, json, pickle, sys
 sys.argv = ["demo", "--x"]
-from etc.reads import plain, record_reads
+from etc.core.reads import plain, record_reads
 cfg = record_reads({"a": {"b": 1, "c": {"d": 2}}, "e": [1, 2], "f": {"g": 3}, "h": {"i": 4}})
 cfg["a"]["b"]; cfg.get("e"); json.dumps(cfg["f"]); list(cfg["h"])
 assert type(pickle.loads(pickle.dumps(cfg))) is dict and type(plain({"k": cfg["a"]})["k"]) is dict
@@ -63,7 +63,7 @@ def test_a_digest_moves_exactly_with_the_values_declared():
 
 
 def test_resources_follow_the_config():
-    from etc import resources as res
+    from etc.plan import resources as res
 
     cfg = load_config(None, {})
     assert res.threads(cfg, "train") == 1 and res.infer_gpus(cfg) == 0 and res.train_gpus(cfg, "teacher") == 0
@@ -76,14 +76,14 @@ def test_resources_follow_the_config():
     gpu = load_config(None, {"resources": {"device": "cuda", "threads": {"train": 8}},
                              "train": {"teacher": {"gpus": 2}}})
     assert res.train_gpus(gpu, "teacher") == 2 and res.infer_gpus(gpu) == 1
-    assert res.workers("auto", gpu, "train", "train") == 7  # as etc.execution resolves it with 8 threads
+    assert res.workers("auto", gpu, "train", "train") == 7  # as etc.core.execution resolves it with 8 threads
     assert res.flow_gpus(gpu, "ptlflow:raft") == 1 and res.flow_gpus(gpu, "dis") == 0
     assert res.train_mem_mb(load_config(None, {"resources": {"mem_scale": 2.0}}), "teacher") >= 2 * res.train_mem_mb(
         cfg, "teacher") - 1
 
 
 def test_recorded_sections_pickle_for_spawned_workers():
-    from etc.reads import _Recorded
+    from etc.core.reads import _Recorded
 
     rec = _Recorded({"a": {"b": 1}})
     assert pickle.loads(pickle.dumps(rec)) == {"a": {"b": 1}}

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from etc.checkpoint import load_checkpoint, load_model_from_checkpoint
-from etc.config import load_config
-from etc.errors import EtcError
-from etc.infer import predict
+from etc.core.config import load_config
+from etc.core.errors import EtcError
+from etc.infer.predict import predict
 from etc.models import ARCHITECTURES, build_model, registered_models
-from etc.train import train
+from etc.models.checkpoint import load_checkpoint, load_model_from_checkpoint
+from etc.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # The quick suite covers every architecture and every student-sized backbone once; the slow
@@ -232,7 +232,7 @@ def test_imagenet_offline_is_a_one_line_error_never_random_weights(offline, arch
 def test_a_checkpoint_loads_offline_whatever_its_pretrained_setting(offline, tmp_path):
     """The checkpoint has every weight: loading it fetches nothing (a teacher trained online
     from `pretrained: imagenet` distils on an offline machine)."""
-    from etc.checkpoint import save_checkpoint
+    from etc.models.checkpoint import save_checkpoint
 
     model = build_model(small_spec("segformer", "mit_b0"), 3)
     spec = small_spec("segformer", "mit_b0", pretrained="imagenet")

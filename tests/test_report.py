@@ -1,5 +1,5 @@
 """`etc report`: the table's columns are the metric objects' declarations and the figures are
-exactly the declared list (etc.plan), which the workflow reads too."""
+exactly the declared list (etc.plan.layout), which the workflow reads too."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ def _fake_metrics(run: str, rng) -> dict:
 
 
 def test_report_table_columns_and_figures_are_the_declared_ones(tmp_path):
-    from etc.config import load_config
-    from etc.plan import REPORT_FIGURES
+    from etc.core.config import load_config
+    from etc.plan.layout import REPORT_FIGURES
+    from etc.plan.runs import run_names
     from etc.report.build import build_report
     from etc.report.table import report_columns
-    from etc.runs import run_names
 
     cfg = load_config(ROOT / "workflow/configs/smoke.yaml", {"evaluate": {"vc_windows": [4, 8]}})
     rng = np.random.default_rng(0)
@@ -54,8 +54,8 @@ def test_report_table_columns_and_figures_are_the_declared_ones(tmp_path):
 
 
 def test_bench_rules_figure_is_drawn_through_public_plot_helpers(tmp_path):
-    from etc.bench import Rows, bench_rules
-    from etc.plan import BENCH_FIGURE
+    from etc.bench.suite import Rows, bench_rules
+    from etc.plan.layout import BENCH_FIGURE
 
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "infer.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
@@ -66,7 +66,7 @@ def test_bench_rules_figure_is_drawn_through_public_plot_helpers(tmp_path):
 
 
 def _study_cfg(**study):
-    from etc.config import load_config
+    from etc.core.config import load_config
 
     return load_config(ROOT / "workflow/configs/smoke.yaml",
                        {"flow_study": {"train_estimators": ["gt", "dis", "gt:noise2"], "measure_estimators": ["dis", "gt:noise2"],
@@ -75,7 +75,7 @@ def _study_cfg(**study):
 
 def _fake_study(tmp_path, cfg, tc_of):
     """Metrics JSONs and flow-quality JSONs where they are written; ``tc_of(ablation, train, measure)``."""
-    from etc.plan import PAIRS, metrics_path, quality_path, store_path, study_plan
+    from etc.plan.layout import PAIRS, metrics_path, quality_path, store_path, study_plan
 
     plan = study_plan(cfg)
     epe = {"gt": 0.0, "dis": 1.5, "gt:noise2": 2.0}
@@ -95,7 +95,7 @@ def _fake_study(tmp_path, cfg, tc_of):
 
 
 def test_flow_study_report_deltas_biases_summary_and_plots(tmp_path):
-    from etc.plan import FLOW_STUDY_FIGURES as FIGURES
+    from etc.plan.layout import FLOW_STUDY_FIGURES as FIGURES
     from etc.report.flow_study import flow_study_report
 
     cfg = _study_cfg()
@@ -127,8 +127,8 @@ def test_flow_study_report_deltas_biases_summary_and_plots(tmp_path):
 
 
 def test_flow_study_report_refuses_bad_plans_and_inputs(tmp_path):
-    from etc.errors import EtcError
-    from etc.plan import metrics_path, study_plan
+    from etc.core.errors import EtcError
+    from etc.plan.layout import metrics_path, study_plan
     from etc.report.flow_study import flow_study_report
 
     cfg = _study_cfg()
@@ -150,9 +150,9 @@ def test_flow_study_report_refuses_bad_plans_and_inputs(tmp_path):
 def test_seed_study_deltas_are_per_seed_and_the_spread_is_the_sample_std(tmp_path):
     """Δ against the baseline of the *same* seed; mean and ddof-1 std over the seeds; the
     default run's metrics stand for its seed."""
-    from etc.config import load_config
-    from etc.plan import SEED_FIGURE as FIGURE
-    from etc.plan import run_files
+    from etc.core.config import load_config
+    from etc.plan.layout import SEED_FIGURE as FIGURE
+    from etc.plan.layout import run_files
     from etc.report.seed_study import seed_study_report
 
     cfg = load_config(None, {"train": {"student": {"seed": 5}}, "seed_study": {"seeds": [1, 5, 2]},
@@ -182,7 +182,7 @@ def test_seed_study_deltas_are_per_seed_and_the_spread_is_the_sample_std(tmp_pat
 def test_common_class_tc_averages_over_the_classes_every_ablation_of_a_student_scores():
     """An ablation that starts to predict a rare, unstable class is scored without it; rows of
     another student (or the teacher) have their own class set."""
-    from etc.metrics.base import Column
+    from etc.evaluate.metrics.base import Column
     from etc.report.table import COMMON_TC, common_class_tc, results_table
 
     rows = [

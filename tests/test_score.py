@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from etc.errors import EtcError
-from etc.io import write_png
+from etc.core.errors import EtcError
+from etc.core.io import write_png
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def scored(synthetic_tree, tmp_path_factory):
     the ground truth with a tenth of its pixels relabelled, as `etc infer` and as PNGs."""
     import shutil
 
-    from etc.config import load_config
+    from etc.core.config import load_config
     from etc.data.clips import list_clips, read_label
     from etc.flow.precompute import precompute_flow
 
@@ -49,13 +49,13 @@ def scored(synthetic_tree, tmp_path_factory):
 
 
 def _score(cfg, tmp, out, **kw):
-    from etc.score import score
+    from etc.evaluate.score import score
 
     return score(cfg, tmp / "pred", tmp / "frames", out, progress=False, **kw)
 
 
 def test_score_equals_evaluate_on_the_same_predictions(scored, tmp_path):
-    from etc.evaluate import evaluate
+    from etc.evaluate.evaluate import evaluate
 
     cfg, preds, flow, tmp = scored
     ev = evaluate(cfg, preds, flow, tmp_path / "ev.json", progress=False)
@@ -74,7 +74,7 @@ def test_score_equals_evaluate_on_the_same_predictions(scored, tmp_path):
 
 
 def test_estimated_flow_equals_a_full_resolution_store_of_that_estimator(scored, tmp_path):
-    from etc.config import load_config
+    from etc.core.config import load_config
     from etc.flow.precompute import precompute_flow
 
     cfg, _, _, tmp = scored
@@ -98,7 +98,7 @@ def test_names_that_do_not_match_and_foreign_class_ids_are_one_line_errors(score
     clip = sorted(p for p in bad.iterdir())[0]
     last = sorted(clip.iterdir())[-1]
     last.rename(clip / "999999.png")
-    from etc.score import score
+    from etc.evaluate.score import score
 
     with pytest.raises(EtcError, match=r"frame_\d+.png has no prediction of number \d+ in clip"):
         score(cfg, bad, tmp / "frames", tmp_path / "x.json", flow=flow, progress=False)

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +18,11 @@ def trained(synthetic_tree, tmp_path_factory):
     """(config, checkpoint, mp4 of the val clip, its decoded frames' tree, `etc infer` of them)."""
     import imageio.v2 as imageio
 
-    from etc.config import load_config
+    from etc.core.config import load_config
+    from etc.core.io import write_png
     from etc.data.clips import list_clips, read_image
-    from etc.infer import infer, read_predictions
-    from etc.io import write_png
-    from etc.train import train
+    from etc.infer.predict import infer, read_predictions
+    from etc.train.loop import train
 
     tmp = tmp_path_factory.mktemp("segment_video")
     cfg = load_config(None, {"dataset": {"root": str(synthetic_tree), "window": [-1, 1]},
@@ -33,7 +33,7 @@ def trained(synthetic_tree, tmp_path_factory):
     train(cfg, "s/baseline", ckpt, progress=False)
     import torch
 
-    from etc.checkpoint import load_checkpoint, save_checkpoint
+    from etc.models.checkpoint import load_checkpoint, save_checkpoint
 
     state = load_checkpoint(ckpt)  # one step leaves a constant map: spread the classifier's weights
     w = state["model"]["classifier.weight"]
@@ -60,7 +60,7 @@ def test_mp4_gives_one_output_frame_per_input_frame_and_the_labels_of_etc_infer(
     import pandas as pd
 
     from etc.data.labels import class_names
-    from etc.segment_video import segment_video
+    from etc.deploy.segment_video import segment_video
 
     cfg, ckpt, video, decoded, expected = trained
     out = tmp_path / "out.mp4"
@@ -81,8 +81,8 @@ def test_mp4_gives_one_output_frame_per_input_frame_and_the_labels_of_etc_infer(
 
 
 def test_a_folder_is_read_in_the_order_of_the_numbers_in_the_names(trained, tmp_path):
-    from etc.io import read_png, write_png
-    from etc.segment_video import segment_video
+    from etc.core.io import read_png, write_png
+    from etc.deploy.segment_video import segment_video
 
     cfg, ckpt, _, decoded, expected = trained
     for i, img in enumerate(decoded):  # frame_8 … frame_13: name order is not number order
@@ -95,9 +95,9 @@ def test_a_folder_is_read_in_the_order_of_the_numbers_in_the_names(trained, tmp_
 
 
 def test_resizing_and_bad_inputs(trained, tmp_path):
-    from etc.checkpoint import load_checkpoint, save_checkpoint
+    from etc.deploy.segment_video import segment_video
     from etc.models import build_model
-    from etc.segment_video import segment_video
+    from etc.models.checkpoint import load_checkpoint, save_checkpoint
 
     cfg, ckpt, video, _, _ = trained
     r = segment_video(cfg, video, ckpt, tmp_path / "small.mp4", size=(24, 40), max_frames=3, estimator="dis:fast",

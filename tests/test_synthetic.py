@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from etc.core.errors import EtcError
+from etc.core.io import read_png, write_png
 from etc.data.clips import list_clips, synthetic_dense_path
 from etc.data.flowpng import encode_flow, read_flow_png, write_flow_png
 from etc.data.synthetic import (
@@ -18,9 +20,7 @@ from etc.data.synthetic import (
     target_inside,
     valid_mask,
 )
-from etc.errors import EtcError
 from etc.flow.warp import out_of_frame, warp_backward, warp_labels
-from etc.io import read_png, write_png
 
 # the tiny tree of conftest.synthetic_tree
 TRAIN, VAL, T, H, W = 2, 1, 6, 48, 96

@@ -1,18 +1,18 @@
-"""The teacher's table of outputs (etc.teacher_cache): the same training, bit for bit, as the
+"""The teacher's table of outputs (etc.train.teacher_cache): the same training, bit for bit, as the
 teacher run in every step; used only where the augmentation's variants are finite."""
 
 import pytest
 import torch
 
-from etc.checkpoint import load_checkpoint, load_model_from_checkpoint
-from etc.config import load_config
+from etc.core.config import load_config
 from etc.data.augment import PairedAugment
 from etc.data.clips import list_clips, training_pairs
 from etc.data.pairs import PairDataset, device_batch
 from etc.flow.precompute import precompute_flow
-from etc.runs import resolve_run
-from etc.teacher_cache import build_teacher_cache
-from etc.train import build_run, train
+from etc.models.checkpoint import load_checkpoint, load_model_from_checkpoint
+from etc.plan.runs import resolve_run
+from etc.train.loop import build_run, train
+from etc.train.teacher_cache import build_teacher_cache
 
 SCHEDULE = {"iterations": 5, "batch_size": 3, "checkpoint_every": 100, "lr": 0.02}
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from etc.config import load_config
-from etc.errors import EtcError
-from etc.execution import MAX_AUTO_WORKERS, auto_workers, cpus_per_process, resolve_execution
+from etc.core.config import load_config
+from etc.core.errors import EtcError
+from etc.core.execution import MAX_AUTO_WORKERS, auto_workers, cpus_per_process, resolve_execution
 
 
 def test_auto_workers_follow_the_affinity_mask_and_the_device(monkeypatch):
@@ -64,7 +64,7 @@ def test_bad_execution_values_name_the_key(section, value):
 
 
 def _write_frames(folder, arrays):
-    from etc.io import write_png
+    from etc.core.io import write_png
 
     paths = []
     for i, a in enumerate(arrays):
@@ -83,8 +83,8 @@ def frames(tmp_path):
 
 
 def test_decoded_batches_are_bitwise_the_reference_preprocessing(frames):
+    from etc.data.feed import load_batch, to_network
     from etc.data.pairs import images_to_batch
-    from etc.feed import load_batch, to_network
 
     paths, imgs = frames
     ref = images_to_batch(imgs)
@@ -99,7 +99,7 @@ def test_decoded_batches_are_bitwise_the_reference_preprocessing(frames):
 
 
 def test_threads_decode_ahead_in_order_and_report_bad_frames(frames, tmp_path):
-    from etc.feed import BatchFeed
+    from etc.data.feed import BatchFeed
 
     paths, _ = frames
     batches = [paths[i:i + 2] for i in range(0, len(paths), 2)] * 3
@@ -122,7 +122,7 @@ def test_threads_decode_ahead_in_order_and_report_bad_frames(frames, tmp_path):
 def test_a_consumer_that_stops_early_leaves_no_thread_behind(frames):
     import threading
 
-    from etc.feed import BatchFeed
+    from etc.data.feed import BatchFeed
 
     paths, _ = frames
     for ahead in (True, False):
@@ -159,8 +159,8 @@ def test_training_items_are_uint8_and_convert_to_the_old_float_batch(synthetic_t
 
 
 def test_infer_with_decoding_threads_writes_the_same_predictions(synthetic_tree, tmp_path):
-    from etc.infer import infer, read_predictions
-    from etc.train import train
+    from etc.infer.predict import infer, read_predictions
+    from etc.train.loop import train
 
     cfg = load_config(None, {"dataset": {"root": str(synthetic_tree), "window": [-1, 1]},
                              "students": {"s": {"backbone": "tiny", "width": 0.25, "head_channels": 8}},
@@ -202,7 +202,7 @@ def test_the_writer_thread_writes_every_clip_in_order_and_reports_failures(tmp_p
     import h5py
 
     from etc.data.clips import Clip, Frame
-    from etc.infer import _ClipWriter, _HostLabels
+    from etc.infer.predict import _ClipWriter, _HostLabels
 
     clips = [Clip(f"c{i}", "val", tuple(Frame(n, tmp_path / f"{n}.png") for n in range(3))) for i in range(4)]
     labels = {c.name: torch.randint(0, 19, (3, 8, 12)) for c in clips}
@@ -220,8 +220,8 @@ def test_the_writer_thread_writes_every_clip_in_order_and_reports_failures(tmp_p
 
 
 def test_training_with_loader_workers_is_bitwise_training_without(synthetic_tree, tmp_path):
-    from etc.checkpoint import load_checkpoint
-    from etc.train import train
+    from etc.models.checkpoint import load_checkpoint
+    from etc.train.loop import train
 
     base = {"dataset": {"root": str(synthetic_tree), "window": [-1, 1]},
             "students": {"s": {"backbone": "tiny", "width": 0.25, "head_channels": 8}},

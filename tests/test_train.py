@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from etc.checkpoint import load_checkpoint, load_model_from_checkpoint
-from etc.config import load_config
-from etc.errors import EtcError
+from etc.core.config import load_config
+from etc.core.errors import EtcError
 from etc.flow.precompute import precompute_flow
-from etc.infer import infer, predict, read_predictions
-from etc.runs import resolve_run
-from etc.train import NonFiniteLoss, build_run, train, train_step
+from etc.infer.predict import infer, predict, read_predictions
+from etc.models.checkpoint import load_checkpoint, load_model_from_checkpoint
+from etc.plan.runs import resolve_run
+from etc.train.loop import NonFiniteLoss, build_run, train, train_step
 
 SCHEDULE = {"iterations": 6, "batch_size": 4, "checkpoint_every": 2, "lr": 0.02}
 
@@ -157,7 +157,7 @@ def test_student_forward_joint_or_per_frame(setup):
     """joint: one pass on [t; n; third] (BatchNorm statistics over all frames); per_frame: one
     pass each, as the reference. In training mode the two differ only through BatchNorm."""
     from etc.models import build_model
-    from etc.train import _student_forward
+    from etc.train.loop import _student_forward
 
     cfg = setup[0]
     torch.manual_seed(0)
@@ -339,7 +339,7 @@ def test_inference_is_per_frame_with_valid_ids_and_flip_is_symmetric(setup, tmp_
 
 @pytest.mark.slow
 def test_compiled_predictor_matches_eager(setup, tmp_path):
-    from etc.infer import make_predictor
+    from etc.infer.predict import make_predictor
 
     cfg, d, flow, teacher = setup
     model, _ = load_model_from_checkpoint(teacher)
@@ -390,7 +390,7 @@ def test_ddp_two_gloo_processes_match_single_process(setup, tmp_path):
 
 
 def test_lr_factor_is_poly_decay_with_linear_warmup():
-    from etc.train import lr_factor
+    from etc.train.loop import lr_factor
 
     assert lr_factor(0, 100, 0.9) == 1.0 and lr_factor(100, 100, 0.9) == 0.0
     assert lr_factor(50, 100, 1.0) == pytest.approx(0.5)
@@ -419,9 +419,9 @@ def test_infer_with_a_frame_of_another_size_names_the_file(setup, tmp_path):
     """A clip whose frames differ in size is a one-line error naming the frame, not a traceback."""
     import shutil
 
+    from etc.core.io import write_png
     from etc.data.clips import list_clips
-    from etc.infer import infer
-    from etc.io import write_png
+    from etc.infer.predict import infer
 
     cfg, _, _, teacher = setup
     root = tmp_path / "data"

@@ -1,11 +1,11 @@
-"""etc.upsample_argmax: the labels of the full bilinear upsampling, computed from the coarse
+"""etc.infer.upsample_argmax: the labels of the full bilinear upsampling, computed from the coarse
 scores, on every path (uniform cells, blended blocks, the fallbacks)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from etc.upsample_argmax import MAX_BLOCK_WORK, reference_labels, upsample_argmax
+from etc.infer.upsample_argmax import MAX_BLOCK_WORK, reference_labels, upsample_argmax
 
 
 def smooth_scores(b, k, h, w, blobs, seed=0, channels_last=True):
@@ -58,7 +58,7 @@ def test_scales_that_are_not_even_integers_fall_back_to_the_reference():
 
 def test_busy_scores_take_the_full_computation_and_agree(monkeypatch):
     """Where almost every cell is mixed the blocks would cost more: same labels either way."""
-    import etc.upsample_argmax as ua
+    import etc.infer.upsample_argmax as ua
 
     calls = []
     monkeypatch.setattr(ua, "reference_labels", lambda low, size: calls.append(size) or reference_labels(low, size))
@@ -79,7 +79,7 @@ def test_bf16_scores_are_reduced_in_float32():
 def test_blocks_agree_on_random_scores_of_every_busyness(monkeypatch):
     """Blocks forced for any busyness (no fallback): groups of one cell, cells with every class
     a candidate, grids of one row."""
-    import etc.upsample_argmax as ua
+    import etc.infer.upsample_argmax as ua
 
     monkeypatch.setattr(ua, "MAX_BLOCK_WORK", float("inf"))
     g = torch.Generator().manual_seed(2)

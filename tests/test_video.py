@@ -47,7 +47,7 @@ def test_video_has_expected_frames_and_decodes(tmp_path):
 def test_frames_of_different_sizes_are_a_clear_error():
     import pytest
 
-    from etc.errors import EtcError
+    from etc.core.errors import EtcError
 
     labels, flows = _moving_clip()
     images = np.zeros((*labels.shape, 3), np.uint8)

@@ -100,7 +100,7 @@ def _dry_run(tmp_path, target: str, **overrides) -> str:
     """`snakemake -n TARGET` on the smoke preset (with ``overrides`` merged in): its plan."""
     import yaml
 
-    from etc.config import deep_merge
+    from etc.core.config import deep_merge
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "c.yaml"
@@ -123,8 +123,8 @@ def test_flow_study_dag_on_the_smoke_preset(tmp_path):
     """Every student of the study trained once per training flow (flow.estimator's are the
     default run's), every model measured with every measuring flow, every store judged
     against the exact flow; nothing of it in the default target."""
-    from etc.config import load_config
-    from etc.plan import study_plan
+    from etc.core.config import load_config
+    from etc.plan.layout import study_plan
 
     plan = study_plan(load_config(ROOT / "workflow/configs/smoke.yaml"))
     n_train, n_measure, n_abl = len(plan.train), len(plan.measure), len(plan.ablations)
@@ -142,7 +142,7 @@ def test_flow_study_dag_on_the_smoke_preset(tmp_path):
 def test_seed_study_dag_on_the_smoke_preset(tmp_path):
     """Every student × ablation trained again for each seed but the default run's, with that
     seed on the command line; the default run's students reused; nothing in the default target."""
-    from etc.config import load_config
+    from etc.core.config import load_config
 
     cfg = load_config(ROOT / "workflow/configs/smoke.yaml")
     runs = len(cfg["students"]) * len(cfg["ablations"])
@@ -182,7 +182,7 @@ def _smoke_at(workdir: Path, config: dict, *extra: str, env: dict | None = None)
 
 
 def _command_of(argv: list[str]) -> tuple[str, dict]:
-    """The etc.reads entry of a recorded command line, and the run names it fills in."""
+    """The etc.core.reads entry of a recorded command line, and the run names it fills in."""
     if argv[0] == "infer" and "--keyframe-interval" in argv:
         return "keyframe-infer", {}
     if argv[0] != "train":
@@ -212,7 +212,7 @@ EDITS = {
 
 @pytest.mark.slow
 def test_one_run_after_a_config_edit_brings_every_result_up_to_date(smoke_run, tmp_path):
-    """(a) Every subcommand of the smoke run reads only config keys etc.reads declares for it,
+    """(a) Every subcommand of the smoke run reads only config keys etc.core.reads declares for it,
     and peaks below the memory its rule asks for; (b) a single-key edit schedules exactly the
     jobs that read it (or read their outputs) — the first run after an edit used to run only
     resolve_config, and the teacher missed CE's class weights — and one run leaves nothing to do."""
@@ -220,9 +220,9 @@ def test_one_run_after_a_config_edit_brings_every_result_up_to_date(smoke_run, t
 
     import yaml
 
-    from etc import resources
-    from etc.config import deep_merge, load_config
-    from etc.reads import covers, declared
+    from etc.core.config import deep_merge, load_config
+    from etc.core.reads import covers, declared
+    from etc.plan import resources
 
     base = _spaced_smoke()
     work = _copy_of(smoke_run[0], tmp_path / "w")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from etc.data.labels import IGNORE
+from etc.data.label_table import IGNORE
 
 PAD_IMAGE = {"zero": (0.0, 0.0, 0.0), "imagenet_mean": (0.485 * 255, 0.456 * 255, 0.406 * 255)}
 
@@ -72,7 +72,7 @@ class PairedAugment:
     def variants(self) -> tuple[bool, ...] | None:
         """The flip states a frame can come out in when the flip is the only random draw that
         changes pixels (fixed scale, no rotation, crop, or blur): then every augmented frame is
-        one of ``len(variants)`` images (etc.teacher_cache computes the teacher on each once).
+        one of ``len(variants)`` images (etc.train.teacher_cache computes the teacher on each once).
         None otherwise."""
         random_crop = self.crop is not None
         if self.scale[0] != self.scale[1] or (self.rotation > 0 and self.rotation_p > 0) or random_crop \

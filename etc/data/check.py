@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from etc.core.errors import EtcError
 from etc.data.clips import list_clips
 from etc.data.decode import image_size, read_label_map, same_aspect
 from etc.data.frames import Clip, Frame, SizedPath
 from etc.data.labels import to_train_ids
 from etc.data.sets import get_spec
-from etc.errors import EtcError
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class CheckReport:
 
 
 def _decoded_size(path: Path) -> tuple[int, int]:
-    from etc.io import read_png
+    from etc.core.io import read_png
 
     img = read_png(path, color=True)
     if img is None:
@@ -135,7 +135,7 @@ def _check_lossless(label: Path) -> None:
     with open(label, "rb") as f:
         head = f.read(8)
     if head != PNG_MAGIC:
-        from etc.filekind import describe
+        from etc.core.filekind import describe
 
         raise EtcError(f"label map {label} is {describe(label)}, not a PNG: label maps must be stored "
                        f"losslessly (PNG); re-export it as PNG from the original ids")
@@ -204,7 +204,7 @@ def check_dataset(dataset: str, root, splits=("train", "val"), manifest=None, de
             counts[split] = {int(i): int(n) for i, n in enumerate(hist) if n}
     report = CheckReport(dataset, root, found, size or (0, 0), counts, resized)
     if manifest is not None:
-        from etc.io import write_json
+        from etc.core.io import write_json
 
         write_json(manifest, report.manifest())
     return report

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from etc.core.errors import EtcError
 from etc.data.decode import read_image, read_label
 from etc.data.frames import Clip, Frame, SizedPath
 from etc.data.sets import dataset_names, get_spec
 from etc.data.sets.cityscapes import image_path as cityscapes_image_path
 from etc.data.sets.cityscapes import label_path as cityscapes_label_path
 from etc.data.sets.synthetic import dense_path as synthetic_dense_path
-from etc.errors import EtcError
 
 __all__ = [
     "Clip", "Frame", "SizedPath", "cityscapes_image_path", "cityscapes_label_path", "consecutive_pairs",

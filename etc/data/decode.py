@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PNG_PALETTE = 3  # IHDR colour type of an indexed PNG
@@ -50,7 +50,7 @@ def image_size(path: Path) -> tuple[int, int]:
 def read_image(path: Path) -> np.ndarray:
     """H×W×3 uint8 RGB (resized when ``path`` is a SizedPath of another size); a missing or
     corrupt file is an EtcError naming it."""
-    from etc.io import read_png
+    from etc.core.io import read_png
 
     img = read_png(path, color=True)
     if img is None:
@@ -89,7 +89,7 @@ def png_colour_type(path: Path) -> int | None:
 def read_label_map(path: Path) -> np.ndarray:
     """H×W stored label values (uint8, or uint16 for a 16-bit map); an unreadable file or a
     colour image is an EtcError naming it."""
-    from etc.io import read_png
+    from etc.core.io import read_png
 
     if png_colour_type(path) == PNG_PALETTE:
         raw = _palette_indices(path)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from etc.errors import EtcError
-from etc.io import read_png, write_png
+from etc.core.errors import EtcError
+from etc.core.io import read_png, write_png
 
 
 def encode_flow(flow: np.ndarray, valid: np.ndarray) -> np.ndarray:

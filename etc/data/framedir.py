@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _TOKEN = re.compile(r"(?<![A-Za-z0-9])\d+(?![A-Za-z0-9])")

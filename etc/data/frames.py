@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 
 class SizedPath(type(Path())):

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from etc.core.errors import EtcError
 from etc.data.augment import PairedAugment
 from etc.data.clips import Clip, read_image, read_label, third_frame
-from etc.errors import EtcError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -123,7 +123,7 @@ class PairDataset(torch.utils.data.Dataset):
     picks, under the same augmentation) and ``k_third`` (its offset from t).
 
     ``keyed``: each item also names its frames' images as ``key_t``, ``key_n`` (and
-    ``key_third``) = :meth:`frame_key` of (clip, frame, flipped): what etc.teacher_cache looks
+    ``key_third``) = :meth:`frame_key` of (clip, frame, flipped): what etc.train.teacher_cache looks
     the teacher's outputs up by. Only where the augmentation's variants are finite.
     """
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from etc.core.errors import EtcError
+from etc.core.io import write_json, write_png
 from etc.data.clips import cityscapes_image_path, cityscapes_label_path, synthetic_dense_path
 from etc.data.flowpng import write_flow_png
-from etc.errors import EtcError
-from etc.io import write_json, write_png
 
 log = logging.getLogger(__name__)
 

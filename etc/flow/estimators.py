@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 from etc.flow.warp import fb_occlusion
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def load_flow_state_dict(ckpt: str | Path) -> dict:
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors of many kinds: all mean "not a checkpoint"
-        from etc.checkpoint import load_refusal
+        from etc.models.checkpoint import load_refusal
 
         raise EtcError(f"cannot read checkpoint {ckpt} ({load_refusal(exc)}); expected a PyTorch file "
                        f"with a 'state_dict' of tensors or a bare state dict of tensors") from None

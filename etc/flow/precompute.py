@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from etc.device import checked_device
-from etc.diskplan import check_free_disk, flow_store_bytes
-from etc.errors import EtcError
-from etc.filekind import expect_flow_store
-from etc.flow.store import StoreWriter, mismatched, read_attrs
+from etc.core.device import checked_device
+from etc.core.disk import check_free_disk
+from etc.core.errors import EtcError
+from etc.core.filekind import expect_flow_store
+from etc.flow.store import StoreWriter, flow_store_bytes, mismatched, read_attrs
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 COLUMNS = ["clip", "a", "b", "direction", "epe", "over_1px", "over_3px", "occ_iou", "occ_agree", "visible"]
 
@@ -36,8 +36,8 @@ def flow_quality(flow: str | Path, reference: str | Path, out: str | Path | None
     import pandas as pd
     import torch
 
+    from etc.core.io import atomic_path, write_json
     from etc.flow.store import FlowStore
-    from etc.io import atomic_path, write_json
 
     est, ref = FlowStore(flow), FlowStore(reference)
     if tuple(est.image_size) != tuple(ref.image_size):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 
 def canonical(spec: str) -> str:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from etc.errors import EtcError
-from etc.filekind import FLOW_FORMAT, describe
+from etc.core.errors import EtcError
+from etc.core.filekind import FLOW_FORMAT, describe
 from etc.flow.warp import resize_flow
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class StoreWriter:
                     self.h5.close()
                 self.h5, self.done = None, set()
             self.partial.unlink()
-        from etc.io import output_folder
+        from etc.core.io import output_folder
 
         output_folder(self.out)
         output_folder(self.partial)
@@ -264,3 +264,12 @@ class StoreWriter:
         self.close()
         os.replace(self.partial, self.out)
         return self.out
+
+
+# Bytes per stored pixel of one pair: fw and bw (2 channels each, the store's dtype) and the
+# two uint8 occlusion masks (this module's layout).
+FLOW_BYTES_PER_PIXEL = {"float16": 2 * 2 * 2 + 2, "float32": 2 * 2 * 4 + 2}
+
+
+def flow_store_bytes(pairs: int, stored_size: tuple[int, int], dtype: str) -> int:
+    return int(pairs) * stored_size[0] * stored_size[1] * FLOW_BYTES_PER_PIXEL[dtype]

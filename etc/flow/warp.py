@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from etc.data.labels import IGNORE
+from etc.data.label_table import IGNORE
 
 
 def _target(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from etc.data.labels import IGNORE
-from etc.errors import EtcError
+from etc.core.errors import EtcError
+from etc.data.label_table import IGNORE
 
 
 def cross_entropy(
@@ -35,7 +35,7 @@ def cross_entropy(
 
 def check_ce_weights(weights, n_classes: int) -> None:
     """``losses.ce_weights`` has one weight per class (or is None): the one check, run before
-    training starts (etc.train) and by CE on the logits it weighs."""
+    training starts (etc.train.loop) and by CE on the logits it weighs."""
     if weights is not None and len(weights) != n_classes:
         raise EtcError(f"losses.ce_weights has {len(weights)} entries but the model predicts {n_classes} "
                        f"classes; give one weight per class (train-id order), or null")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 from etc.losses.ce import ce_loss, check_ce_weights
 from etc.losses.mf import MultiFrameKD
 from etc.losses.pa import pairwise_affinity_kd, reference_pairwise_affinity_kd
@@ -208,7 +208,7 @@ class Criterion(nn.Module):
                 f"unknown loss term(s) {unknown} in the ablation; known: {', '.join(LOSS_TERMS)}"
             )
         self.weights = {k: float(v) for k, v in weights.items() if float(v) > 0}
-        from etc.config import schema_defaults
+        from etc.core.config import schema_defaults
 
         self.settings = {**schema_defaults("losses"), **(losses_cfg or {}), "aux_weight": float(aux_weight)}
         self.forms = {k: LOSS_TERMS[k].form(self.settings) for k in self.weights}

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import torch
 
+from etc.core.errors import EtcError
 from etc.data.pairs import normalise
-from etc.errors import EtcError
 from etc.flow.warp import warp_backward
 
 TL_MASKS = ("motion", "occlusion", "none")

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 from etc.models.layers import aux_head, conv_bn_relu
 from etc.models.weights import IMAGENET, fetched, load_weights
 
@@ -91,7 +91,7 @@ class PSPNet(nn.Module):
 
     def forward(self, x: torch.Tensor, full_logits: bool = True) -> dict:
         """``full_logits=False``: ``logits_low`` (stride 8) and ``logits_size`` (what to
-        upsample them to) instead of ``logits``, for etc.upsample_argmax."""
+        upsample them to) instead of ``logits``, for etc.infer.upsample_argmax."""
         size = x.shape[-2:]
         f3, f4 = self.backbone(x)
         pyramid = self.ppm(f4)
@@ -106,7 +106,7 @@ class PSPNet(nn.Module):
             out["aux"] = F.interpolate(self.aux(f3), size, mode="bilinear", align_corners=False)
         return out
 
-    # The backbone/head split a keyframe method warps features across (etc.keyframe, DFF):
+    # The backbone/head split a keyframe method warps features across (etc.infer.keyframe, DFF):
     # ``head_logits(backbone_features(x))`` is ``forward``'s ``logits_low`` in evaluation mode.
     def backbone_features(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's last features (stride 8), the input of the pyramid pooling."""
@@ -121,7 +121,7 @@ def build_backbone(spec: dict) -> nn.Module:
     """The dilated (output stride 8) timm feature extractor of one model entry of the config."""
     import timm
 
-    from etc.config import model_defaults
+    from etc.core.config import model_defaults
 
     spec = {**model_defaults(), **spec}
     name = spec["backbone"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 from etc.models import pspnet, zoo
 
 DEFAULT_ARCH = "pspnet"
@@ -72,8 +72,8 @@ def model_name(spec: dict) -> str:
 def build_model(spec: dict, num_classes: int) -> nn.Module:
     """The network of one model entry of the config (or of a checkpoint's stored entry;
     entries written before architectures had names are PSPNets); keys it lacks take the
-    schema's defaults (etc.config.model_defaults)."""
-    from etc.config import model_defaults
+    schema's defaults (etc.core.config.model_defaults)."""
+    from etc.core.config import model_defaults
     from etc.models.layers import batchnorm_without_single_values
 
     spec = {**model_defaults(), **spec}

@@ -15,7 +15,7 @@ from typing import TypeVar
 import torch
 import torch.nn as nn
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 IMAGENET = "imagenet"
 T = TypeVar("T")
@@ -31,7 +31,7 @@ def read_state_dict(path: Path) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 — any unreadable file is the user's to replace
-        from etc.checkpoint import load_refusal
+        from etc.core.safe_load import load_refusal
 
         raise EtcError(
             f"backbone weights {path} cannot be read as a state dict of tensors ({load_refusal(exc)}); "

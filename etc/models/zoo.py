@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 from etc.models.layers import aux_head
 from etc.models.weights import IMAGENET, fetched, load_weights
 
@@ -75,7 +75,7 @@ class ZooNet(nn.Module):
     def forward(self, x: torch.Tensor, full_logits: bool = True) -> dict:
         """``full_logits=False``: ``logits_low`` (stride 4, of the padded frame) and
         ``logits_size`` (the padded size to upsample them to, before cropping to the frame)
-        instead of ``logits``, for etc.upsample_argmax."""
+        instead of ``logits``, for etc.infer.upsample_argmax."""
         h, w = x.shape[-2:]
         m = self.size_multiple
         pad_h, pad_w = (-h) % m, (-w) % m

@@ -5,21 +5,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
 log = logging.getLogger(__name__)
 
 
 def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_dir: str | Path,
                  keyframe_dir: str | Path | None = None) -> dict:
-    """``keyframe_dir``: etc keyframe-score's rows (etc.keyframe_eval.keyframe_rows): the
+    """``keyframe_dir``: etc keyframe-score's rows (etc.plan.keyframe_rows.keyframe_rows): the
     keyframe rows join the table, every row gets its streaming latency, and the accuracy–latency
     figures plot them; without it those figures show the per-frame rows' batched timing."""
-    from etc.io import atomic_path, write_text
-    from etc.plan import REPORT_FIGURES
+    from etc.core.io import atomic_path, write_text
+    from etc.plan.layout import REPORT_FIGURES
+    from etc.plan.runs import run_names
     from etc.report import plots
     from etc.report.table import load_metrics, report_columns, results_table, to_markdown
-    from etc.runs import run_names
 
     runs = run_names(config)
     metrics_paths = [Path(metrics_dir) / f"{r}.json" for r in runs]
@@ -55,7 +55,7 @@ def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple
     """The per-frame rows with their streaming latency and protocol mIoU, then the keyframe rows
     (model and ablation columns: the keyframe model's, the ablation naming the setting); and the
     latency traces of the teacher, the ETC student and the first keyframe setting."""
-    from etc.keyframe_eval import keyframe_rows
+    from etc.plan.keyframe_rows import keyframe_rows
     from etc.report.table import load_metrics
 
     rows = keyframe_rows(config)

@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 
-# Sections of the table (etc.metrics.base.SECTIONS) that a scheduler must not change; "cost" and
+# Sections of the table (etc.evaluate.metrics.base.SECTIONS) that a scheduler must not change; "cost" and
 # "context" hold wall-clock speed and how the job ran (threads), which may differ.
 QUALITY_SECTIONS = ("main", "detail")
 
@@ -30,7 +30,7 @@ def quality_columns(config: dict) -> list[str]:
 def compare_runs(a: str | Path, b: str | Path) -> list[str]:
     """The differences between results folders ``a`` and ``b`` (``config["results"]`` of two
     runs), one line each; empty when the quality columns and the checkpoints are equal."""
-    from etc.config import load_config
+    from etc.core.config import load_config
 
     a, b = Path(a), Path(b)
     config = load_config(_existing(a / "config.yaml"))
@@ -60,7 +60,7 @@ def _compare_tables(a: Path, b: Path, columns: list[str]) -> list[str]:
 
 
 def _compare_checkpoints(a: Path, b: Path) -> list[str]:
-    from etc.checkpoint import load_checkpoint
+    from etc.models.checkpoint import load_checkpoint
 
     names = {p.relative_to(a / "models").as_posix() for p in (a / "models").rglob("*.pt")}
     other = {p.relative_to(b / "models").as_posix() for p in (b / "models").rglob("*.pt")}

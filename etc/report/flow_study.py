@@ -4,7 +4,7 @@ must the training flow be, and how much does the measuring flow bias TC?
 The students of ``flow_study.ablations`` are trained with every estimator of
 ``flow_study.train_estimators``; every student and the default run's baseline are measured with
 every estimator of ``flow_study.measure_estimators`` (the exact flow ``gt`` always among them).
-The plan and the file layout live in etc.plan, which the workflow (workflow/rules/flow_study.smk)
+The plan and the file layout live in etc.plan.layout, which the workflow (workflow/rules/flow_study.smk)
 reads too: they agree by construction.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from etc.errors import EtcError
-from etc.plan import (
+from etc.core.errors import EtcError
+from etc.plan.layout import (
     BASELINE,
     EXACT,
     METRICS,
@@ -109,7 +109,7 @@ def study_summary(df, plan: StudyPlan) -> dict:
 
 def flow_study_report(config: dict, metrics_dir: str | Path, flow_dir: str | Path, out_dir: str | Path) -> dict:
     """Write ``table.csv`` (+ ``table.md``), ``summary.json`` and the two figures to ``out_dir``."""
-    from etc.io import atomic_path, output_folder, write_json, write_text
+    from etc.core.io import atomic_path, output_folder, write_json, write_text
 
     out_dir = output_folder(Path(out_dir) / "table.csv").parent
     plan = study_plan(config)

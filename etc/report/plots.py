@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etc.filekind import read_curves_csv
+from etc.core.filekind import read_curves_csv
 
 
 def save_figure(fig, out_png: Path) -> None:
     """Save ``fig`` as ``out_png`` and its SVG twin, each atomically."""
-    from etc.io import atomic_path
+    from etc.core.io import atomic_path
 
     out_png = Path(out_png)
     for path in (out_png, out_png.with_suffix(".svg")):

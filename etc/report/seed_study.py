@@ -5,16 +5,16 @@ than this spread; the deltas are taken against the baseline *of the same seed* (
 initialisation, same batches), which removes most of it.
 
 The default run's students are the seed ``train.student.seed``'s and are reused; the file
-names of the others come from etc.plan (``run_files``), which the workflow reads too."""
+names of the others come from etc.plan.layout (``run_files``), which the workflow reads too."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from etc.errors import EtcError
-from etc.plan import SEED_FIGURE as FIGURE
-from etc.plan import SUMMARY_KEYS, run_files, seeds, study_metrics
-from etc.runs import student_run_names
+from etc.core.errors import EtcError
+from etc.plan.layout import SEED_FIGURE as FIGURE
+from etc.plan.layout import SUMMARY_KEYS, run_files, seeds, study_metrics
+from etc.plan.runs import student_run_names
 
 
 def seed_table(config: dict, results_dir: str | Path):
@@ -101,7 +101,7 @@ def seed_deltas(df, out_png: Path) -> None:
 
 def seed_study_report(config: dict, results_dir: str | Path, out_dir: str | Path) -> dict:
     """table.csv (every seed), summary.csv (mean and std), table.md and the figure."""
-    from etc.io import atomic_path, write_text
+    from etc.core.io import atomic_path, write_text
 
     df, columns = seed_table(config, results_dir)
     summary = summarise(df, columns)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from etc.filekind import read_metrics_json
-from etc.metrics.base import Column
+from etc.core.filekind import read_metrics_json
+from etc.evaluate.metrics.base import Column
 
 # Cityscapes val, PSPNet-18, from the ETC reference repository (docs/design.md §3).
 REFERENCE_CITYSCAPES = {
@@ -18,7 +18,7 @@ REFERENCE_CITYSCAPES = {
     "tl_kd": {"ref_miou": 73.06, "ref_tc": 70.56},
 }
 
-# Columns of every table around the metrics' own (etc.metrics): which row, and the reference.
+# Columns of every table around the metrics' own (etc.evaluate.metrics): which row, and the reference.
 IDENTITY = (Column("model", fmt=None), Column("ablation", fmt=None))
 REFERENCE_COLUMNS = (Column("ref_miou", "published mIoU", higher_is_better=True),
                      Column("ref_tc", "published TC (all classes)", higher_is_better=True))
@@ -32,12 +32,12 @@ COMMON_TC = Column("tc_common", "TC (classes every ablation predicts)", higher_i
 
 @dataclass(frozen=True)
 class _TableColumns:
-    """A report-level column, placed among the metrics' for etc.metrics.table_columns."""
+    """A report-level column, placed among the metrics' for etc.evaluate.metrics.table_columns."""
 
     columns: tuple[Column, ...]
 
 
-# The keyframe comparison (etc.keyframe_eval): mIoU under the keyframe protocol (every frame
+# The keyframe comparison (etc.evaluate.keyframe_score): mIoU under the keyframe protocol (every frame
 # where all are labelled, the labelled frame at every keyframe offset otherwise) and the
 # streaming latency per frame, mean and worst case, for per-frame and keyframe rows alike.
 KEYFRAME_COLUMNS = (Column("miou_protocol", "mIoU (every frame / offset)", higher_is_better=True),
@@ -46,10 +46,10 @@ KEYFRAME_COLUMNS = (Column("miou_protocol", "mIoU (every frame / offset)", highe
 
 
 def report_columns(config: dict, keyframe: bool = False) -> list[Column]:
-    """The table's columns: the row's name, what the config's metrics declare (etc.metrics),
+    """The table's columns: the row's name, what the config's metrics declare (etc.evaluate.metrics),
     the common-class TC beside the other TC averagings, ``keyframe``: the keyframe comparison's,
     and for Cityscapes the reference numbers."""
-    from etc.metrics import build_metrics, table_columns
+    from etc.evaluate.metrics import build_metrics, table_columns
 
     metrics: list = build_metrics(config)
     after = [i for i, m in enumerate(metrics) if any(c.key == "tc_all" for c in m.columns)]

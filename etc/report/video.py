@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from etc.data.labels import IGNORE
-from etc.errors import EtcError
+from etc.core.errors import EtcError
+from etc.data.label_table import IGNORE
 from etc.flow.warp import warp_labels
 
 FLICKER = np.array([255, 40, 40], np.uint8)
@@ -52,7 +52,7 @@ def _title(panel: np.ndarray, text: str, upscale: int = 1) -> np.ndarray:
 def compose_frames(images, predictions: dict[str, np.ndarray], flows, palette: np.ndarray, upscale: int = 1):
     """Yield the grid frames. ``images``: T×H×W×3; ``predictions``: name → T×H×W; ``flows``:
     list over t ≥ 1 of (F_{t→t-1} 2×H×W tensor, occluded H×W bool)."""
-    from etc.metrics.consistency import PooledTC
+    from etc.evaluate.metrics.consistency import PooledTC
     from etc.report.plots import colorize
 
     t_len, h, w = images.shape[:3]
@@ -87,7 +87,7 @@ def compose_frames(images, predictions: dict[str, np.ndarray], flows, palette: n
 def write_video(frames: list[np.ndarray], out: str | Path, fps: float, gif: str | Path | None = None) -> None:
     import imageio.v2 as imageio
 
-    from etc.io import atomic_path
+    from etc.core.io import atomic_path
 
     out = Path(out)
     with atomic_path(out) as tmp:
@@ -105,11 +105,11 @@ def write_video(frames: list[np.ndarray], out: str | Path, fps: float, gif: str 
 def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path], flow: str | Path, out: str | Path,
                gif: str | Path | None = None, upscale: int | None = None) -> dict:
     """Render ``clip_name`` for ``models`` (display name → predictions HDF5)."""
+    from etc.core.io import output_folder
     from etc.data.clips import list_clips, read_image
     from etc.data.labels import palette
     from etc.flow.store import FlowStore
-    from etc.infer import read_predictions
-    from etc.io import output_folder
+    from etc.infer.predict import read_predictions
 
     for path in (out, gif):  # before the clip is rendered
         if path is not None:

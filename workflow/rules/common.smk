@@ -7,15 +7,15 @@ from pathlib import Path
 # `.venv/bin/snakemake` works without activating the virtual environment.
 shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
 
-from etc.errors import EtcError
+from etc.core.errors import EtcError
 from etc.losses import ablation_needs  # the loss registry says what each ablation needs
 from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, training_estimator
-from etc.plan import BASELINE, BENCH_FIGURE, FLOW_STUDY_FIGURES, PAIRS, REPORT_FIGURES, SEED_FIGURE  # the layout
-from etc.plan import run_path, seed_dir, store_path, study_inputs, study_metrics
-from etc.config import write_resolved
-from etc.reads import covers, declared, reads_digest
-from etc import resources as res  # threads, mem_mb and GPUs of each stage's jobs
-from etc.runs import run_names
+from etc.plan.layout import BASELINE, BENCH_FIGURE, FLOW_STUDY_FIGURES, PAIRS, REPORT_FIGURES, SEED_FIGURE  # the layout
+from etc.plan.layout import run_path, seed_dir, store_path, study_inputs, study_metrics
+from etc.core.config import write_resolved
+from etc.core.reads import covers, declared, reads_digest
+from etc.plan import resources as res  # threads, mem_mb and GPUs of each stage's jobs
+from etc.plan.runs import run_names
 
 
 def results(*parts):
@@ -23,7 +23,7 @@ def results(*parts):
 
 
 def run_file(kind, run, root=None):
-    """A run's checkpoint, curve, predictions, timing or metrics (etc.plan.run_path)."""
+    """A run's checkpoint, curve, predictions, timing or metrics (etc.plan.layout.run_path)."""
     return str(run_path(root or config["results"], kind, run))
 
 
@@ -33,7 +33,7 @@ def dataset_root():
 
 def reads(command):
     """The rerun parameter of the jobs of `etc COMMAND`, a hash of the config values the
-    command reads (etc.reads), with those the rule passes on the command line (a seed or an
+    command reads (etc.core.reads), with those the rule passes on the command line (a seed or an
     estimator named by the path) in place of the config's. A job reruns exactly when one changes."""
 
     def rerun_digest(wildcards):
@@ -211,7 +211,7 @@ def seed_root():
 # Keyframe methods (keyframe.smk): the rows of the default run and their files
 import re
 
-from etc.keyframe_eval import keyframe_rows
+from etc.plan.keyframe_rows import keyframe_rows
 
 KEYFRAME_ROWS = {row["slug"]: row for row in keyframe_rows(config)}
 KEYFRAME_WILDCARDS = dict(model=r"teacher|[^/.]+/[^/.]+", interval=r"[0-9]+", propagate=r"scores|features",

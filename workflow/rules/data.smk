@@ -2,7 +2,7 @@
 # rerun hides the rerun parameters of every job downstream of it for the rest of that run (its
 # DAG masks them, and an ancient() input then never triggers them), so one stage rerun here would
 # leave every other result stale. Written when missing, and refreshed before any job runs
-# (onstart, Snakefile) from the config of this run; each job reruns by what it reads (etc.reads).
+# (onstart, Snakefile) from the config of this run; each job reruns by what it reads (etc.core.reads).
 rule resolve_config:
     output:
         results("config.yaml"),

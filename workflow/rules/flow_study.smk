@@ -2,7 +2,7 @@
 # students of flow_study.ablations trained with every flow of flow_study.train_estimators, every
 # student and the default run's baseline measured with every flow of measure_estimators. The
 # default run's teacher, baseline and flow.estimator students are reused, not retrained. The
-# plan and the file names come from etc.plan, which the report reads too.
+# plan and the file names come from etc.plan.layout, which the report reads too.
 
 
 # The default run's rules on the study's paths (the estimator reaches `etc train` through

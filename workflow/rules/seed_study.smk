@@ -1,7 +1,7 @@
 # The seed study (`snakemake --cores all seed_study`, not in the default target): every student ×
 # ablation trained again with each seed of seed_study.seeds, inferred and evaluated as in the
 # default run; the table gives mean ± std over the seeds. The default run's students are its
-# train.student.seed's and are reused. File names come from etc.plan.
+# train.student.seed's and are reused. File names come from etc.plan.layout.
 
 
 # The default run's rules with the seed's paths: the same commands by construction (the seed

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from etc.core.errors import EtcError
 from etc.data.frames import Clip
-from etc.data.labels import LabelTable
-from etc.errors import EtcError
+from etc.data.label_table import LabelTable
 
 Lister = Callable[[Path, str, bool], "list[Clip]"]  # (root, split, strict) -> clips
 
@@ -35,7 +35,7 @@ class DatasetSpec:
     label_convention: str  # what the stored label values mean, and the source of that mapping
     splits: tuple[str, ...] = ("train", "val")  # the splits the data ships with
     exact_flow: bool = False  # the `gt` estimator reads its exact flow (evaluation measures with it)
-    every_frame_labelled: bool = False  # keyframe methods are scored on every frame (etc.keyframe_eval)
+    every_frame_labelled: bool = False  # keyframe methods are scored on every frame (etc.evaluate.keyframe_score)
     frame_size: tuple[int, int] | None = None  # (H, W) frames are read at; None: from the config (synthetic)
 
 

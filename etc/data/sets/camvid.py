@@ -18,10 +18,10 @@ import functools
 import re
 from pathlib import Path
 
+from etc.core.errors import EtcError
 from etc.data.frames import Clip, Frame, SizedPath, consecutive_run
-from etc.data.labels import LabelTable, make_lut
+from etc.data.label_table import LabelTable, make_lut
 from etc.data.sets import DatasetSpec
-from etc.errors import EtcError
 
 RADIUS = 5  # frames taken either side of each labelled still
 

@@ -13,10 +13,10 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from etc.core.errors import EtcError
 from etc.data.frames import Clip, Frame, consecutive_run
-from etc.data.labels import IGNORE, LabelTable, make_lut
+from etc.data.label_table import IGNORE, LabelTable, make_lut
 from etc.data.sets import DatasetSpec
-from etc.errors import EtcError
 
 SNIPPET = (19, 10)  # frames before / after the annotated one
 

@@ -13,7 +13,7 @@ Layout::
 Frames order by the number in their names (etc.data.framedir); a label is named as its frame
 (same number) and is a single-channel or palette PNG. A clip labelled on every frame also has
 dense labels (mVC). The classes live in the tree, not in the code, so this module learns the
-root from the config (:func:`use_root`, called by etc.config for ``dataset.name: folder``; the
+root from the config (:func:`use_root`, called by etc.core.config for ``dataset.name: folder``; the
 environment carries it into worker processes).
 """
 
@@ -23,12 +23,12 @@ import functools
 import os
 from pathlib import Path
 
+from etc.core.config import FOLDER_ROOT_ENV
+from etc.core.errors import EtcError
 from etc.data.frames import Clip, Frame
-from etc.data.labels import IGNORE, LabelTable, make_lut
+from etc.data.label_table import IGNORE, LabelTable, make_lut
 from etc.data.sets import DatasetSpec
-from etc.errors import EtcError
 
-ROOT_ENV = "ETC_FOLDER_ROOT"
 LAYOUT = ("ROOT/frames/<split>/<clip>/<frame>.(png|jpg), ROOT/labels/<split>/<clip>/<frame>.png (any subset, "
           "at least one per training clip) and ROOT/classes.yaml with names (list), ignore (default 255), "
           "optional ids (stored value -> class index) and palette (RGB per class)")
@@ -37,11 +37,11 @@ FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 def use_root(root: str | Path) -> None:
     """Make ``root``'s classes.yaml the class list of ``folder`` in this process and its children."""
-    os.environ[ROOT_ENV] = str(Path(root).resolve())
+    os.environ[FOLDER_ROOT_ENV] = str(Path(root).resolve())
 
 
 def label_table() -> LabelTable:
-    root = os.environ.get(ROOT_ENV)
+    root = os.environ.get(FOLDER_ROOT_ENV)
     if not root:
         raise EtcError("dataset 'folder' reads its classes from ROOT/classes.yaml, but no root is known; "
                        "pass a config with dataset.name: folder and dataset.root (--config)")

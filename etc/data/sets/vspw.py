@@ -16,10 +16,10 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from etc.core.errors import EtcError
 from etc.data.frames import Clip, Frame
-from etc.data.labels import IGNORE, LabelTable, make_lut
+from etc.data.label_table import IGNORE, LabelTable, make_lut
 from etc.data.sets import DatasetSpec
-from etc.errors import EtcError
 
 # value 1..124 (the release's label_num_dic_final.json, without 0 "others")
 CLASSES = (

@@ -1,0 +1,1 @@
+"""Shared plumbing under every stage: config, errors, files, devices, threads, safe loading."""

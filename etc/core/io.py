@@ -1,0 +1,96 @@
+"""Atomic output: every stage writes through these so an interrupted run never leaves a
+half-written file under the final name (a rerun then sees it as missing and redoes it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from etc.core.errors import EtcError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
+
+    The temp name keeps the target's suffix so that writers choosing a format by extension
+    (OpenCV, matplotlib, h5py) behave as for the final name.
+    """
+    path = Path(path)
+    output_folder(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """Create the folder that will hold ``path``; an impossible or unwritable one is an EtcError
+    naming the path (not a traceback)."""
+    path = Path(path)
+    if path.is_dir():
+        raise EtcError(f"cannot write {path}: it is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise EtcError(f"cannot write {path}: folder {path.parent} is not writable; choose another output path")
+    return path
+
+
+def _unwritable(path: Path, exc: OSError) -> EtcError:
+    return EtcError(f"cannot write {path}: {exc.strerror or exc}; choose another output path")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_png(path: str | os.PathLike, array) -> None:
+    """Write an image (H×W uint8/uint16 or H×W×3 in RGB order) losslessly and atomically."""
+    import cv2
+    import numpy as np
+
+    array = np.ascontiguousarray(array)
+    if array.ndim == 3:
+        array = np.ascontiguousarray(array[..., ::-1])  # RGB -> BGR for OpenCV
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), array):
+            raise OSError(f"could not write image {path}")
+
+
+def read_png(path: str | os.PathLike, *, color: bool | None = None):
+    """Read a PNG as stored (labels, 16-bit flow) or as RGB when it has three channels.
+
+    Returns ``None`` for an unreadable or corrupt file; callers turn that into an EtcError
+    naming the path.
+    """
+    import cv2
+
+    flags = cv2.IMREAD_UNCHANGED if color is None else (cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
+    img = cv2.imread(str(path), flags)
+    if img is not None and img.ndim == 3:  # OpenCV decodes to BGR(A)
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return img

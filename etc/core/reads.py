@@ -1,0 +1,185 @@
+"""What each subcommand reads of the config, declared once.
+
+The workflow derives every rule's rerun parameter from this table (:func:`reads_digest`): a job
+reruns exactly when a value it reads changes, and a job that reads nothing of an edit keeps its
+output. ``{student}`` and ``{ablation}`` name the run a job serves; values a rule passes on the
+command line (the flow study's estimators, the seed study's seed) replace the config's.
+tests/test_reads.py runs every subcommand of the smoke workflow with a config that records the
+keys read (:func:`record_reads`, ``ETC_CONFIG_READS``) and fails on any key missing here.
+Torch-free: the Snakefile imports it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+_DATA = ("dataset",)
+# The teacher's and a student's training: data, augmentation, its own model and schedule, the
+# loss settings (CE's class weights too), the flow estimator the store is checked against.
+_TRAIN = (*_DATA, "augment", "losses", "flow.estimator")
+
+READS: dict[str, tuple[str, ...]] = {
+    "make-synthetic": ("dataset.root", "dataset.synthetic"),
+    "check-data": _DATA,
+    # the store's settings (the rule passes the estimator and its checkpoint on the command line)
+    "precompute-flow": (*_DATA, "flow"),
+    "train-teacher": (*_TRAIN, "teacher", "train.teacher"),
+    "train-student": (*_TRAIN, "students.{student}", "ablations.{ablation}", "train.student"),
+    "infer": (*_DATA, "infer"),
+    # `etc infer --keyframe-interval K`: the keyframe flow too
+    "keyframe-infer": (*_DATA, "infer", "keyframe.estimator", "keyframe.ckpt"),
+    "keyframe-score": _DATA,
+    # every per-frame model and the keyframe settings, streamed in turns
+    "latency": (*_DATA, "infer", "keyframe", "students", "ablations"),
+    # the measuring flow falls back to flow.estimator where the dataset has no exact flow
+    "evaluate": (*_DATA, "evaluate", "flow.estimator"),
+    # the table lists every student and ablation, with the mVC windows as columns
+    "report": (*_DATA, "students", "ablations", "evaluate", "keyframe"),
+    "demo-video": (*_DATA, "report.fps"),
+    "flow-study-report": (*_DATA, "flow_study", "students", "ablations", "flow.estimator", "evaluate"),
+    "seed-study-report": (*_DATA, "seed_study", "train.student.seed", "students", "ablations", "evaluate"),
+    "bench": ("dataset", "teacher", "students", "train", "infer", "flow", "evaluate", "augment", "losses"),
+}
+
+
+def declared(command: str, **names: str) -> list[str]:
+    """The dotted keys ``command`` reads, its run's names filled in."""
+    return [key.format(**names) for key in READS[command]]
+
+
+def covers(keys: list[str], key: str) -> bool:
+    """Whether a read of ``key`` falls under one of ``keys`` (the key itself or a section above it)."""
+    return any(key == k or key.startswith(k + ".") for k in keys)
+
+
+def value_at(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def reads_digest(config: dict, command: str, given: dict | None = None, **names: str) -> str:
+    """A short hash of the values ``command`` reads (``given``: dotted key → the value the rule
+    passes on the command line instead of the config's): the rerun parameter of its rule."""
+    import copy
+
+    keys = declared(command, **names)
+    config = copy.deepcopy(config)
+    for key, value in (given or {}).items():
+        if not covers(keys, key):
+            raise KeyError(f"etc {command} is not declared to read {key} (etc.core.reads.READS)")
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    values = {k: value_at(config, k) for k in keys}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Recording (tests): a config whose reads are logged and appended, one JSON line per process,
+# to $ETC_CONFIG_READS/reads.jsonl when the process exits.
+
+_LOG: set[str] = set()
+_RECORDING = False
+
+
+class _Recorded(dict):
+    """A config section that logs the dotted key of every leaf read (the key set of a section
+    read by iterating it is logged as ``<section>.*``). Pickling hands on a plain dict."""
+
+    def __init__(self, data: dict, prefix: str = ""):
+        super().__init__({k: _wrap(v, f"{prefix}{k}") for k, v in data.items()})
+        self._prefix = prefix
+
+    def _log(self, key):
+        if key in self and not isinstance(dict.__getitem__(self, key), _Recorded):
+            _LOG.add(f"{self._prefix}{key}")
+
+    def __getitem__(self, key):
+        self._log(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._log(key)
+        return super().get(key, default)
+
+    def _log_keys(self):
+        _LOG.add(f"{self._prefix}*")
+
+    def __iter__(self):
+        self._log_keys()
+        return super().__iter__()
+
+    def keys(self):
+        self._log_keys()
+        return super().keys()
+
+    def items(self):
+        for key in super().keys():
+            self._log(key)
+        self._log_keys()
+        return super().items()
+
+    def values(self):
+        return [v for _, v in self.items()]
+
+    def __deepcopy__(self, memo):
+        import copy
+
+        out = _Recorded({}, self._prefix)
+        for key, value in self.items():
+            dict.__setitem__(out, key, copy.deepcopy(value, memo))
+        return out
+
+    def __reduce__(self):
+        return (_plain, (_plain(self),))
+
+
+def _plain(node):
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in dict.items(node)}
+    return node
+
+
+def plain(obj):
+    """``obj`` with every recorded section a plain dict again (a no-op unless recording): what
+    torch.save writes, so that a checkpoint loads with weights_only=True."""
+    if not _RECORDING:
+        return obj
+    if isinstance(obj, dict):
+        return type(obj)((k, plain(v)) for k, v in dict.items(obj)) if not isinstance(obj, _Recorded) else _plain(obj)
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(plain(v) for v in obj)
+    return obj
+
+
+def _wrap(value, key: str):
+    return _Recorded(value, f"{key}.") if isinstance(value, dict) else value
+
+
+def record_reads(config: dict) -> dict:
+    """``config`` itself, or, when ``ETC_CONFIG_READS`` names a folder, a recording copy."""
+    folder = os.environ.get("ETC_CONFIG_READS")
+    if not folder:
+        return config
+    global _RECORDING
+    if not _RECORDING:
+        atexit.register(_write_log, Path(folder))
+        _RECORDING = True
+    return _Recorded(config)
+
+
+def _write_log(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"argv": sys.argv[1:], "keys": sorted(_LOG)}) + "\n"
+    with open(folder / "reads.jsonl", "a") as f:  # one short append per process
+        f.write(line)

@@ -1,0 +1,1 @@
+"""Deployment: export to TorchScript/ONNX, segmenting any video with a trained student."""

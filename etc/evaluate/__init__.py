@@ -1,0 +1,1 @@
+"""Evaluation: predictions against labels and flow (mIoU, TC, flicker, mVC), keyframe scoring."""

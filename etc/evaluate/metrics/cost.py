@@ -1,0 +1,86 @@
+"""Cost of a model: size and GFLOPs from its checkpoint, speed from `etc infer`'s timing JSON.
+Each is empty when its source is not given, so the same metric list serves every call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from etc.core.errors import EtcError
+from etc.evaluate.metrics.base import ClipData, Column, Metric
+
+
+def model_cost(model_ckpt: str | Path, size: tuple[int, int]) -> dict:
+    """Parameters (millions) and GFLOPs at the evaluated frame size (H, W)."""
+    from etc.models import count_params, gflops
+    from etc.models.checkpoint import load_model_from_checkpoint
+
+    model, state = load_model_from_checkpoint(model_ckpt)
+    h, w = (int(v) for v in size)
+    return {
+        "run": state.get("run"),
+        "params_m": count_params(model) / 1e6,
+        "gflops": gflops(model.eval(), h, w),
+        "gflops_at": [h, w],
+    }
+
+
+class ModelCost(Metric):
+    """Parameters and GFLOPs at the size of the first evaluated clip; also the checkpoint's run
+    name, which names the row in the results table."""
+
+    columns = (Column("params_m", section="cost", higher_is_better=False),
+               Column("gflops", section="cost", higher_is_better=False))
+
+    def __init__(self, model_ckpt: str | Path | None):
+        self.ckpt = model_ckpt
+        self.size: tuple[int, int] | None = None
+
+    def update(self, clip: ClipData) -> None:
+        if self.size is None:
+            self.size = tuple(clip.pred.shape[1:])
+
+    def merge(self, other: ModelCost) -> None:
+        self.size = self.size or other.size
+
+    def result(self) -> dict:
+        if self.ckpt is None or self.size is None:
+            return {}
+        return model_cost(self.ckpt, self.size)
+
+
+class InferenceTiming(Metric):
+    """Frames per second and median ms per frame as `etc infer` measured them, where, and with
+    which execution options (they move the speed, and flip TTA the labels too)."""
+
+    columns = (Column("fps", section="cost", higher_is_better=True),
+               Column("ms_per_frame", section="cost", higher_is_better=False),
+               Column("device", section="context", fmt=None),
+               Column("inference", section="context", fmt=None))
+
+    def __init__(self, timing: str | Path | None):
+        self.timing = timing
+
+    def result(self) -> dict:
+        if self.timing is None:
+            return {}
+        try:
+            t = json.loads(Path(self.timing).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EtcError(f"cannot read timing {self.timing} ({exc}); rerun `etc infer` to rewrite it") from None
+        if not isinstance(t, dict):
+            raise EtcError(f"timing {self.timing} is not a JSON object; rerun `etc infer` to rewrite it")
+        return {"fps": t.get("fps"), "ms_per_frame": t.get("median_ms_per_frame"), "device": t.get("device"),
+                "inference": inference_options(t)}
+
+
+def inference_options(timing: dict) -> str | None:
+    """The execution options of a timing record in a few words, e.g. "nhwc fp32 fused-labels
+    2-decoders"; None for a record written before they were recorded."""
+    if "channels_last" not in timing:
+        return None
+    words = ["nhwc" if timing["channels_last"] else "nchw", "bf16" if timing.get("bf16") else "fp32"]
+    words += [name for name, key in (("flip", "flip"), ("compiled", "compile"), ("fused-labels", "fused_labels"),
+                                     ("cudnn-benchmark", "cudnn_benchmark")) if timing.get(key)]
+    words.append(f"{int(timing.get('num_workers') or 0)}-decoders")
+    return " ".join(words)

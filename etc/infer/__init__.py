@@ -1,0 +1,1 @@
+"""Inference: per-frame prediction, keyframe streams, the fused upsample-argmax."""

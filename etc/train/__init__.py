@@ -1,0 +1,1 @@
+"""Training: the loop, the batch feed's training side, the teacher's precomputed outputs."""
