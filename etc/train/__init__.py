@@ -1,1 +1,1 @@
-"""Training: the loop, the batch feed's training side, the teacher's precomputed outputs."""
+"""Training: the loop over one run (teacher or a student under an ablation) and the teacher's outputs computed once."""
