@@ -2,7 +2,7 @@
 process, taking turns frame by frame, so that identical networks time alike.
 
 Per-model jobs timed each model at another moment of the machine's life: two students of one
-architecture measured 2.96 and 6.03 ms per frame in one default run (other jobs, the page
+architecture timed far apart in one default run (other jobs, the page
 cache, the allocator's state). Here each frame is read once, then every model segments it in
 turn (the order rotated each frame, so none always runs first after the decode) with the device
 synchronised around each call; a keyframe method keeps its own state from frame to frame, so

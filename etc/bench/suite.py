@@ -204,7 +204,7 @@ def bench_pipeline(rows: Rows, cfg: dict, tmp: Path, device, big: tuple[int, int
         rows.add("pipeline", f"png_decode_ms_per_frame{tag}", decode_ms, "ms/frame")
         rows.add("pipeline", f"infer_over_bare{tag}", full / bare, "ratio")
         # the stream once the model is ready (what a long split sees: the call's fixed costs,
-        # loading the checkpoint and opening the file, weigh ~10 % on these 24 frames)
+        # loading the checkpoint and opening the file, still weigh on these 24 frames)
         rows.add("pipeline", f"infer_stream_over_bare{tag}", info["pipeline_fps"] / bare, "ratio")
 
 

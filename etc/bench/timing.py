@@ -37,8 +37,8 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
 def interleaved_ms(models: dict, h: int, w: int, device, repeats: int, warmup: int = 2) -> dict:
     """Best ms per forward of each model, the models taking turns forward by forward so that
     drift (thermal, other processes, allocator state) hits all of them alike. The minimum, not
-    the median: the work is deterministic and noise only adds (medians of two identical
-    networks differed by up to 7 % at 1024×2048 on 2 cores)."""
+    the median: the work is deterministic and noise only adds (even medians of two identical
+    networks differ)."""
     x = torch.randn(1, 3, h, w, device=device)
     times: dict = {name: [] for name in models}
     with torch.no_grad():

@@ -1,8 +1,8 @@
 """How a process computes: decode workers and the per-device execution options behind the
 config's ``auto`` values (``train.*`` schedules and ``infer``).
 
-``auto`` resolves by device type. The CPU values are the ones measured fastest on the 2-core
-machine the pipeline was tuned on (docs/performance.md); the CUDA values are the usual choices
+``auto`` resolves by device type. The CPU values are the ones `etc bench` found fastest on the
+CPU the pipeline was tuned on (docs/performance.md); the CUDA values are the usual choices
 for tensor-core GPUs and await the GPU benchmark (``scripts/gpu_check.sh``), which measures
 each of them. An explicit true/false in the config always wins.
 """
@@ -22,11 +22,11 @@ AUTO = "auto"
 MAX_AUTO_WORKERS = 16
 
 # What ``auto`` means, per use and device type (other device types take the CPU column).
-# infer, CPU: channels_last measured 0.29× the NCHW time at 512×1024 (docs/performance.md); bf16 and
+# infer, CPU: channels_last is far faster than NCHW (docs/performance.md); bf16 and
 # compile gave no further gain there. train, CPU: NCHW fp32 as ever (changing it would change
 # every number a CPU run produces). CUDA: channels_last + bf16 autocast + cudnn.benchmark,
-# compile off; on an H200 the CPU-tuned inference path measured channels_last 1.50×, + bf16
-# 1.71× and + compile 1.15× the plain NCHW fp32 time without cudnn.benchmark (issue 14):
+# compile off; on a GPU, without cudnn.benchmark, the CPU-tuned inference path ran slower with
+# channels_last, + bf16 and + compile than in plain NCHW fp32, so these are not settled:
 # the GPU benchmark decides.
 DEFAULTS = {
     "infer": {
@@ -66,12 +66,12 @@ def auto_workers(device: torch.device | str, use: str = "train") -> int:
     """Decode workers for ``num_workers: auto``.
 
     CUDA: ``min(MAX_AUTO_WORKERS, cpus_per_process() - 1)``, at least 1: the GPU waits on
-    decoding otherwise (issue 14: PNG decode 15.4 ms per 512×1024 frame on the main thread
-    against a 3.2 ms forward). CPU, ``infer``: torch's thread count (at most MAX_AUTO_WORKERS;
+    decoding otherwise (decoding a PNG on the main thread takes longer than the forward pass
+    on that frame). CPU, ``infer``: torch's thread count (at most MAX_AUTO_WORKERS;
     0 when it is 1), each batch's frames decoded at once between forward passes, on the cores
-    the network uses while it runs: on 2 cores at 512×1024 this measured 0.62 against 0.55 of
-    the bare forward's frames/s with one decoding thread, and the same frames/s at 96×192
-    (docs/performance.md); a thread decoding ahead *beside* the network measured 0.80× at 96×192. CPU,
+    the network uses while it runs: faster than one decoding thread at large frames and as
+    fast at small ones (docs/performance.md); a thread decoding ahead *beside* the network was
+    slower, as the network already uses every core. CPU,
     ``train``: 0 — DataLoader processes would run beside the network, which keeps every core
     busy through the step.
     """

@@ -3,10 +3,9 @@
 glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap``
 and returns it to the kernel on ``free``. A segmentation network at real frame sizes
 allocates tensors far above that (19 × 1024 × 2048 float logits: 160 MB), so every forward
-pass touches hundreds of MB of new zero pages: on the 2-core development machine the
-student's CPU forward at 1024×2048 took 140–250 ms with glibc's defaults and 80 ms with
-mmap disabled and a 1 GiB trim threshold (512×1024: 35 → 20 ms; teacher 127 → 95 ms;
-timings of identical networks also stopped scattering by ±10 %). `etc bench` measures it.
+pass touches hundreds of MB of new zero pages: with mmap disabled and a 1 GiB trim threshold
+the student's and the teacher's CPU forwards at real frame sizes run faster, and timings
+of identical networks stop scattering. `etc bench` measures it (docs/performance.md).
 
 Applied by the `etc` command line at start-up; ``ETC_MALLOC_TUNE=0`` turns it off. A no-op
 off glibc (macOS, musl), where it returns False.

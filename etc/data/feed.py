@@ -1,8 +1,8 @@
 """Frames to the network: batches of PNGs decoded ahead of it, shipped as uint8, normalised on
 the device.
 
-On a GPU the CPU would otherwise decode while the GPU idles (issue 14: `etc infer` reached 0.08
-of the bare forward's frames/s with decoding on the main thread). Whole batches are decoded in
+On a GPU the CPU would otherwise decode while the GPU idles (with decoding on the main thread
+`etc infer` fell far below the bare forward's frames/s). Whole batches are decoded in
 a thread pool (OpenCV releases the GIL), as many batches ahead as there are threads, into
 pinned buffers that copy to the GPU without blocking; a uint8 batch is a quarter of the bytes
 of a float one, and the float conversion runs on the GPU. On a CPU the network needs every core

@@ -69,10 +69,10 @@ class ImageEstimator:
 
 class DISEstimator(ImageEstimator):
     """OpenCV's Dense Inverse Search on grey frames: no weights, fast enough to be the CPU
-    default; ``dis:fast`` trades accuracy for ~4× speed.
+    default; ``dis:fast`` trades accuracy for speed.
 
     The flows of a batch run on ``threads`` single-threaded DIS instances at once: DIS's own
-    parallel loop scales poorly (2 threads: 1.4× faster for 2× the CPU), independent flows
+    parallel loop scales poorly (two threads are far from twice as fast), independent flows
     scale ~linearly, and the CPU saved is what the rest of the stage (decoding, fb check,
     compression) runs on.
     """

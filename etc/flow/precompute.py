@@ -59,8 +59,8 @@ def default_pairs(config: dict, split: str) -> str:
 
 class _Writer(threading.Thread):
     """Finishes and writes batches in order, overlapping the estimator's next batch: the fb
-    check, resizing and casting (with one torch thread: two OpenMP teams on two cores slow
-    each other down 10-20×), then compression and HDF5 writes. Its errors are re-raised in the
+    check, resizing and casting (with one torch thread: two OpenMP teams on the same cores slow
+    each other down badly), then compression and HDF5 writes. Its errors are re-raised in the
     caller's thread."""
 
     def __init__(self, store: StoreWriter, size: tuple[int, int], dtype: torch.dtype, on_pair):

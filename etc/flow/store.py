@@ -36,7 +36,7 @@ FORMAT = FLOW_FORMAT
 REQUIRED_ATTRS = ("estimator", "dataset", "split", "pairs", "image_size", "stored_size", "scale", "dtype")
 CONVENTION = ("fw[a_b] = F_{a->b}: vectors live in frame a (channel 0 = x, 1 = y), in pixels at the "
               "stored resolution; point p of frame a is at p + F(p) in frame b; bw[a_b] = F_{b->a}")
-# name -> h5py dataset options. lzf: ~3× faster than gzip for ~15 % more bytes. fletcher32: a
+# name -> h5py dataset options. lzf: much faster than gzip for somewhat more bytes. fletcher32: a
 # damaged chunk is a read error, never silently wrong flow.
 COMPRESSION = {
     "lzf": {"compression": "lzf", "shuffle": True, "fletcher32": True},
@@ -122,7 +122,7 @@ class FlowStore:
 
     def close(self) -> None:
         """Drop the HDF5 handle (the next read reopens it): its metadata cache grows with every
-        group read, by about 2 MB per 7-pair clip up to 32 MB, so a reader that walks a whole
+        group read, up to HDF5's cap of 32 MB, so a reader that walks a whole
         split (etc evaluate) closes it between clips to keep its memory flat."""
         if self._h5 is not None:
             self._h5.close()

@@ -33,7 +33,7 @@ def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False, bf
     ``fused`` (without flip): the labels straight from the network's stride-s scores
     (etc.infer.upsample_argmax), never materialising the full-resolution ones. Otherwise scores are
     reduced over the last axis of a B×H×W×C view: with channels_last logits that view is
-    contiguous, and argmax over it is ~9× faster than over dim 1 of an NCHW tensor (softmax on
+    contiguous, and argmax over it is much faster than over dim 1 of an NCHW tensor (softmax on
     a channels_last tensor returns NCHW, which made argmax cost more than the network).
     Without flip the argmax of the logits is taken directly (softmax is monotone).
     """
@@ -55,10 +55,10 @@ def make_predictor(model: torch.nn.Module, flip: bool = False, bf16: bool = Fals
     its data-dependent block selection would break the graph; compiling fuses the upsampling
     with the argmax by itself).
 
-    On 2 CPU cores at 512×1024 compiling made images → labels 0.55–0.66× the eager time under
-    glibc's default allocator, but with the heap tuning the `etc` CLI applies (etc.core.malloc)
-    eager channels_last is as fast (bench: 0.315 vs 0.295 of plain NCHW). Labels differ on ~3
-    pixels in 10⁷ (rounding at ties); ~10 s of compilation per batch shape. Kept opt-in for
+    On a CPU compiling made images → labels faster than eager under glibc's default allocator,
+    but with the heap tuning the `etc` CLI applies (etc.core.malloc) eager channels_last is as
+    fast (docs/performance.md). Labels differ at a few pixels (rounding at ties), and every
+    batch shape costs seconds of compilation. Kept opt-in for
     accelerators, where fusion matters more; not measured on a GPU yet.
     """
     if not compile:

@@ -1,8 +1,8 @@
 """Labels from low-resolution logits without materialising full-resolution scores.
 
 A segmentation network predicts K class scores on a grid s times coarser than the frame and
-upsamples them bilinearly before the argmax. At 512×1024 on a CPU that upsampling and the
-argmax over the full-resolution B×H×W×K scores cost about as much as a third of the network
+upsamples them bilinearly before the argmax. On a CPU that upsampling and the argmax over
+the full-resolution B×H×W×K scores cost a large share of the network's own time
 (docs/performance.md), yet almost every output pixel's label is known from the coarse grid:
 
     a bilinear value is a convex combination of its four coarse neighbours, so where all four
@@ -13,9 +13,9 @@ So only the cells whose four corners disagree are interpolated and reduced, as d
 blocks (small matrix products), over just the classes that can win in each (usually two or
 three), and the others are filled with their corner's label. The labels are those of
 ``F.interpolate(..., mode="bilinear", align_corners=False)`` followed by the argmax, up to the
-rounding of the interpolation at exact near-ties (a different but equally rounded sum: 4
-pixels in 5.2·10⁷ over the default run's seven models, each a top-two margin of at most 3·10⁻⁶
-on scores near 9). Scale factors that are not even integers fall back to that reference
+rounding of the interpolation at exact near-ties (a different but equally rounded sum: a
+handful of pixels, each with a top-two margin at the last bits of float32; docs/performance.md
+counts them). Scale factors that are not even integers fall back to that reference
 computation, and so do scores so busy that the blocks would cost more (MAX_BLOCK_WORK).
 """
 
@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 
 # Above this share of the full computation's cell × class scores (all cells mixed, every class
-# a candidate) the blocks cost about as much as upsampling everything: on 2 CPU cores at
-# 512×1024, ms per frame blocks vs full, 0.31: 5.6 vs 8.8; 0.58: 9.3 vs 9.6; 0.82: 12.6 vs 10.3
-# (the student of benchmarks/infer_cpu_ratio.py needs 0.04).
+# a candidate) the blocks cost about as much as upsampling everything (timed on a CPU at
+# several shares; a trained student's scores need a small fraction of this).
 MAX_BLOCK_WORK = 0.5
 # Cells are blended in groups by how many classes they cannot rule out (at most 2, 3, 4, then
 # the rest at the most any cell needs): most boundary cells hold two or three candidates.
@@ -129,9 +128,9 @@ def _argmax_classes(scores: torch.Tensor, classes: torch.Tensor) -> torch.Tensor
     maximum, as torch.argmax) over the K planes of P×K×N scores.
 
     A running maximum over the planes, each step a contiguous, branch-free pass
-    (labels ← labels·¬gt + class·gt). Measured on 64×6×10⁴ block scores: 1.0 ms against
-    5.8 ms for torch.argmax over a contiguous last axis (it mispredicts at the class
-    boundaries these blocks hold) and 5.7 ms with ``masked_fill_`` for the update."""
+    (labels ← labels·¬gt + class·gt): faster than torch.argmax over a contiguous last axis
+    (it mispredicts at the class boundaries these blocks hold) and than ``masked_fill_`` for
+    the update."""
     dtype = torch.uint8 if int(classes.max()) < 256 else torch.int64
     classes = classes.to(dtype)
     best = scores[:, 0].clone()

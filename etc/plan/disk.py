@@ -1,7 +1,7 @@
 """A plan before the disk fills: what the long stages will write, against the free disk.
 
-Estimates are uncompressed upper bounds (HDF5's lzf takes flow to about 0.7–0.8 of them and
-label maps far lower), so a plan that fits is safe and one that does not is worth a look
+Estimates are uncompressed upper bounds (HDF5's lzf shrinks flow somewhat and
+label maps far more), so a plan that fits is safe and one that does not is worth a look
 before a day of GPU time: ``etc plan`` prints it, and ``precompute-flow`` refuses to start
 when the free disk is below its own estimate.
 """

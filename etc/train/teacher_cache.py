@@ -4,13 +4,13 @@ once before the first step instead of in every step.
 Where the flip is the augmentation's only draw that changes pixels (the default's), every frame
 of a batch is one of two images, so over a whole run the teacher sees at most 2 × frames
 distinct inputs: 1 920 on the default config, against 16 000 forwards in the 1 000 steps of a
-two-frame student. A two-frame distilled step spent 100 of its 250 ms in the teacher on one
-CPU core (`benchmarks/bench_train_step.py`); with the table it looks them up.
+two-frame student. The teacher's forward was a large share of a distilled step on a CPU
+(`benchmarks/bench_train_step.py`, docs/performance.md); with the table it looks them up.
 
 The outputs are bitwise the online teacher's, so a student trains to the same weights with or
 without the table (tests/test_teacher_cache.py): the table is computed in batches of the
 training batch's size (per process), because a convolution's last bits depend on the batch
-shape (on the 2-core CPU a batch of 1 or 16 differs from a batch of 8 by 1e-6) but not on the
+shape (a batch of 1 or 16 differs from a batch of 8) but not on the
 other samples of the batch; and it keeps the stride-8 features and class scores
 (``full_logits=False``), upsampled in each step exactly as the teacher's forward does.
 

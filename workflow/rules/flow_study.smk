@@ -1,4 +1,4 @@
-# The flow study (issue 18; `snakemake --cores all flow_study`, not in the default target): the
+# The flow study (`snakemake --cores all flow_study`, not in the default target): the
 # students of flow_study.ablations trained with every flow of flow_study.train_estimators, every
 # student and the default run's baseline measured with every flow of measure_estimators. The
 # default run's teacher, baseline and flow.estimator students are reused, not retrained. The
