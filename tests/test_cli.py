@@ -83,9 +83,9 @@ def test_impossible_output_paths_are_one_line_errors(tmp_path):
 
 
 def test_each_config_option_names_a_schema_key_and_overrides_it(tmp_path, monkeypatch):
-    """The option ↔ key pairs are declared once (etc.cli.config_option): every key is in the
-    schema, the help shows it, and a value given reaches the config under that key."""
-    from etc.cli import config_keys, given_options
+    """The option ↔ key pairs are declared once (etc.cli.options.config_option): every key is in
+    the schema, the help shows it, and a value given reaches the config under that key."""
+    from etc.cli.options import config_keys, given_options
     from etc.core.config import _schema_at, command_config
 
     pairs = {(name, opt): key for name, cmd in cli.commands.items() for opt, key in config_keys(cmd).items()}
@@ -114,7 +114,7 @@ def test_each_config_option_names_a_schema_key_and_overrides_it(tmp_path, monkey
 
 
 def click_option_like_infer():
-    from etc.cli import config_option
+    from etc.cli.options import config_option
 
     def decorate(f):
         f = config_option("--batch-size", key="infer.batch_size", type=int, help="Frames per forward pass")(f)

@@ -97,7 +97,8 @@ def test_every_registered_dataset_has_a_preset(name):
 
 
 def test_schema_enum_and_cli_choices_are_the_registry():
-    from etc.cli import check_data_cmd, cli
+    from etc.cli import cli
+    from etc.cli.data import check_data_cmd
 
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     enum = schema["properties"]["dataset"]["properties"]["name"]["enum"]
