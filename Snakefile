@@ -13,7 +13,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-
 # etc's own check of the schema (the one every subcommand applies): one line naming the file,
 # key, value and what is allowed, not Snakemake's print of the whole schema.
 from etc.core.config import check_workflow_config
@@ -48,6 +47,6 @@ include: "workflow/rules/seed_study.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

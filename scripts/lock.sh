@@ -9,5 +9,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/uv" && "$tmp/uv/bin/pip" install --quiet uv
 "$tmp/uv/bin/uv" pip compile pyproject.toml --extra test --extra onnx --extra slurm \
+  --constraint scripts/lock-overrides.txt \
   --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
   --custom-compile-command "scripts/lock.sh" --output-file constraints.txt

@@ -60,7 +60,7 @@ run() {  # run NAME ARGS...: the smoke preset in $WORK/NAME, its output in $WORK
   t0=$(date +%s.%N)
   # KILL 30 s after TERM: a Snakemake told to stop can wait for good on jobs that have ended
   timeout -k 30 "$LIMIT" "$PY" -m snakemake --snakefile "$ROOT/Snakefile" --directory "$WORK/$name" \
-    --configfile "$CONFIG" --cores "$cpus" "$@" > "$WORK/$name.log" 2>&1 || rc=$?
+    --configfile "$CONFIG" "$@" > "$WORK/$name.log" 2>&1 || rc=$?
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     say "$name run did not finish within $LIMIT s (ETC_SLURM_SMOKE_TIMEOUT)"; return 1
   elif [ "$rc" -ne 0 ]; then
@@ -71,16 +71,36 @@ run() {  # run NAME ARGS...: the smoke preset in $WORK/NAME, its output in $WORK
 }
 
 : > "$WORK/times.txt"
-run local
-run slurm "${slurm_args[@]}"
+# sbatch as the plugin calls it, each call's arguments logged: what every job asked the node for
+mkdir -p "$WORK/bin"
+printf '#!/bin/sh\necho "$*" >> "%s"\nexec %s "$@"\n' "$WORK/sbatch.log" "$(command -v sbatch)" > "$WORK/bin/sbatch"
+chmod +x "$WORK/bin/sbatch"
+: > "$WORK/sbatch.log"
 
-# every job but the target `all` went through sbatch (none ran on the submitting host)
+run local --cores "$cpus"
+# the README's command: the profile and the preset, no --cores (each job asks for its own threads)
+PATH="$WORK/bin:$PATH" run slurm "${slurm_args[@]}"
+
+# every job but the local ones (the target `all`, resolve_config) went through sbatch
 submitted=$(grep -c "submitted with SLURM jobid" "$WORK/slurm.log" || true)
-expected=$(grep -oE '^[0-9]+ of [0-9]+ steps' "$WORK/slurm.log" | tail -n 1 | awk '{print $3 - 1}')
-expected=${expected:-0}
+expected=$(grep -c "^rule " "$WORK/slurm.log" || true)
 [ "$submitted" -gt 0 ] && [ "$submitted" -eq "$expected" ] ||
-  { say "SLURM ran $submitted jobs, the workflow has $expected besides 'all'"; exit 1; }
+  { say "SLURM ran $submitted jobs, the workflow has $expected remote jobs"; exit 1; }
 say "$submitted jobs went through sbatch"
+
+# each submission asked for no more CPUs and memory than the node has
+node_mem=$(sinfo -h -N -o %m | head -n 1)
+awk -v cpus="$cpus" -v mem="$node_mem" '
+  { c = 0; m = 0
+    for (i = 1; i <= NF; i++) {
+      if ($i ~ /^--cpus-per-task=/) { split($i, a, "="); c = a[2] }
+      if ($i ~ /^--mem=/) { split($i, a, "="); m = a[2] + 0 }
+      if ($i == "--mem") m = $(i + 1) + 0
+    }
+    n++
+    if (c < 1 || c > cpus || m < 1 || m > mem) { bad++; print "slurm_smoke: asks --cpus-per-task=" c " --mem=" m " of a node with " cpus " CPUs, " mem " MB: " $0 > "/dev/stderr" } }
+  END { if (n == 0 || bad) exit 1; printf "slurm_smoke: %d submissions within the node (%d CPUs, %d MB)\n", n, cpus, mem > "/dev/stderr" }' \
+  "$WORK/sbatch.log" || { say "a submission asked for more than the node has (or none logged)"; exit 1; }
 
 "$PY" -m etc.report.compare_runs "$WORK/local/results/smoke" "$WORK/slurm/results/smoke"
 say "local and SLURM runs agree; $(tr '\n' ';' < "$WORK/times.txt")"

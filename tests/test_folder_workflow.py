@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.workflow
 def test_folder_dataset_runs_the_whole_workflow(tmp_path):
     from etc.data.synthetic import make_synthetic
 

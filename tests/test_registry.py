@@ -249,6 +249,7 @@ def test_tiny_has_no_imagenet_weights():
 # ------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.workflow
 def test_smoke_workflow_with_a_segformer_student_by_config_edit_only(tmp_path):
     config = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())
     config["students"] = {"segformer": {"arch": "segformer", "backbone": "mit_b0", "head_channels": 32}}

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.workflow
 def test_vspw_preset_runs_end_to_end_at_tiny_size(tmp_path):
     data = make_vspw_tree(tmp_path / "VSPW_480p", size=(40, 72), layout={
         "train": {"1_a": 6, "2_b": 6}, "val": {"3_c": 10}})

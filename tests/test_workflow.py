@@ -62,6 +62,7 @@ def _copy_of(work: Path, to: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.workflow
 def test_smoke_workflow_end_to_end_survives_a_hard_kill(smoke_run, tmp_path):
     spaced, _ = smoke_run
     table = pd.read_csv(spaced / RESULTS / "table.csv")
@@ -211,6 +212,7 @@ EDITS = {
 
 
 @pytest.mark.slow
+@pytest.mark.workflow
 def test_one_run_after_a_config_edit_brings_every_result_up_to_date(smoke_run, tmp_path):
     """(a) Every subcommand of the smoke run reads only config keys etc.core.reads declares for it,
     and peaks below the memory its rule asks for; (b) a single-key edit schedules exactly the

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.workflow
 def test_teacher_rule_runs_two_processes_when_given_two_gpus(tmp_path):
     text = (ROOT / "workflow/configs/smoke.yaml").read_text()
     text = text.replace("teacher: {iterations: 6, batch_size: 2, checkpoint_every: 3}",

@@ -50,7 +50,7 @@ def cuda(config: dict) -> bool:
 
 
 def threads(config: dict, stage: str) -> int:
-    """Threads of a job of ``stage`` (flow, train, infer, evaluate, report)."""
+    """Threads of a job of ``stage`` (flow, train, infer, evaluate, report, timed)."""
     return int(config["resources"]["threads"][stage])
 
 
@@ -122,6 +122,18 @@ def evaluate_mem_mb(config: dict) -> int:
     return _scaled(config, processes * (BASE_MB + _mb(h * w * CLIP_FRAMES * CLIP_BYTES)))
 
 
+def data_mem_mb(config: dict) -> int:
+    """Writing the synthetic set, checking a dataset tree, resolving the config: a frame at a time."""
+    h, w = frame_size(config)
+    return _scaled(config, BASE_MB + _mb(h * w * CLIP_BYTES))
+
+
+def bench_mem_mb(config: dict) -> int:
+    """etc bench: it trains and infers tiny models at the config's frame size, in subprocesses one
+    after the other."""
+    return max(infer_mem_mb(config), train_mem_mb(config, "student"))
+
+
 def flow_mem_mb(config: dict) -> int:
     h, w = frame_size(config)
     base = CUDA_BASE_MB if cuda(config) else BASE_MB
@@ -140,4 +152,5 @@ def flow_gpus(config: dict, spec: str) -> int:
 
 
 def infer_gpus(config: dict) -> int:
+    """Inference, the latency stream, evaluation (evaluate.device auto: CUDA when present)."""
     return 1 if cuda(config) else 0

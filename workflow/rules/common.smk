@@ -5,12 +5,21 @@ from pathlib import Path
 
 # Rules call `etc`: put the bin folder of the Python that runs Snakemake first on PATH, so
 # `.venv/bin/snakemake` works without activating the virtual environment.
-shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
+shell.prefix(
+    f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
+)
 
 from etc.core.errors import EtcError
 from etc.losses import ablation_needs  # the loss registry says what each ablation needs
 from etc.flow.roles import estimator_ckpt, evaluation_estimator, from_file_tag, training_estimator
-from etc.plan.layout import BASELINE, BENCH_FIGURE, FLOW_STUDY_FIGURES, PAIRS, REPORT_FIGURES, SEED_FIGURE  # the layout
+from etc.plan.layout import (
+    BASELINE,
+    BENCH_FIGURE,
+    FLOW_STUDY_FIGURES,
+    PAIRS,
+    REPORT_FIGURES,
+    SEED_FIGURE,
+)  # the layout
 from etc.plan.layout import run_path, seed_dir, store_path, study_inputs, study_metrics
 from etc.core.config import write_resolved
 from etc.core.reads import covers, declared, reads_digest
@@ -48,7 +57,9 @@ def reads(command):
         if command == "precompute-flow" and estimator_ckpt(config, given["flow.estimator"]):
             given["flow.ckpt"] = estimator_ckpt(config, given["flow.estimator"])  # --ckpt
         keys = declared(command, **names)  # a command that reads none of them is not passed them
-        return reads_digest(config, command, {k: v for k, v in given.items() if covers(keys, k)}, **names)
+        return reads_digest(
+            config, command, {k: v for k, v in given.items() if covers(keys, k)}, **names
+        )
 
     return rerun_digest
 
@@ -90,14 +101,17 @@ def flow_gpus(wildcards):
     return res.flow_gpus(config, flow_spec(wildcards))
 
 
-ALL_CORES = 1024  # a rule's threads above --cores are lowered to --cores by Snakemake
+# The software of every job under --sdm conda; this checkout's package, pinned by constraints.txt
+ETC_ENV = "../envs/etc.yaml"
 
 
 def train_launcher(which):
     """`etc`, or torchrun with one process per GPU (or gloo process on CPU) when
     train.<which>.gpus asks for several."""
     n = config["train"][which]["gpus"]
-    return "etc" if n == 1 else f"torchrun --standalone --nproc_per_node {n} -m etc --"  # "--": torchrun would read --run as its own --run-path
+    return (
+        "etc" if n == 1 else f"torchrun --standalone --nproc_per_node {n} -m etc --"
+    )  # "--": torchrun would read --run as its own --run-path
 
 
 def all_models():
@@ -107,7 +121,10 @@ def all_models():
 def student_inputs(wildcards):
     """A student needs the training flow for TL and the teacher for distillation terms."""
     terms = config["ablations"][wildcards.ablation]
-    inputs = {"config": ancient(results("config.yaml")), "manifest": results("data", "manifest.json")}
+    inputs = {
+        "config": ancient(results("config.yaml")),
+        "manifest": results("data", "manifest.json"),
+    }
     if ablation_needs(terms, "needs_flow"):
         inputs["flow"] = train_flow()
     if ablation_needs(terms, "needs_teacher"):
@@ -162,7 +179,9 @@ def demo_outputs():
     n = config["report"]["demo_clips"]
     if "baseline" not in config["ablations"]:
         return []
-    return [results("demo", f"clip{i}.mp4") for i in range(n)] + [results("demo", f"clip{i}.gif") for i in range(n)]
+    return [results("demo", f"clip{i}.mp4") for i in range(n)] + [
+        results("demo", f"clip{i}.gif") for i in range(n)
+    ]
 
 
 # The flow study (flow_study.smk)
@@ -188,8 +207,12 @@ def study_student_inputs(wildcards):
     return inputs
 
 
-STUDY_WILDCARDS = dict(student=r"[^./]+", ablation=r"[^./]+", estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?",
-                       measure=r"[A-Za-z0-9_-]+(\.[0-9]+)?")
+STUDY_WILDCARDS = dict(
+    student=r"[^./]+",
+    ablation=r"[^./]+",
+    estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?",
+    measure=r"[A-Za-z0-9_-]+(\.[0-9]+)?",
+)
 
 
 def flow_study_inputs(wildcards):
@@ -197,7 +220,10 @@ def flow_study_inputs(wildcards):
         files = study_inputs(config, study("metrics"), results("flow"))  # checks the plan first
     except EtcError as exc:  # one line, not Snakemake's input-function traceback
         sys.exit(f"error: {exc}")
-    return {"metrics": [str(p) for p in files["metrics"]], "quality": [str(p) for p in files["quality"]]}
+    return {
+        "metrics": [str(p) for p in files["metrics"]],
+        "quality": [str(p) for p in files["quality"]],
+    }
 
 
 # The seed study (seed_study.smk)
@@ -214,8 +240,13 @@ import re
 from etc.plan.keyframe_rows import keyframe_rows
 
 KEYFRAME_ROWS = {row["slug"]: row for row in keyframe_rows(config)}
-KEYFRAME_WILDCARDS = dict(model=r"teacher|[^/.]+/[^/.]+", interval=r"[0-9]+", propagate=r"scores|features",
-                          estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?", offset=r"all|d[0-9]+")
+KEYFRAME_WILDCARDS = dict(
+    model=r"teacher|[^/.]+/[^/.]+",
+    interval=r"[0-9]+",
+    propagate=r"scores|features",
+    estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?",
+    offset=r"all|d[0-9]+",
+)
 
 
 def keyframe(*parts):
@@ -226,7 +257,10 @@ def keyframe_predictions(row):
     """The `etc infer` outputs of a row: the streamed per-frame run, or one per offset."""
     if row["interval"] == 1:
         return [run_file("predictions", row["model"])]  # the same labels as the stream
-    return [keyframe("predictions", f"{row['slug']}.{'all' if d is None else f'd{d}'}.h5") for d in row["offsets"]]
+    return [
+        keyframe("predictions", f"{row['slug']}.{'all' if d is None else f'd{d}'}.h5")
+        for d in row["offsets"]
+    ]
 
 
 def keyframe_row_files():
@@ -236,6 +270,14 @@ def keyframe_row_files():
 def keyframe_score_inputs(wildcards):
     row = KEYFRAME_ROWS[wildcards.slug]
     preds = keyframe_predictions(row)
-    metrics = run_file("metrics", row["model"]) if row["interval"] == 1 else keyframe("evaluate", f"{row['slug']}.json")
-    return {"config": ancient(results("config.yaml")), "predictions": preds, "metrics": metrics,
-            "timing": keyframe("latency.json")}
+    metrics = (
+        run_file("metrics", row["model"])
+        if row["interval"] == 1
+        else keyframe("evaluate", f"{row['slug']}.json")
+    )
+    return {
+        "config": ancient(results("config.yaml")),
+        "predictions": preds,
+        "metrics": metrics,
+        "timing": keyframe("latency.json"),
+    }

@@ -10,6 +10,9 @@ rule resolve_config:
         results("logs", "resolve_config.log"),
     benchmark:
         results("benchmarks", "resolve_config.tsv")
+    localrule: True  # a file from the config in memory: nothing to queue on a node
+    resources:
+        mem_mb=res.data_mem_mb(config),
     run:
         write_resolved(config, output[0])
         Path(log[0]).write_text(f"wrote {output[0]}\n")
@@ -20,13 +23,17 @@ rule make_synthetic:
         config=ancient(results("config.yaml")),
     output:
         Path(dataset_root(), "synthetic.json"),
-    params:
-        root=lambda wildcards, output: Path(output[0]).parent,
-        digest=reads("make-synthetic"),
     log:
         results("logs", "make_synthetic.log"),
     benchmark:
         results("benchmarks", "make_synthetic.tsv")
+    conda:
+        ETC_ENV
+    resources:
+        mem_mb=res.data_mem_mb(config),
+    params:
+        root=lambda wildcards, output: Path(output[0]).parent,
+        digest=reads("make-synthetic"),
     shell:
         "etc make-synthetic --config {input.config:q} --out {params.root:q} > {log:q} 2>&1"
 
@@ -37,11 +44,15 @@ rule check_data:
         config=ancient(results("config.yaml")),
     output:
         results("data", "manifest.json"),
-    params:
-        digest=reads("check-data"),
     log:
         results("logs", "check_data.log"),
     benchmark:
         results("benchmarks", "check_data.tsv")
+    conda:
+        ETC_ENV
+    resources:
+        mem_mb=res.data_mem_mb(config),
+    params:
+        digest=reads("check-data"),
     shell:
         "etc check-data --config {input.config:q} --manifest {output:q} > {log:q} 2>&1"

@@ -7,17 +7,21 @@ rule evaluate:
         model=run_file("models", "{model}"),
     output:
         run_file("metrics", "{model}"),
-    params:
-        digest=reads("evaluate"),
     log:
         results("logs", "evaluate", "{model}.log"),
     benchmark:
         results("benchmarks", "evaluate", "{model}.tsv")
+    wildcard_constraints:
+        model="teacher|[^/]+/[^/]+",
+    conda:
+        ETC_ENV
     threads: res.threads(config, "evaluate")
     resources:
         mem_mb=res.evaluate_mem_mb(config),
-    wildcard_constraints:
-        model="teacher|[^/]+/[^/]+",
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
+    params:
+        digest=reads("evaluate"),
     shell:
         "etc evaluate --config {input.config:q} --predictions {input.predictions:q} "
         "--flow {input.flow:q} --model {input.model:q} --timing {input.timing:q} --out {output:q} > {log:q} 2>&1"

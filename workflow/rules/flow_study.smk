@@ -46,16 +46,23 @@ rule flow_study_evaluate:
         flow=lambda wildcards: flow_store("measure", from_file_tag(wildcards.measure)),
     output:
         run_file("metrics", "{measure}/{student}/{ablation}.{estimator}", root=study()),
-    params:
-        measure=lambda wildcards: from_file_tag(wildcards.measure),
-        spec=flow_spec,
-        digest=reads("evaluate"),
     log:
         study("logs", "evaluate_{measure}_{student}_{ablation}.{estimator}.log"),
     benchmark:
         study("benchmarks", "evaluate_{measure}_{student}_{ablation}.{estimator}.tsv")
     wildcard_constraints:
         **STUDY_WILDCARDS,
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "evaluate")
+    resources:
+        mem_mb=res.evaluate_mem_mb(config),
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
+    params:
+        measure=lambda wildcards: from_file_tag(wildcards.measure),
+        spec=flow_spec,
+        digest=reads("evaluate"),
     shell:
         "etc evaluate --config {input.config:q} --predictions {input.predictions:q} --model {input.model:q} "
         "--flow {input.flow:q} --flow-estimator {params.measure} --train-estimator {params.spec} "
@@ -71,15 +78,22 @@ rule flow_study_evaluate_baseline:
         flow=lambda wildcards: flow_store("measure", from_file_tag(wildcards.measure)),
     output:
         run_file("metrics", f"{{measure}}/{{student}}/{BASELINE}", root=study()),
-    params:
-        measure=lambda wildcards: from_file_tag(wildcards.measure),
-        digest=reads("evaluate"),
     log:
         study("logs", "evaluate_{measure}_{student}_baseline.log"),
     benchmark:
         study("benchmarks", "evaluate_{measure}_{student}_baseline.tsv")
     wildcard_constraints:
         **STUDY_WILDCARDS,
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "evaluate")
+    resources:
+        mem_mb=res.evaluate_mem_mb(config),
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
+    params:
+        measure=lambda wildcards: from_file_tag(wildcards.measure),
+        digest=reads("evaluate"),
     shell:
         "etc evaluate --config {input.config:q} --predictions {input.predictions:q} --model {input.model:q} "
         "--flow {input.flow:q} --flow-estimator {params.measure} --out {output:q} > {log:q} 2>&1"
@@ -94,17 +108,19 @@ rule flow_study:
         markdown=study("table.md"),
         summary=study("summary.json"),
         figures=[study(f"{name}.png") for name in FLOW_STUDY_FIGURES],
+    log:
+        study("logs", "report.log"),
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     params:
         digest=reads("flow-study-report"),
         # <metrics>/<measure>/<student>/<run>.json and <flow>/<pairs>/<split>.<estimator>.quality.json
         metrics=lambda wildcards, input: Path(input.metrics[0]).parents[2],
         flows=lambda wildcards, input: Path(input.quality[0]).parents[1],
         outdir=lambda wildcards, output: Path(output.table).parent,
-    log:
-        study("logs", "report.log"),
-    threads: res.threads(config, "report")
-    resources:
-        mem_mb=res.report_mem_mb(config),
     shell:
         "etc flow-study-report --config {input.config:q} --metrics-dir {params.metrics:q} "
         "--flow-dir {params.flows:q} --out-dir {params.outdir:q} > {log:q} 2>&1"

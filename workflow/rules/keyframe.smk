@@ -9,19 +9,22 @@ rule keyframe_latency:
         models=[run_file("models", row["model"]) for row in KEYFRAME_ROWS.values()],
     output:
         keyframe("latency.json"),
-    params:
-        digest=reads("latency"),
-        models=lambda wildcards, input: Path(input.models[0]).parent,  # the teacher's, always first
-        split=config["dataset"]["val_split"],
     log:
         keyframe("logs", "latency.log"),
     benchmark:
         keyframe("benchmarks", "latency.tsv")
-    threads: ALL_CORES  # timed alone: no sibling job shares the cores while it streams
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "timed")
     resources:
         mem_mb=res.infer_mem_mb(config),
+        timing=1,  # one timed job at a time (profiles/default provides timing=1)
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
+    params:
+        digest=reads("latency"),
+        models=lambda wildcards, input: Path(input.models[0]).parent,  # the teacher's, always first
+        split=config["dataset"]["val_split"],
     shell:
         "etc latency --config {input.config:q} --models {params.models:q} --split {params.split} "
         "--out {output:q} > {log:q} 2>&1"
@@ -32,24 +35,33 @@ rule keyframe_infer:
         config=ancient(results("config.yaml")),
         model=results("models", "{model}.pt"),
     output:
-        predictions=keyframe("predictions", "{model}.k{interval}.{propagate}.{estimator}.{offset}.h5"),
-        timing=keyframe("predictions", "{model}.k{interval}.{propagate}.{estimator}.{offset}.timing.json"),
-    params:
-        digest=reads("keyframe-infer"),
-        split=config["dataset"]["val_split"],
-        estimator=lambda wildcards: shlex.quote(from_file_tag(wildcards.estimator)),
-        offset=lambda wildcards: "" if wildcards.offset == "all" else f"--keyframe-offset {wildcards.offset[1:]}",
+        predictions=keyframe(
+            "predictions", "{model}.k{interval}.{propagate}.{estimator}.{offset}.h5"
+        ),
+        timing=keyframe(
+            "predictions", "{model}.k{interval}.{propagate}.{estimator}.{offset}.timing.json"
+        ),
     log:
         keyframe("logs", "{model}.k{interval}.{propagate}.{estimator}.{offset}.log"),
     benchmark:
         keyframe("benchmarks", "{model}.k{interval}.{propagate}.{estimator}.{offset}.tsv")
-    threads: ALL_CORES  # timed alone: no sibling job shares the cores while it streams
-    resources:
-        mem_mb=res.infer_mem_mb(config),
-        gpu=res.infer_gpus(config),
-        nvidia_gpu=res.infer_gpus(config),
     wildcard_constraints:
         **KEYFRAME_WILDCARDS,
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "timed")
+    resources:
+        mem_mb=res.infer_mem_mb(config),
+        timing=1,  # one timed job at a time (profiles/default provides timing=1)
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
+    params:
+        digest=reads("keyframe-infer"),
+        split=config["dataset"]["val_split"],
+        estimator=lambda wildcards: shlex.quote(from_file_tag(wildcards.estimator)),
+        offset=lambda wildcards: (
+            "" if wildcards.offset == "all" else f"--keyframe-offset {wildcards.offset[1:]}"
+        ),
     shell:
         "etc infer --config {input.config:q} --model {input.model:q} --split {params.split} "
         "--keyframe-interval {wildcards.interval} --propagate {wildcards.propagate} --keyframe-flow {params.estimator} "
@@ -63,20 +75,28 @@ rule keyframe_evaluate:
         predictions=lambda wildcards: keyframe_predictions(KEYFRAME_ROWS[wildcards.slug])[0],
         flow=eval_flow(),
         model=lambda wildcards: results("models", f"{KEYFRAME_ROWS[wildcards.slug]['model']}.pt"),
-        timing=lambda wildcards: str(Path(keyframe_predictions(KEYFRAME_ROWS[wildcards.slug])[0]).with_suffix(".timing.json")),
+        timing=lambda wildcards: str(
+            Path(keyframe_predictions(KEYFRAME_ROWS[wildcards.slug])[0]).with_suffix(
+                ".timing.json"
+            )
+        ),
     output:
         keyframe("evaluate", "{slug}.json"),
-    params:
-        digest=reads("evaluate"),
     log:
         keyframe("logs", "evaluate", "{slug}.log"),
     benchmark:
         keyframe("benchmarks", "evaluate", "{slug}.tsv")
+    wildcard_constraints:
+        slug="|".join(re.escape(s) for s, r in KEYFRAME_ROWS.items() if r["interval"] > 1) or "^$",
+    conda:
+        ETC_ENV
     threads: res.threads(config, "evaluate")
     resources:
         mem_mb=res.evaluate_mem_mb(config),
-    wildcard_constraints:
-        slug="|".join(re.escape(s) for s, r in KEYFRAME_ROWS.items() if r["interval"] > 1) or "^$",
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
+    params:
+        digest=reads("evaluate"),
     shell:
         "etc evaluate --config {input.config:q} --predictions {input.predictions:q} --flow {input.flow:q} "
         "--model {input.model:q} --timing {input.timing:q} --out {output:q} > {log:q} 2>&1"
@@ -87,19 +107,24 @@ rule keyframe_score:
         unpack(keyframe_score_inputs),
     output:
         keyframe("rows", "{slug}.json"),
-    params:
-        interval=lambda wildcards: KEYFRAME_ROWS[wildcards.slug]["interval"],
-        run=lambda wildcards: shlex.quote(KEYFRAME_ROWS[wildcards.slug]["run"]),
-        predictions=lambda wildcards, input: " ".join(f"--predictions {shlex.quote(p)}" for p in input.predictions),
-        digest=reads("keyframe-score"),
     log:
         keyframe("logs", "score", "{slug}.log"),
     benchmark:
         keyframe("benchmarks", "score", "{slug}.tsv")
-    resources:
-        mem_mb=res.evaluate_mem_mb(config),
     wildcard_constraints:
         slug="|".join(re.escape(s) for s in KEYFRAME_ROWS) or "^$",
+    conda:
+        ETC_ENV
+    threads: 1  # label maps and JSON: no torch threads
+    resources:
+        mem_mb=res.evaluate_mem_mb(config),
+    params:
+        interval=lambda wildcards: KEYFRAME_ROWS[wildcards.slug]["interval"],
+        run=lambda wildcards: shlex.quote(KEYFRAME_ROWS[wildcards.slug]["run"]),
+        predictions=lambda wildcards, input: " ".join(
+            f"--predictions {shlex.quote(p)}" for p in input.predictions
+        ),
+        digest=reads("keyframe-score"),
     shell:
         "etc keyframe-score --config {input.config:q} {params.predictions} --interval {params.interval} "
         "--metrics {input.metrics:q} --timing {input.timing:q} --run {params.run} --out {output:q} > {log:q} 2>&1"

@@ -11,19 +11,21 @@ rule report:
             report(path, caption=f"../report/{name}.rst", category=category)
             for path, (name, category) in zip(report_outputs(), REPORT_FIGURES.items())
         ],
+    log:
+        results("logs", "report.log"),
+    benchmark:
+        results("benchmarks", "report.tsv")
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     params:
         digest=reads("report"),
         outdir=lambda wildcards, output: Path(output.figures[0]).parent,
         metrics=lambda wildcards, input: Path(input.metrics[0]).parent,
         curves=lambda wildcards, input: Path(input.curves[0]).parent,
         keyframe=lambda wildcards, input: Path(input.keyframe[0]).parent,  # the teacher's row, always first
-    log:
-        results("logs", "report.log"),
-    threads: res.threads(config, "report")
-    resources:
-        mem_mb=res.report_mem_mb(config),
-    benchmark:
-        results("benchmarks", "report.tsv")
     shell:
         "etc report --config {input.config:q} --metrics-dir {params.metrics:q} --curves-dir {params.curves:q} "
         "--table {output.table:q} --out-dir {params.outdir:q} --keyframe-dir {params.keyframe:q} > {log:q} 2>&1"
@@ -36,19 +38,23 @@ rule demo_video:
         flow=eval_flow(),
     output:
         video=results("demo", "clip{index}.mp4"),
-        gif=report(results("demo", "clip{index}.gif"), caption="../report/demo.rst", category="Demo"),
-    params:
-        digest=reads("demo-video"),
-        models=demo_models_arg,
+        gif=report(
+            results("demo", "clip{index}.gif"), caption="../report/demo.rst", category="Demo"
+        ),
     log:
         results("logs", "demo_video_{index}.log"),
-    threads: res.threads(config, "report")
-    resources:
-        mem_mb=res.report_mem_mb(config),
     benchmark:
         results("benchmarks", "demo_video_{index}.tsv")
     wildcard_constraints:
         index=r"\d+",
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
+    params:
+        digest=reads("demo-video"),
+        models=demo_models_arg,
     shell:
         "etc demo-video --config {input.config:q} --clip-index {wildcards.index} --models {params.models} "
         "--flow {input.flow:q} --out {output.video:q} --gif {output.gif:q} > {log:q} 2>&1"
@@ -61,14 +67,21 @@ rule bench:
         table=report(results("bench.csv"), caption="../report/bench.rst", category="Benchmarks"),
         markdown=results("bench.md"),
         # the rules' wall times; drawn from results/benchmarks, which the config rule already fills
-        figure=report(results(f"{BENCH_FIGURE}.png"), caption="../report/bench.rst", category="Benchmarks"),
+        figure=report(
+            results(f"{BENCH_FIGURE}.png"), caption="../report/bench.rst", category="Benchmarks"
+        ),
+    log:
+        results("logs", "bench.log"),
+    benchmark:
+        results("benchmarks", "bench.tsv")
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "timed")
+    resources:
+        mem_mb=res.bench_mem_mb(config),
+        timing=1,  # one timed job at a time (profiles/default provides timing=1)
     params:
         digest=reads("bench"),
         results=lambda wildcards, output: Path(output.table).parent,
-    log:
-        results("logs", "bench.log"),
-    threads: ALL_CORES  # it measures speed: every core this run has, known without --cores at parse time (--report)
-    benchmark:
-        results("benchmarks", "bench.tsv")
     shell:
         "etc bench --config {input.config:q} --out {output.table:q} --results {params.results:q} > {log:q} 2>&1"

@@ -63,15 +63,17 @@ rule seed_study:
         summary=results("seed_study", "summary.csv"),
         markdown=results("seed_study", "table.md"),
         figure=results("seed_study", f"{SEED_FIGURE}.png"),
+    log:
+        results("seed_study", "logs", "report.log"),
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "report")
+    resources:
+        mem_mb=res.report_mem_mb(config),
     params:
         digest=reads("seed-study-report"),
         results=lambda wildcards, input: Path(input.config).parent,
         outdir=lambda wildcards, output: Path(output.table).parent,
-    log:
-        results("seed_study", "logs", "report.log"),
-    threads: res.threads(config, "report")
-    resources:
-        mem_mb=res.report_mem_mb(config),
     shell:
         "etc seed-study-report --config {input.config:q} --results {params.results:q} "
         "--out-dir {params.outdir:q} > {log:q} 2>&1"

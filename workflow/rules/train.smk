@@ -5,18 +5,20 @@ rule train_teacher:
     output:
         model=run_file("models", "teacher"),
         curve=run_file("train", "teacher"),
-    params:
-        digest=reads("train-teacher"),
-        launcher=train_launcher("teacher"),
     log:
         results("logs", "train_teacher.log"),
     benchmark:
         results("benchmarks", "train_teacher.tsv")
+    conda:
+        ETC_ENV
     threads: res.threads(config, "train")
     resources:
         mem_mb=res.train_mem_mb(config, "teacher"),
         gpu=res.train_gpus(config, "teacher"),
         nvidia_gpu=res.train_gpus(config, "teacher"),
+    params:
+        digest=reads("train-teacher"),
+        launcher=train_launcher("teacher"),
     shell:
         "{params.launcher} train --config {input.config:q} --run teacher --out {output.model:q} "
         "--log-csv {output.curve:q} > {log:q} 2>&1"
@@ -28,19 +30,21 @@ rule train_student:
     output:
         model=run_file("models", "{student}/{ablation}"),
         curve=run_file("train", "{student}/{ablation}"),
-    params:
-        flags=student_flags,
-        digest=reads("train-student"),
-        launcher=train_launcher("student"),
     log:
         results("logs", "train_student_{student}_{ablation}.log"),
     benchmark:
         results("benchmarks", "train_student_{student}_{ablation}.tsv")
+    conda:
+        ETC_ENV
     threads: res.threads(config, "train")
     resources:
         mem_mb=res.train_mem_mb(config, "student"),
         gpu=res.train_gpus(config, "student"),
         nvidia_gpu=res.train_gpus(config, "student"),
+    params:
+        flags=student_flags,
+        digest=reads("train-student"),
+        launcher=train_launcher("student"),
     shell:
         "{params.launcher} train --config {input.config:q} --run {wildcards.student}/{wildcards.ablation} "
         "--out {output.model:q} --log-csv {output.curve:q} {params.flags} > {log:q} 2>&1"

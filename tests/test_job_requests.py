@@ -1,0 +1,56 @@
+"""What each job asks a cluster for, with the DAG built as a remote executor builds it
+(Snakemake's API without --cores, so nothing lowers a rule's threads): every job of every
+preset asks for at most its stage's resources.threads and declares its memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from etc.core.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = ["config.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "workflow/configs").glob("*.yaml"))]
+TIMED = {"keyframe_latency", "keyframe_infer", "bench"}
+
+
+def remote_jobs(configfile: str) -> list:
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import (
+        ConfigSettings,
+        DAGSettings,
+        DeploymentSettings,
+        OutputSettings,
+        ResourceSettings,
+        StorageSettings,
+        WorkflowSettings,
+    )
+
+    with SnakemakeApi(OutputSettings()) as api:
+        wf = api.workflow(resource_settings=ResourceSettings(cores=None, nodes=50),
+                          config_settings=ConfigSettings(configfiles=[REPO / configfile]),
+                          storage_settings=StorageSettings(), workflow_settings=WorkflowSettings(),
+                          deployment_settings=DeploymentSettings(), snakefile=REPO / "Snakefile",
+                          workdir=REPO)
+        workflow = wf.dag(DAGSettings()).workflow_api._workflow
+        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
+        workflow._build_dag()
+        return [(job.rule.name, job.threads, dict(job.resources.items())) for job in workflow._dag.jobs]
+
+
+@pytest.mark.parametrize("configfile", CONFIGS)
+def test_every_job_asks_for_its_stages_threads_and_declares_memory(configfile, monkeypatch):
+    monkeypatch.chdir(REPO)
+    stage_threads = load_config(REPO / configfile)["resources"]["threads"]
+    jobs = remote_jobs(configfile)
+    assert jobs, configfile
+    for rule, threads, resources in jobs:
+        if rule == "all":
+            continue
+        allowed = stage_threads["timed"] if rule in TIMED else max(stage_threads.values())
+        assert 1 <= threads <= allowed, f"{configfile}: {rule} asks for {threads} threads"
+        assert isinstance(resources.get("mem_mb"), int) and resources["mem_mb"] >= 1000, \
+            f"{configfile}: {rule} declares no memory ({resources.get('mem_mb')})"
+        if rule in TIMED:
+            assert resources.get("timing") == 1, f"{configfile}: timed rule {rule} holds no timing unit"
