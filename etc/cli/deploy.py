@@ -89,7 +89,8 @@ def export_cmd(config_path, model_ckpt, fmt, out, height, width, frames_source, 
     frames = parity_frames(frames_source, command_config(config_path), n_frames)
     r = export_model(model_ckpt, out, fmt, frames=frames, size=size)
     for where, p in r["parity"].items():
-        click.echo(f"{r['model']} as {fmt} at {where} on {p['frames']} frames: max |logit "
+        kind = "generated frames" if p.get("generated") else "frames"
+        click.echo(f"{r['model']} as {fmt} at {where} on {p['frames']} {kind}: max |logit "
                    f"difference| {p['max_abs_logit_diff']:.2e}, "
                    f"{100 * p['identical_labels']:.3f} % identical labels")
     click.echo(f"{'dynamic' if r['dynamic'] else 'fixed-size'} export -> {r['out']}")

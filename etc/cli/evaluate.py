@@ -44,7 +44,8 @@ def evaluate_cmd(config_path, predictions, flow, model_ckpt, timing, out, **_opt
     r = evaluate(config, predictions, flow, out, model_ckpt=model_ckpt, timing=timing)
     shown = {"mIoU": r["miou"], "TC": r["tc"], "TC (all classes)": r["tc_all"],
              "TC-occ": r["tc_occ"]}
-    click.echo("  ".join(f"{k} {'–' if v is None else format(v, '.2f')}" for k, v in shown.items()))
+    click.echo("  ".join(f"{k} {'–' if v is None else format(v, '.2f')}"
+                         for k, v in shown.items()))
 
 
 @click.command("score", short_help="The metrics of `etc evaluate` for any method's label-map PNGs.")

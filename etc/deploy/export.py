@@ -8,6 +8,11 @@ their argmax over K. Without a size the export is dynamic in batch, height and w
 parity is also measured at a second size that needs other padding, because a traced graph can
 hold a shape frozen at the example's size (DeepLabV3+ does): an export that disagrees with
 eager is refused, never written.
+
+Without frames of its own the parity is checked on the first validation clip of the config's
+dataset, and where that dataset is not present, on deterministic generated frames (the
+synthetic scene generator's) at the checkpoint's training frame size (its meta,
+etc.models.checkpoint.checkpoint_meta): exporting needs the checkpoint alone.
 """
 
 from __future__ import annotations
@@ -33,6 +38,20 @@ ONNX_EXTRA = "pip install -e '.[onnx]'"
 # exported adaptive pooling is another computation there): refused, fixed sizes are exact.
 MAX_LABEL_DISAGREEMENT = 1e-3
 MAX_RELATIVE_LOGIT_DIFF = 1e-3
+# Generated parity frames of a checkpoint that records no training frame size (written before
+# checkpoints carried it, of a dataset whose spec fixes none).
+GENERATED_SIZE = (256, 512)
+GENERATED_SEED = 0
+
+
+class GeneratedFrames(list):
+    """No frames: what :func:`parity_frames` returns when neither ``--frames`` nor the config's
+    dataset gives any. :func:`export_model` then generates ``count`` deterministic frames at the
+    checkpoint's training frame size; ``reason`` says why (the dataset's error)."""
+
+    def __init__(self, count: int, reason: str):
+        super().__init__()
+        self.count, self.reason = int(count), reason
 
 
 class InferenceNet(torch.nn.Module):
@@ -49,13 +68,17 @@ class InferenceNet(torch.nn.Module):
         return self.model(images)["logits"]
 
 
-def export_model(model_ckpt: str | Path, out: str | Path, fmt: str, *, frames: list[np.ndarray],
+def export_model(model_ckpt: str | Path, out: str | Path, fmt: str, *, frames: list[np.ndarray] | None,
                  size: tuple[int, int] | None = None) -> dict:
     """Export ``model_ckpt`` to ``out`` in ``fmt``; ``frames`` (H×W×3 uint8 RGB, at least one)
     are the real frames the parity is measured on, ``size`` (H, W) fixes the input size (None:
-    dynamic). Returns the parity figures per checked size."""
+    dynamic). Returns the parity figures per checked size.
+
+    ``frames`` None or a :class:`GeneratedFrames`: the parity is measured on deterministic
+    generated frames (4, or its count) at ``size``, else at the checkpoint's training frame
+    size; each parity entry then says ``generated: True`` and a warning is logged."""
     from etc.core.io import atomic_path, output_folder
-    from etc.models.checkpoint import load_model_from_checkpoint
+    from etc.models.checkpoint import checkpoint_meta, load_model_from_checkpoint
 
     if fmt not in FORMATS:
         raise EtcError(f"unknown export format '{fmt}'; use {' or '.join(FORMATS)}")
@@ -63,21 +86,42 @@ def export_model(model_ckpt: str | Path, out: str | Path, fmt: str, *, frames: l
         missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
         if missing:
             raise EtcError(f"ONNX export needs {' and '.join(missing)}, not installed: {ONNX_EXTRA}")
-    if not frames:
+    generated = frames is None or isinstance(frames, GeneratedFrames)
+    if not frames and not generated:
         raise EtcError("no frames to check the export's parity on; give --frames a video or a folder of frames")
     out = output_folder(out)
     model, state = load_model_from_checkpoint(model_ckpt)
     net = InferenceNet(model)
     name = f"{state['spec'].get('arch', 'pspnet')} on {state['spec'].get('backbone')}"
+    if generated:
+        trained = checkpoint_meta(state, model_ckpt, classes=False).frame_size
+        at = tuple(size or trained or GENERATED_SIZE)
+        why = getattr(frames, "reason", None)
+        frames = generated_frames(getattr(frames, "count", 4), at)
+        log.warning("%sthe parity of the export is checked on %d generated frames at %d×%d (%s); give --frames "
+                    "to check it on real ones", f"{why}: " if why else "", len(frames), at[0], at[1],
+                    "the size given" if size else "the checkpoint's training frame size" if trained
+                    else "the checkpoint records no training frame size")
     first = size or frames[0].shape[:2]
     sizes = [tuple(first)] if size else [tuple(first), _second_size(first)]
     batches = {s: _batch(frames, s) for s in sizes}
     with atomic_path(out) as tmp:
         example = batches[sizes[0]][:2].repeat(2 // min(2, len(frames)), 1, 1, 1)  # a batch of 1 would freeze it
         run = _export(net, example, tmp, fmt, dynamic=size is None, name=name)
-        parity = {f"{h}x{w}": _parity(net, run, batches[(h, w)], name, fmt) for h, w in sizes}
+        parity = {f"{h}x{w}": {**_parity(net, run, batches[(h, w)], name, fmt), "generated": generated}
+                  for h, w in sizes}
     return {"out": str(out), "format": fmt, "model": name, "dynamic": size is None, "parity": parity,
             "num_classes": int(state["num_classes"]), "dataset": state.get("dataset")}
+
+
+def generated_frames(count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """``count`` frames of one clip of the synthetic scene generator at ``size`` (H, W), the
+    same for the same arguments: driving scenes with edges and textures, not noise, so that the
+    labels compared have boundaries and near-ties as real frames do."""
+    from etc.data.synthetic import render_clip
+
+    images = render_clip(np.random.default_rng(GENERATED_SEED), int(count), int(size[0]), int(size[1]))[0]
+    return [np.ascontiguousarray(np.round(img * 255.0).astype(np.uint8)) for img in images]
 
 
 def _second_size(size) -> tuple[int, int]:
@@ -151,7 +195,9 @@ def _parity(net, run, batch: torch.Tensor, name: str, fmt: str) -> dict:
 
 def parity_frames(source: str | Path | None, config: dict, n: int) -> list[np.ndarray]:
     """The first ``n`` frames of ``source`` (a video or a folder of frames), or by default of
-    the first clip of the config's validation split."""
+    the first clip of the config's validation split; where the dataset's root is not here, a
+    :class:`GeneratedFrames` of ``n``, which :func:`export_model`
+    generates at the checkpoint's training frame size."""
     if source is not None:
         from etc.deploy.segment_video import FrameSource
 
@@ -159,6 +205,8 @@ def parity_frames(source: str | Path | None, config: dict, n: int) -> list[np.nd
     from etc.data.clips import list_clips, read_image
 
     ds = config["dataset"]
+    if not Path(ds["root"]).is_dir():  # a model away from its data; a broken tree still fails
+        return GeneratedFrames(n, f"no dataset {ds['name']} at {ds['root']}")
     clips = list_clips(ds["name"], ds["root"], ds["val_split"], strict=False)
     if not clips:
         raise EtcError(f"no clips in {ds['root']} split {ds['val_split']} to check the export on; give --frames")

@@ -24,6 +24,10 @@ from etc.core.errors import EtcError
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+# What the writer (imageio's ffmpeg, H.264 in yuv420p) can put the overlay in: WebM takes only
+# VP8/VP9/AV1, and imageio's ffmpeg plugin refuses .m4v, .gif and others by name.
+OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+OVERLAY_ALPHA = 0.55  # the class colours' weight in the video's overlay
 
 
 class FrameSource:
@@ -48,6 +52,22 @@ class FrameSource:
             raise EtcError(f"input {self.source} not found: give a video file, a folder of frames or a camera index")
         if max_frames is not None:
             self.length = max_frames if self.length is None else min(self.length, max_frames)
+
+    def check_sizes(self) -> None:
+        """Refuse a folder whose frames are not all of one size (read from the files' headers,
+        before anything is segmented): the error names the first frame of another size than
+        the first frame, and that size."""
+        if self.kind != "folder" or not self.paths:
+            return
+        from etc.data.decode import image_size
+
+        paths = self.paths[: self.max_frames] if self.max_frames is not None else self.paths
+        first = image_size(paths[0])
+        for path in paths[1:]:
+            h, w = image_size(path)
+            if (h, w) != first:
+                raise EtcError(f"frame {path} is {w}×{h}, the frames before it {first[1]}×{first[0]}: the frames "
+                               f"of a folder must share one size; pass --height/--width to resize every frame")
 
     def _open_video(self, path: Path) -> None:
         import imageio.v2 as imageio
@@ -108,32 +128,36 @@ def segment_video(config: dict, source: str | Path, model_ckpt: str | Path, out:
     """Segment every frame of ``source`` and write the overlay video ``out`` (beside it the
     flicker map with ``flicker``), the per-frame CSV ``csv_path`` (default: OUT with .csv) and
     the labels ``labels_out`` (a folder of PNGs, or one ``.h5``). ``estimator`` None: no flow,
-    no flicker figures. Returns frames, frames/s, the flicker share and the output size."""
+    no flicker figures. Returns frames, frames/s, the flicker share and the output size.
+
+    The class names and colours are the checkpoint's own (etc.models.checkpoint.checkpoint_meta):
+    no dataset is needed, and of the config only the ``infer`` section and ``report.fps`` are
+    read (and ``dataset.name``/``dataset.root`` for a checkpoint written before checkpoints
+    carried their classes). Refused before anything is read: ``out`` without one of
+    OUTPUT_SUFFIXES, and (without ``size``) a folder whose frames are not all of one size."""
     from tqdm import tqdm
 
     from etc.core.device import pick_device
     from etc.core.execution import resolve_execution
     from etc.core.io import atomic_path, output_folder
-    from etc.data.labels import class_names, palette
-    from etc.infer.predict import make_predictor
-    from etc.models.checkpoint import load_model_from_checkpoint
+    from etc.infer.predict import load_inference_model, make_predictor
+    from etc.models.checkpoint import checkpoint_meta
 
+    check_output_suffix(out)
     out = output_folder(out)
     csv_path = Path(csv_path) if csv_path else out.with_suffix(".csv")
     src = FrameSource(source, max_frames)
+    if size is None:
+        src.check_sizes()
     dev = pick_device(device)
     icfg = config["infer"]
     ex = resolve_execution(icfg, dev, "infer")
     ex.apply(dev)
-    model, state = load_model_from_checkpoint(model_ckpt, map_location=dev)
-    dataset = state.get("dataset") or config["dataset"]["name"]
-    names = class_names(dataset)
-    if state["num_classes"] != len(names):
-        raise EtcError(f"{model_ckpt} predicts {state['num_classes']} classes, but its dataset {dataset} has "
-                       f"{len(names)}; the checkpoint belongs to another class list")
-    model.to(dev, memory_format=ex.memory_format).eval()
+    model, state = load_inference_model(model_ckpt, dev, ex, None)
+    meta = checkpoint_meta(state, model_ckpt, dataset=config["dataset"]["name"])
+    dataset, names = meta.dataset, meta.classes
     predict = make_predictor(model, bool(icfg["flip"]), ex.bf16, ex.compile, ex.fused_labels)
-    colours = palette(dataset)
+    colours = np.asarray(meta.palette, dtype=np.uint8)
     flow = _Flicker(estimator, dev) if estimator else None
     if flicker and flow is None:
         raise EtcError("--flicker needs a flow estimator; drop --flow-estimator none")
@@ -180,6 +204,30 @@ def segment_video(config: dict, source: str | Path, model_ckpt: str | Path, out:
     return {"frames": totals["frames"], "fps": totals["frames"] / totals["seconds"] if totals["seconds"] else None,
             "flicker_pct": flicker_pct, "size": list(video.size), "out": str(out), "csv": str(csv_path),
             "device": dev.type}
+
+
+def check_output_suffix(out: str | Path) -> None:
+    """Refuse an output path the video writer cannot produce, naming the ones it can."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        what = f"the extension '{Path(out).suffix}'" if suffix else "no extension"
+        raise EtcError(f"cannot write {out}: the video writer (H.264 through ffmpeg) writes "
+                       f"{', '.join(OUTPUT_SUFFIXES[:-1])} or {OUTPUT_SUFFIXES[-1]} files, and this name has {what}; "
+                       f"name the output with one of those extensions")
+
+
+def overlay(img: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """H×W×3 uint8 RGB ``img`` with each pixel's class colour (``colours``: K×3 uint8, train
+    id → RGB; ignore and unknown ids black) blended in at weight ``alpha``."""
+    from etc.report.plots import colorize
+
+    if not 0.0 <= alpha <= 1.0:
+        raise EtcError(f"overlay alpha {alpha} is outside 0..1 (the class colours' weight)")
+    if labels.shape != img.shape[:2]:
+        raise EtcError(f"labels of {labels.shape[1]}×{labels.shape[0]} do not fit a frame of "
+                       f"{img.shape[1]}×{img.shape[0]}")
+    keep = round(1.0 - alpha, 12)  # 0.45 for 0.55, not 0.44999…: the overlay's pixels as they always were
+    return (keep * img + alpha * colorize(labels, colours)).astype(np.uint8)
 
 
 def _batches(src: FrameSource, batch_size: int, size: tuple[int, int] | None) -> Iterator[list[np.ndarray]]:
@@ -248,9 +296,7 @@ FLICKER_RGB, OCCLUDED_RGB = (255, 40, 40), (90, 90, 90)
 
 def _compose(img, lab, colours, fmap, side_by_side: bool) -> np.ndarray:
     """The overlay (and with ``side_by_side`` the flicker map: red flicker, grey not compared)."""
-    from etc.report.plots import colorize
-
-    frame = (0.45 * img + 0.55 * colorize(lab, colours)).astype(np.uint8)
+    frame = overlay(img, lab, colours)
     if side_by_side:
         panel = np.zeros_like(img)
         if fmap is not None:

@@ -49,6 +49,20 @@ def predict(model: torch.nn.Module, images: torch.Tensor, flip: bool = False, bf
     return scores.argmax(-1)
 
 
+@torch.no_grad()
+def predict_probabilities(model: torch.nn.Module, images: torch.Tensor, flip: bool = False,
+                          bf16: bool = False) -> torch.Tensor:
+    """B×3×H×W normalised images → B×K×H×W float32 softmax probabilities: the scores whose
+    argmax :func:`predict` takes (with ``flip`` the mean of the frame's and its mirror's), at
+    the input resolution. Their argmax is :func:`predict`'s labels up to float rounding at
+    near-ties (the softmax, and the fused upsampling of :func:`predict`, round otherwise)."""
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+        probs = model(images)["logits"].float().softmax(1)
+        if flip:
+            probs = (probs + model(images.flip(-1))["logits"].float().softmax(1).flip(-1)) / 2
+    return probs.contiguous()
+
+
 def make_predictor(model: torch.nn.Module, flip: bool = False, bf16: bool = False, compile: bool = False,
                    fused: bool = False):
     """images → labels, optionally through ``torch.compile`` (which never takes the fused path:
@@ -177,13 +191,14 @@ def infer(
     return info
 
 
-def load_inference_model(ckpt: str | Path, dev: torch.device, ex, dataset: str) -> tuple[torch.nn.Module, dict]:
+def load_inference_model(ckpt: str | Path, dev: torch.device, ex, dataset: str | None) -> tuple[torch.nn.Module, dict]:
     """(the checkpoint's network on ``dev`` in ``ex``'s memory format, in eval mode; its saved
-    dict), refused when it was trained on another dataset than the config reads."""
+    dict), refused when it was trained on another dataset than the config reads (``dataset``
+    None: any, for frames of no dataset — etc segment-video, the Python API)."""
     from etc.models.checkpoint import load_model_from_checkpoint
 
     model, state = load_model_from_checkpoint(ckpt, map_location=dev)
-    if state.get("dataset") not in (None, dataset):
+    if dataset is not None and state.get("dataset") not in (None, dataset):
         raise EtcError(f"{ckpt} was trained on {state['dataset']}, the config reads {dataset}")
     return model.to(dev, memory_format=ex.memory_format).eval(), state
 

@@ -74,11 +74,12 @@ class TrainingRun:
     resumed_rng: dict | None = None  # RNG state of the resumed checkpoint, restored by the loop
     per_frame: bool = False  # one student forward per frame (losses.student_forward: per_frame)
     teacher_cache: object | None = None  # etc.train.teacher_cache.TeacherCache: the teacher's outputs by frame key
+    meta: dict | None = None  # etc.models.checkpoint.CheckpointMeta.to_state(): classes, palette, input, origin
 
     def state(self, iteration: int) -> dict:
         """The checkpoint after ``iteration`` steps: weights, optimiser, schedule, RNG."""
         state = {
-            **self.identity, "iteration": iteration,
+            **self.identity, "iteration": iteration, **({"meta": self.meta} if self.meta is not None else {}),
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng_cpu": torch.get_rng_state(),
         }
@@ -152,6 +153,7 @@ def build_run(
         criterion = criterion.to(dev)
     optimizer, scheduler = _optimiser(model, criterion, schedule)
     identity = run_identity(run, dataset["name"], n_classes)
+    meta = training_meta(config, run, pairs)
     start, resumed = _resume(last, identity, model, optimizer, scheduler, criterion, dev)
 
     net = model
@@ -179,7 +181,28 @@ def build_run(
         loader=loader, neighbour_grad=bool(config["losses"]["neighbour_grad"]), execution=execution,
         start=start, resumed_rng=resumed,
         per_frame=config["losses"].get("student_forward", "joint") == "per_frame", teacher_cache=cache,
+        meta=meta,
     )
+
+
+def training_meta(config: dict, run: RunSpec, pairs: list) -> dict:
+    """What the checkpoints of ``run`` carry so that the network can be used without its
+    dataset or config (etc.models.checkpoint.CheckpointMeta): the class names and palette read
+    now (a ``folder`` tree's classes.yaml may change or go), the normalisation, the size of the
+    frames it trains on (its first training frame's) and the digest of the config values the
+    training reads, computed as the workflow's rerun parameter of its job (etc.core.reads)."""
+    from etc.core.reads import plain, reads_digest
+    from etc.data.decode import image_size
+    from etc.models.checkpoint import inference_meta
+
+    clip, t, _ = pairs[0]
+    image = clip.frames[t].image
+    size = getattr(image, "size", None) or image_size(image)
+    student, _, ablation = run.name.partition("/")
+    # a plain copy: the digest reads every declared key, which must not count as a read of the run
+    digest = (reads_digest(plain(config), "train-teacher") if run.name == TEACHER
+              else reads_digest(plain(config), "train-student", student=student, ablation=ablation))
+    return inference_meta(config["dataset"]["name"], size, digest).to_state()
 
 
 OPTIMISERS = {  # schedule.optimizer -> builder; SGD is the reference's (PSPNet), AdamW SegFormer's
