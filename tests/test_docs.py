@@ -28,6 +28,22 @@ def test_cli_md_is_the_commands_help():
         "docs/cli.md is stale: run `PYTHONPATH=. python scripts/cli_docs.py` and commit it")
 
 
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scheduler_md_shows_what_each_job_asks_for(monkeypatch):
+    monkeypatch.chdir(REPO)
+    jobs = _script("job_requests")
+    text = (REPO / "docs" / "scheduler.md").read_text(encoding="utf-8")
+    assert jobs.page(text, jobs.render()) == text, (
+        "docs/scheduler.md's job table is stale: run `PYTHONPATH=. python scripts/job_requests.py`")
+    assert "| `train_teacher` |" in text and "| `keyframe_latency` |" in text
+
+
 def test_cli_md_covers_every_command_and_option():
     page = _cli_docs().render()
     for name, command in cli.commands.items():

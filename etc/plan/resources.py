@@ -134,6 +134,12 @@ def bench_mem_mb(config: dict) -> int:
     return max(infer_mem_mb(config), train_mem_mb(config, "student"))
 
 
+def score_mem_mb(config: dict) -> int:
+    """etc keyframe-score: one process reading a clip of label maps at a time."""
+    h, w = frame_size(config)
+    return _scaled(config, BASE_MB + _mb(h * w * CLIP_FRAMES * CLIP_BYTES))
+
+
 def flow_mem_mb(config: dict) -> int:
     h, w = frame_size(config)
     base = CUDA_BASE_MB if cuda(config) else BASE_MB

@@ -117,7 +117,7 @@ rule keyframe_score:
         ETC_ENV
     threads: 1  # label maps and JSON: no torch threads
     resources:
-        mem_mb=res.evaluate_mem_mb(config),
+        mem_mb=res.score_mem_mb(config),
     params:
         interval=lambda wildcards: KEYFRAME_ROWS[wildcards.slug]["interval"],
         run=lambda wildcards: shlex.quote(KEYFRAME_ROWS[wildcards.slug]["run"]),
