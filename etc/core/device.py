@@ -56,3 +56,31 @@ def checked_device(name: str) -> torch.device:
     elif dev.type not in ("cpu", "mps", "xpu"):
         raise EtcError(f"--device {name!r}: etc runs on cpu or cuda")
     return dev
+
+
+# CPU instruction sets that decide which kernels torch and oneDNN run, widest first: a time
+# measured on one says little about another (AVX2-only machines run the same step far slower).
+ISA_FLAGS = ("amx_tile", "avx512_bf16", "avx512f", "avx2")
+
+
+def cpu_description() -> str:
+    """The CPU a time was measured on: model, the kernels torch dispatches to (which
+    ATEN_CPU_CAPABILITY can restrict), the CPU's widest instruction sets, and torch's threads."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:  # not Linux: the model from platform only
+        pass
+    isa = " ".join(f for f in ISA_FLAGS if f in flags) or "unknown"
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    kernels = torch.backends.cpu.get_cpu_capability() + (f", oneDNN ≤ {onednn}" if onednn else "")
+    return f"{model}; torch kernels {kernels}, CPU {isa}; {torch.get_num_threads()} threads"

@@ -321,9 +321,9 @@ class _ClipWriter:
 def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
-    import platform
+    from etc.core.device import cpu_description
 
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_description()})"
 
 
 def read_predictions(path: str | Path, names=None) -> dict[str, np.ndarray]:
