@@ -9,7 +9,9 @@ Reads the default run's data, training flow store and teacher checkpoint under `
 `etc train` builds it (etc.train.loop.build_run) and stepped through etc.train.loop.train_step with a
 timer around each part (the device synchronised at each boundary); the first
 ``--warmup`` steps are left out and the median of the rest is printed, in ms per step, with
-the table build's own seconds. One process, runs in turn: ratios are of one machine state.
+the table build's own seconds, and each run's network arithmetic per second of step as a ratio
+to the teacher's (``rate_vs_teacher``: how much of a step its convolutions fill, a figure that
+holds across machines). One process, runs in turn: ratios are of one machine state.
 About 3 minutes on one CPU core at the default config.
 """
 
@@ -59,6 +61,19 @@ def time_steps(training, steps: int, warmup: int) -> dict[str, float]:
     return out
 
 
+def step_gflop(training, batch: dict, student_gflops: float, teacher_gflops: float) -> float:
+    """The network arithmetic of one step, in GFLOP: the student's forward on every frame of the
+    step, its backward (taken as twice the forward) where the frame has gradients, and the
+    teacher's forward on every frame when it runs online (its table needs none)."""
+    b = int(batch["image_t"].shape[0])
+    if training.run.name == "teacher":
+        return 3 * student_gflops * b
+    frames = 1 + int(training.run.needs("needs_neighbour")) + int("image_third" in batch)
+    student = student_gflops * b * (3 + (frames - 1) * (3 if training.neighbour_grad else 1))
+    teacher = teacher_gflops * b * frames if training.teacher is not None and training.teacher_cache is None else 0
+    return student + teacher
+
+
 @click.command()
 @click.option("--config", "config_path", default="config.yaml", show_default=True, type=click.Path(exists=True))
 @click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False),
@@ -99,7 +114,11 @@ def main(config_path, results, steps, warmup, threads, device, out):
                                  device=str(dev))
             build_s = time.perf_counter() - t0
             ms = time_steps(training, steps, warmup)
+            sample = next(iter(training.loader))
+            gflop = step_gflop(training, sample, model_gflops(training.model, sample),
+                               model_gflops(training.teacher, sample) if training.teacher is not None else 0)
             rows.append({"run": run, "teacher_cache": cache, **{k: round(v, 2) for k, v in ms.items()},
+                         "gflop_per_s": round(gflop / (ms["total"] / 1000), 2),
                          "build_s": round(build_s, 2),
                          "run_s": round(build_s + ms["total"] * int(spec.schedule["iterations"]) / 1000, 1)})
             print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
@@ -108,13 +127,24 @@ def main(config_path, results, steps, warmup, threads, device, out):
     df.to_csv(out, index=False)
     print(f"\nms per step (median of {steps} after {warmup} warm-up steps, {threads} thread(s), {dev}); "
           f"run_s = build + total × iterations\n")
+    df["rate_vs_teacher"] = (df.gflop_per_s / df.gflop_per_s[df.run == TEACHER].iloc[0]).round(3)
     print(df.to_markdown(index=False))
+    print("\nrate_vs_teacher: the run's network GFLOP per second of step over the teacher's in this "
+          "process; 1 = a step as bound by its convolutions as the teacher's, lower = overhead")
     cached = df[df.teacher_cache].set_index("run")
     online = df[(~df.teacher_cache) & df.run.isin(cached.index)].set_index("run")
     if len(cached):
         print("\nteacher table over online teacher, step time: "
               + ", ".join(f"{r} {cached.total[r] / online.total[r]:.2f}" for r in cached.index))
     print(f"\nwritten: {out}")
+
+
+def model_gflops(model, batch: dict) -> float:
+    """Forward GFLOP of one frame of the batch's size (etc.models.info.gflops)."""
+    from etc.models.info import gflops
+
+    h, w = batch["image_t"].shape[-2:]
+    return gflops(model, int(h), int(w))
 
 
 if __name__ == "__main__":

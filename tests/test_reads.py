@@ -14,14 +14,14 @@ from etc.core.config import load_config
 from etc.core.reads import READS, covers, declared, reads_digest
 
 
-def test_the_recorder_logs_the_leaves_read_and_pickles_to_plain_dicts(tmp_path):
+def test_the_recorder_logs_the_leaves_read_and_saves_plain_dicts(tmp_path):
     script = """
 import copy, json, pickle, sys
 sys.argv = ["demo", "--x"]
 from etc.core.reads import plain, record_reads
 cfg = record_reads({"a": {"b": 1, "c": {"d": 2}}, "e": [1, 2], "f": {"g": 3}, "h": {"i": 4}})
 cfg["a"]["b"]; cfg.get("e"); json.dumps(cfg["f"]); list(cfg["h"])
-assert type(pickle.loads(pickle.dumps(cfg))) is dict and type(plain({"k": cfg["a"]})["k"]) is dict
+assert pickle.loads(pickle.dumps(cfg)) == plain(cfg) and type(plain({"k": cfg["a"]})["k"]) is dict
 copy.deepcopy(cfg["a"])["c"]["d"]
 """
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -87,3 +87,33 @@ def test_recorded_sections_pickle_for_spawned_workers():
 
     rec = _Recorded({"a": {"b": 1}})
     assert pickle.loads(pickle.dumps(rec)) == {"a": {"b": 1}}
+
+
+def test_a_spawned_worker_records_what_it_reads(tmp_path):
+    """Reads in worker processes (etc evaluate's, the training loader's: spawned) count too."""
+    script = """
+import sys
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from etc.core.reads import record_reads
+
+
+def read(section):
+    return section["deep"]["x"]
+
+
+if __name__ == "__main__":
+    sys.argv = ["evaluate", "--y"]
+    cfg = record_reads({"top": {"deep": {"x": 1, "unread": 2}}, "other": 3})
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(read, cfg["top"]).result() == 1
+"""
+    (tmp_path / "worker.py").write_text(script)
+    res = subprocess.run([sys.executable, str(tmp_path / "worker.py")], capture_output=True, text=True,
+                         cwd=tmp_path, env={"ETC_CONFIG_READS": str(tmp_path / "reads"), "PATH": "",
+                                            **_pythonpath()})
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(line) for line in (tmp_path / "reads" / "reads.jsonl").read_text().splitlines()]
+    assert len(lines) == 2, lines  # the parent's and the worker's
+    assert {k for line in lines for k in line["keys"]} == {"top.deep.x"}  # read in the worker only
+    assert all(line["argv"] == ["--y"] for line in lines)

@@ -141,7 +141,18 @@ class _Recorded(dict):
         return out
 
     def __reduce__(self):
-        return (_plain, (_plain(self),))
+        return (_received, (_plain(self), self._prefix))
+
+
+def _received(data: dict, prefix: str):
+    """A recorded section unpickled in a spawned worker (decode or evaluation processes): it
+    records there too, and the worker appends its own line, when ``ETC_CONFIG_READS`` asks;
+    otherwise the plain dict."""
+    folder = os.environ.get("ETC_CONFIG_READS")
+    if not folder:
+        return data
+    _start_recording(Path(folder))
+    return _Recorded(data, prefix)
 
 
 def _plain(node):
@@ -171,14 +182,30 @@ def record_reads(config: dict) -> dict:
     folder = os.environ.get("ETC_CONFIG_READS")
     if not folder:
         return config
-    global _RECORDING
-    if not _RECORDING:
-        atexit.register(_write_log, Path(folder))
-        _RECORDING = True
+    _start_recording(Path(folder))
     return _Recorded(config)
 
 
+_WRITTEN: set[int] = set()  # the processes that have appended their line
+
+
+def _start_recording(folder: Path) -> None:
+    """Log this process's reads when it ends: at interpreter exit, and at the end of a
+    multiprocessing worker (which may leave without running atexit handlers)."""
+    global _RECORDING
+    if _RECORDING:
+        return
+    from multiprocessing import util
+
+    atexit.register(_write_log, folder)
+    util.Finalize(None, _write_log, args=(folder,), exitpriority=100)
+    _RECORDING = True
+
+
 def _write_log(folder: Path) -> None:
+    if os.getpid() in _WRITTEN:
+        return
+    _WRITTEN.add(os.getpid())
     folder.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"argv": sys.argv[1:], "keys": sorted(_LOG)}) + "\n"
     with open(folder / "reads.jsonl", "a") as f:  # one short append per process
