@@ -4,6 +4,7 @@ preset asks for at most its stage's resources.threads and declares its memory.""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -16,27 +17,11 @@ TIMED = {"keyframe_latency", "keyframe_infer", "bench"}
 
 
 def remote_jobs(configfile: str) -> list:
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import (
-        ConfigSettings,
-        DAGSettings,
-        DeploymentSettings,
-        OutputSettings,
-        ResourceSettings,
-        StorageSettings,
-        WorkflowSettings,
-    )
-
-    with SnakemakeApi(OutputSettings()) as api:
-        wf = api.workflow(resource_settings=ResourceSettings(cores=None, nodes=50),
-                          config_settings=ConfigSettings(configfiles=[REPO / configfile]),
-                          storage_settings=StorageSettings(), workflow_settings=WorkflowSettings(),
-                          deployment_settings=DeploymentSettings(), snakefile=REPO / "Snakefile",
-                          workdir=REPO)
-        workflow = wf.dag(DAGSettings()).workflow_api._workflow
-        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
-        workflow._build_dag()
-        return [(job.rule.name, job.threads, dict(job.resources.items())) for job in workflow._dag.jobs]
+    """scripts/job_requests.py's DAG, the one docs/scheduler.md's table is drawn from."""
+    spec = importlib.util.spec_from_file_location("job_requests", REPO / "scripts" / "job_requests.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.remote_jobs(configfile)
 
 
 @pytest.mark.parametrize("configfile", CONFIGS)
