@@ -9,6 +9,8 @@ rule train_teacher:
         results("logs", "train_teacher.log"),
     benchmark:
         results("benchmarks", "train_teacher.tsv")
+    # the critical path: every distilled student waits for the teacher, so it starts first
+    priority: 10
     conda:
         ETC_ENV
     threads: res.threads(config, "train")
