@@ -13,6 +13,10 @@ from typing import Any
 
 from etc.core.errors import EtcError
 
+# What the video writers (imageio's ffmpeg, H.264 in yuv420p) can put a video in: WebM takes only
+# VP8/VP9/AV1, and imageio's ffmpeg plugin refuses .m4v, .gif and others by name.
+VIDEO_OUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -53,6 +57,17 @@ def output_folder(path: str | os.PathLike) -> Path:
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise EtcError(f"cannot write {path}: folder {path.parent} is not writable; choose another output path")
     return path
+
+
+def check_video_suffix(out: str | os.PathLike) -> None:
+    """Refuse an output path the video writer cannot produce, naming the ones it can: every
+    command that writes a video checks its name here before any work."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in VIDEO_OUT_SUFFIXES:
+        what = f"the extension '{Path(out).suffix}'" if suffix else "no extension"
+        raise EtcError(f"cannot write {out}: the video writer (H.264 through ffmpeg) writes "
+                       f"{', '.join(VIDEO_OUT_SUFFIXES[:-1])} or {VIDEO_OUT_SUFFIXES[-1]} files, and this name has "
+                       f"{what}; name the output with one of those extensions")
 
 
 def _unwritable(path: Path, exc: OSError) -> EtcError:

@@ -105,13 +105,14 @@ def write_video(frames: list[np.ndarray], out: str | Path, fps: float, gif: str 
 def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path], flow: str | Path, out: str | Path,
                gif: str | Path | None = None, upscale: int | None = None) -> dict:
     """Render ``clip_name`` for ``models`` (display name → predictions HDF5)."""
-    from etc.core.io import output_folder
+    from etc.core.io import check_video_suffix, output_folder
     from etc.data.clips import list_clips, read_image
     from etc.data.labels import palette
     from etc.flow.store import FlowStore
     from etc.infer.predict import read_predictions
 
-    for path in (out, gif):  # before the clip is rendered
+    check_video_suffix(out)  # before the clip is rendered
+    for path in (out, gif):
         if path is not None:
             output_folder(path)
     ds = config["dataset"]
