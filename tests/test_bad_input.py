@@ -225,6 +225,22 @@ def file_kind_cases(w: dict) -> list[Case]:
     cases.append(Case("evaluate/flow_without_an_attribute",
                       ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", stripped,
                        "--out", out / "stripped.json"], says=(str(stripped), "image_size")))
+    floats = w["tmp"] / "wrong" / "float_predictions.h5"
+    with h5py.File(w["preds"], "r") as src, h5py.File(floats, "w") as dst:
+        dst.attrs.update(dict(src.attrs))
+        for name in src:
+            dst.create_dataset(name, data=src[name][()].astype(np.float32)).attrs.update(dict(src[name].attrs))
+    says = (str(floats), "float32", "class ids")
+    cases += [
+        Case("evaluate/float_predictions", ["evaluate", "--config", cfg, "--predictions", floats, "--flow", w["flow"],
+                                            "--out", out / "floats.json"], says=says),
+        Case("demo-video/float_predictions", ["demo-video", "--config", cfg, "--models", f"m={floats}",
+                                              "--flow", w["flow"], "--out", out / "floats.mp4"], says=says),
+        Case("keyframe-score/float_predictions",
+             ["keyframe-score", "--config", cfg, "--predictions", floats, "--interval", "1", "--metrics", w["metrics"],
+              "--timing", w["preds"].with_suffix(".timing.json"), "--run", "teacher", "--out", out / "k.json"],
+             says=says),
+    ]
     cases += checkpoint_cases(w) + metrics_cases(w) + [
         Case("evaluate/ok", ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", w["flow"],
                              "--out", out / "fine.json"], expect="ok"),
