@@ -449,10 +449,37 @@ def output_cases(w: dict) -> list[Case]:
                                        "--flow", w["flow"], "--out", w["tmp"] / "v.gif"], says=("v.gif", "'.gif'", ".mp4")),
         Case("segment-video/out_is_webm", ["segment-video", w["root"], "--model", w["ckpt"], "--out", w["tmp"] / "v.webm"],
              says=("v.webm", "'.webm'")),
+        *model_list_cases(w),
         Case("precompute-flow/nan_scale", ["precompute-flow", "--config", cfg, "--split", "val", "--scale", "nan",
                                            "--out", w["tmp"] / "n.h5"], says=("--scale",)),
         Case("train/unknown_run", ["train", "--config", cfg, "--run", "s/nosuch", "--out", w["tmp"] / "x.pt"],
              says=("nosuch",)),
+    ]
+
+
+def model_list_cases(w: dict) -> list[Case]:
+    """demo-video's --models: empty entries, a name twice, predictions of two datasets."""
+    cfg, d = w["config"], w["tmp"] / "lists"
+    other = d / "cityscapes.h5"
+    other.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(w["preds"], other)
+    with h5py.File(other, "a") as h5:
+        h5.attrs["dataset"] = "cityscapes"
+
+    def demo(name: str, models: str, says: tuple) -> Case:
+        return Case(f"demo-video/{name}", ["demo-video", "--config", cfg, "--models", models, "--flow", w["flow"],
+                                           "--out", d / f"{name}.mp4"], says=says)
+
+    p = w["preds"]
+    return [
+        demo("models_trailing_comma", f"{p},", ("--models", "entry 2", "empty", "trailing comma")),
+        demo("models_only_a_comma", ",", ("--models", "entry 1", "empty")),
+        demo("models_double_comma", f"a={p},,b={p}", ("--models", "entry 2", "empty")),
+        demo("models_name_without_path", "a=", ("--models", "without a path")),
+        demo("models_same_name", f"a={p},a={other}", ("--models", "'a'", str(p), str(other))),
+        demo("models_same_stem", f"{p},{other.with_name(p.name)}", ("--models", f"'{p.stem}'")),
+        demo("models_of_two_datasets", f"a={p},b={other}", (str(p), str(other), "synthetic", "cityscapes")),
+        demo("models_of_another_dataset", f"b={other}", (str(other), "cityscapes", "synthetic", "--config")),
     ]
 
 

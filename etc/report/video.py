@@ -124,6 +124,7 @@ def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path]
     if clip_name not in clips:
         raise EtcError(f"clip '{clip_name}' not in split {ds['val_split']}; e.g. {', '.join(sorted(clips)[:3])}")
     clip = clips[clip_name]
+    _one_dataset(models, ds["name"])
     preds = {}
     for name, path in models.items():
         allp = read_predictions(path, [clip_name])  # the one clip shown, not the split
@@ -138,3 +139,30 @@ def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path]
     frames = list(compose_frames(images, preds, flows, palette(ds["name"]), upscale))
     write_video(frames, out, fps, gif)
     return {"frames": len(frames), "size": list(frames[0].shape[:2]), "out": str(out)}
+
+
+def _one_dataset(models: dict[str, str | Path], dataset: str) -> None:
+    """Refuse models whose predictions `etc infer` recorded on different datasets (naming two
+    files), or on another dataset than the config's: one video shows one dataset's clip."""
+    from etc.core.filekind import expect_predictions
+
+    recorded = {Path(path): _recorded_dataset(expect_predictions(path)) for path in models.values()}
+    known = {p: d for p, d in recorded.items() if d is not None}
+    first, first_dataset = next(iter(known.items()), (None, None))
+    for path, d in known.items():
+        if d != first_dataset:
+            raise EtcError(f"{first} holds predictions on {first_dataset}, {path} on {d}: one video compares "
+                           f"models on one dataset; give --models predictions of the same dataset")
+    for path, d in known.items():
+        if d != dataset:
+            raise EtcError(f"{path} holds predictions on {d}, the config reads {dataset}; give that dataset's "
+                           f"config (--config) or predictions on {dataset}")
+
+
+def _recorded_dataset(path: str | Path) -> str | None:
+    """The dataset `etc infer` recorded in a predictions file (None in files without it)."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        value = h5.attrs.get("dataset")
+    return value.decode() if isinstance(value, bytes) else value
