@@ -336,6 +336,21 @@ def metrics_cases(w: dict) -> list[Case]:
         cases.append(Case(f"report/metrics_{name}", ["report", "--config", cfg, "--metrics-dir", mdir,
                                                      "--curves-dir", cdir, "--table", d / "t.csv", "--out-dir", d / "fig"],
                           says=("teacher.json",)))
+    mixed = {  # teacher.json, s/baseline.json: one table of two metrics, or one run twice
+        "flow": ({**good, "flow_eval": "dis"}, {**good, "flow_eval": "gt"}, ("dis", "gt", "evaluate.flow_estimator")),
+        "run": ({**good, "run": "s/baseline"}, {**good, "run": "s/baseline"}, ("'s/baseline'",)),
+    }
+    for name, (teacher, student, says) in mixed.items():
+        d = w["tmp"] / "report" / f"mixed_{name}"
+        mdir, cdir = d / "metrics", d / "curves"
+        _write(mdir / "teacher.json", json.dumps(teacher))
+        _write(mdir / "s" / "baseline.json", json.dumps(student))
+        for run in ("teacher", "s/baseline"):
+            _write(cdir / f"{run}.csv", curves_ok)
+        cfg = _write(d / "config.yaml", yaml.safe_dump(raw))
+        cases.append(Case(f"report/mixed_{name}", ["report", "--config", cfg, "--metrics-dir", mdir,
+                                                   "--curves-dir", cdir, "--table", d / "t.csv", "--out-dir", d / "fig"],
+                          says=(str(mdir / "teacher.json"), str(mdir / "s" / "baseline.json"), *says)))
     for name, content in {"binary": b"\x00\x81\xff" * 10, "no_iteration": "a,b\n1,2\n", "empty": ""}.items():
         d = w["tmp"] / "report" / f"curves_{name}"
         mdir, cdir = d / "metrics", d / "curves"
