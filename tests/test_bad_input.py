@@ -580,6 +580,28 @@ def test_every_subcommand_meets_broken_input_with_a_short_clear_error(world, mon
     assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
 
 
+def test_a_report_without_training_curves_writes_the_table(world, tmp_path):
+    """No training CSV (an empty curves folder, or none given): the table and every figure are
+    written, the training-curves figure saying why it is empty; a curves folder that does not
+    exist is still an error naming it."""
+    raw = json.loads(json.dumps(world["raw"]))
+    raw["ablations"] = {"baseline": {"ce": 1.0}}
+    cfg = _write(tmp_path / "config.yaml", yaml.safe_dump(raw))
+    mdir = tmp_path / "metrics"
+    for run in ("teacher", "s/baseline"):
+        _write(mdir / f"{run}.json", world["metrics"].read_text())
+    (tmp_path / "curves").mkdir()
+    for name, curves in (("empty", ["--curves-dir", tmp_path / "curves"]), ("none", [])):
+        out = tmp_path / name
+        code, message, exc = run_etc(["report", "--config", cfg, "--metrics-dir", mdir, *curves,
+                                      "--table", out / "t.csv", "--out-dir", out / "fig"])
+        assert code == 0 and exc is None, message
+        assert (out / "t.csv").is_file() and (out / "fig" / "training_curves.png").is_file()
+    code, message, exc = run_etc(["report", "--config", cfg, "--metrics-dir", mdir, "--curves-dir", tmp_path / "nope",
+                                  "--table", tmp_path / "t.csv", "--out-dir", tmp_path / "fig"])
+    assert code != 0 and exc is None and "nope" in message and len(message.strip().splitlines()) <= MAX_LINES
+
+
 WORKFLOW_CASES = {
     "unknown_top_key": ("bogus_key: 1\n", [], ("bogus_key",)),
     "student_with_slash": ("students:\n  a/b: {backbone: tiny}\n", [], ("a/b",)),

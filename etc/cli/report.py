@@ -45,8 +45,9 @@ class NamedPaths(click.ParamType):
 @config_file_option
 @click.option("--metrics-dir", required=True, type=ExistingDir,
               help="Folder of `etc evaluate` JSONs (teacher.json, <student>/<ablation>.json).")
-@click.option("--curves-dir", required=True, type=ExistingDir,
-              help="Folder of the training CSVs (same naming).")
+@click.option("--curves-dir", type=ExistingDir, default=None,
+              help="Folder of the training CSVs (same naming). Without it, or with no CSV in it, the "
+                   "training-curves figure says so and the rest of the report is written.")
 @click.option("--table", required=True, type=PathArg,
               help="Results table CSV (a .md twin is written beside it).")
 @click.option("--out-dir", required=True, type=PathArg,
