@@ -225,6 +225,24 @@ def file_kind_cases(w: dict) -> list[Case]:
     cases.append(Case("evaluate/flow_without_an_attribute",
                       ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", stripped,
                        "--out", out / "stripped.json"], says=(str(stripped), "image_size")))
+    for name, shape in (("fw", lambda s: (3, *s[1:])), ("occ_fw", lambda s: (s[0] // 2, s[1]))):
+        reshaped = w["tmp"] / "wrong" / f"{name}_reshaped.h5"
+        shutil.copy(w["flow"], reshaped)
+        with h5py.File(reshaped, "a") as h5:
+            clip = next(iter(h5))
+            key = next(iter(h5[clip]))
+            pair = h5[clip][key]
+            old = pair[name]
+            wrong, dtype = shape(old.shape), old.dtype
+            del pair[name]
+            pair.create_dataset(name, data=np.zeros(wrong, dtype))
+        says = (str(reshaped), clip, key, name, "×".join(map(str, wrong)))
+        cases.append(Case(f"evaluate/flow_{name}_of_another_shape",
+                          ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", reshaped,
+                           "--out", out / f"{name}_reshaped.json"], says=says))
+        cases.append(Case(f"flow-quality/flow_{name}_of_another_shape",
+                          ["flow-quality", "--flow", reshaped, "--reference", w["flow"],
+                           "--out", out / f"q_{name}_reshaped.json"], says=says))
     floats = w["tmp"] / "wrong" / "float_predictions.h5"
     with h5py.File(w["preds"], "r") as src, h5py.File(floats, "w") as dst:
         dst.attrs.update(dict(src.attrs))
