@@ -427,6 +427,25 @@ def dataset_cases(w: dict) -> list[Case]:
     for f in city_dir.with_name(city_dir.name + "copy").iterdir():
         f.rename(f.with_name(f.name.replace(city_dir.name, city_dir.name + "copy")))
     cases.append(Case("check-data/duplicated_city", ["check-data", "--root", root], says=("same content",)))
+    # the same city folder copied under another name, its files unchanged (frames, then labels)
+    for sub, f in (("frames", val.frames[0].image), ("labels", val.frames[val.labelled[0]].label)):
+        root = broken(f"copied_city_{sub}")
+        city_dir = root / rel(f).parent
+        shutil.copytree(city_dir, city_dir.with_name(city_dir.name + "2"))
+        cases.append(Case(f"check-data/copied_city_{sub}", ["check-data", "--root", root],
+                          says=(city_dir.name + "2", f"'{city_dir.name}'", "copied")))
+    # the sparse label of a clip missing (synthetic: one per clip; Cityscapes: one per snippet)
+    root = broken("missing_sparse_label")
+    label = root / rel(val.frames[val.labelled[0]].label)
+    label.unlink()
+    cases.append(Case("check-data/missing_sparse_label", ["check-data", "--root", root], says=(str(label), val.name)))
+    from conftest import make_cityscapes_tree
+
+    root = make_cityscapes_tree(w["tmp"] / "trees" / "cityscapes_missing_label")
+    label = root / "gtFine" / "train" / "frankfurt" / "frankfurt_000000_000294_gtFine_labelIds.png"
+    label.unlink()
+    cases.append(Case("check-data/cityscapes_missing_label", ["check-data", "--dataset", "cityscapes", "--root", root],
+                      says=(str(label), "frankfurt_000000", "275")))
     # a label saved as JPEG under a .png name
     root = broken("jpeg_label")
     label = root / rel(val.frames[val.labelled[0]].label)
