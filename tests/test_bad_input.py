@@ -639,6 +639,39 @@ def test_a_report_without_training_curves_writes_the_table(world, tmp_path):
     assert code != 0 and exc is None and "nope" in message and len(message.strip().splitlines()) <= MAX_LINES
 
 
+@pytest.mark.parametrize("refuses", ["create", "rename", "mkdir"])
+def test_a_read_only_results_folder_is_named_in_one_line(world, tmp_path, monkeypatch, refuses):
+    """A folder that refuses writes although os.access allows them (root ignores permission
+    bits; network file systems decide on the server): the atomic writes of etc.core.io name the
+    folder. The refusal is simulated where the write meets the file system."""
+    import errno
+    import tempfile
+
+    ro = tmp_path / "results"
+    ro.mkdir()
+
+    def refused(target) -> bool:
+        return Path(target).resolve().is_relative_to(ro.resolve())
+
+    def deny(*_):
+        raise PermissionError(errno.EROFS, os.strerror(errno.EROFS))
+
+    mkstemp, replace, mkdir = tempfile.mkstemp, os.replace, Path.mkdir
+    if refuses == "create":
+        monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: deny() if refused(k["dir"]) else mkstemp(*a, **k))
+    elif refuses == "rename":
+        monkeypatch.setattr(os, "replace", lambda a, b: deny() if refused(b) else replace(a, b))
+    else:
+        monkeypatch.setattr(Path, "mkdir", lambda self, *a, **k: deny() if refused(self) else mkdir(self, *a, **k))
+    out = ro / ("sub" if refuses == "mkdir" else "") / "m.json"
+    code, message, exc = run_etc(["evaluate", "--config", world["config"], "--predictions", world["preds"],
+                                  "--flow", world["flow"], "--out", out])
+    assert code == 2 and exc is None, message
+    assert len(message.strip().splitlines()) == 1 and str(out) in message, message
+    assert f"folder {ro} is not writable" in message, message
+    assert not list(ro.rglob("*.tmp*")), "a temporary file was left behind"
+
+
 WORKFLOW_CASES = {
     "unknown_top_key": ("bogus_key: 1\n", [], ("bogus_key",)),
     "student_with_slash": ("students:\n  a/b: {backbone: tiny}\n", [], ("a/b",)),

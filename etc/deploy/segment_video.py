@@ -339,7 +339,9 @@ class _LabelSink:
             self.h5 = stack.enter_context(h5py.File(stack.enter_context(atomic_path(self.path)), "w"))
             self.h5.attrs.update({"checkpoint": ckpt, "dataset": dataset})
         else:
-            self.path.mkdir(parents=True, exist_ok=True)
+            from etc.core.io import output_dir
+
+            output_dir(self.path)
 
     def append(self, i: int, lab: np.ndarray) -> None:
         if self.h5 is None:

@@ -522,7 +522,11 @@ def _check_writable(path: Path) -> None:
         with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=path.parent):
             pass
     except OSError as exc:
-        raise EtcError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
+        if isinstance(exc, IsADirectoryError):
+            raise EtcError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
+        from etc.core.io import unwritable
+
+        raise unwritable(path, exc) from None  # a folder refusing writes is named as such
 
 
 class _CsvLog:
