@@ -502,10 +502,33 @@ def output_cases(w: dict) -> list[Case]:
         Case("segment-video/out_is_webm", ["segment-video", w["root"], "--model", w["ckpt"], "--out", w["tmp"] / "v.webm"],
              says=("v.webm", "'.webm'")),
         *model_list_cases(w),
+        *huge_frame_cases(w),
         Case("precompute-flow/nan_scale", ["precompute-flow", "--config", cfg, "--split", "val", "--scale", "nan",
                                            "--out", w["tmp"] / "n.h5"], says=("--scale",)),
         Case("train/unknown_run", ["train", "--config", cfg, "--run", "s/nosuch", "--out", w["tmp"] / "x.pt"],
              says=("nosuch",)),
+    ]
+
+
+def huge_frame_cases(w: dict) -> list[Case]:
+    """Frame sizes no machine holds (10¹² pixels): refused before any work, naming the option."""
+    from etc.data.clips import list_clips
+
+    big = ["--height", "1000000", "--width", "1000000"]
+    raw = json.loads(json.dumps(w["raw"]))
+    raw["augment"] = {"crop": [1000000, 1000000]}
+    crop = _write(w["tmp"] / "huge" / "crop.yaml", yaml.safe_dump(raw))
+    says = ("1000000×1000000", "memory")
+    return [
+        Case("segment-video/huge_frames", ["segment-video", Path(list_clips("synthetic", w["root"], "val")[0].frames[0].image).parent, "--model",
+                                           w["ckpt"], *big, "--out", w["tmp"] / "huge" / "v.mp4"],
+             says=(*says, "--height/--width")),
+        Case("export/huge_frames", ["export", "--config", w["config"], "--model", w["ckpt"], "--format", "torchscript",
+                                    *big, "--out", w["tmp"] / "huge" / "m.pt"], says=(*says, "--height/--width")),
+        Case("make-synthetic/huge_frames", ["make-synthetic", "--out", w["tmp"] / "huge" / "syn", *big],
+             says=(*says, "synthetic.height")),
+        Case("train/huge_crop", ["train", "--config", crop, "--run", "s/baseline", "--out", w["tmp"] / "huge" / "s.pt"],
+             says=(*says, "augment.crop")),
     ]
 
 
@@ -670,6 +693,24 @@ def test_a_read_only_results_folder_is_named_in_one_line(world, tmp_path, monkey
     assert len(message.strip().splitlines()) == 1 and str(out) in message, message
     assert f"folder {ro} is not writable" in message, message
     assert not list(ro.rglob("*.tmp*")), "a temporary file was left behind"
+
+
+def test_an_allocation_that_fails_is_one_line_naming_the_size():
+    """Past the up-front check (other processes' memory, the network's activations), each
+    allocator's failure is turned into the same one-line error; anything else passes."""
+    from etc.core.alloc import allocation
+
+    failures = [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                                            "allocate memory: you tried to allocate 19200000000 bytes."),
+                Exception("OpenCV(4.13.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate "
+                          "60000000000 bytes in function 'OutOfMemoryError'"),
+                RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")]
+    for exc in failures:
+        with pytest.raises(EtcError, match=r"cannot allocate memory for frames of 9×9.*; give a smaller --height"):
+            with allocation("frames of 9×9", "give a smaller --height/--width"):
+                raise exc
+    with pytest.raises(ValueError), allocation("frames of 9×9", "give a smaller --height/--width"):
+        raise ValueError("not about memory")
 
 
 WORKFLOW_CASES = {

@@ -135,6 +135,7 @@ def segment_video(config: dict, source: str | Path, model_ckpt: str | Path, out:
     suffixes the video writer takes (etc.core.io.check_video_suffix), and (without ``size``) a folder whose frames are not all of one size."""
     from tqdm import tqdm
 
+    from etc.core.alloc import allocation, check_frame_memory
     from etc.core.device import pick_device
     from etc.core.execution import resolve_execution
     from etc.core.io import atomic_path, output_folder
@@ -147,6 +148,8 @@ def segment_video(config: dict, source: str | Path, model_ckpt: str | Path, out:
     src = FrameSource(source, max_frames)
     if size is None:
         src.check_sizes()
+    else:
+        check_frame_memory(size, int(config["infer"]["batch_size"]), "--height/--width")
     dev = pick_device(device)
     icfg = config["infer"]
     ex = resolve_execution(icfg, dev, "infer")
@@ -163,6 +166,11 @@ def segment_video(config: dict, source: str | Path, model_ckpt: str | Path, out:
     batch_size = int(icfg["batch_size"])
     totals = {"frames": 0, "seconds": 0.0, "flicker": 0, "compared": 0}
     with ExitStack() as stack:
+        # entered first, left last: outputs are removed before the failure is reported
+        stack.enter_context(allocation(
+            f"frames of {size[0]}×{size[1]}" if size else f"the frames of {source}",
+            "give a smaller --height/--width or --batch-size" if size else "give --height/--width or a smaller "
+            "--batch-size"))
         video = stack.enter_context(_VideoWriter(out, rate, stack))
         table = stack.enter_context(atomic_path(csv_path)).open("w", newline="")
         stack.callback(table.close)

@@ -444,6 +444,10 @@ def train(
     for path in (out, log_csv):  # the in-progress checkpoint goes beside ``out``
         if path is not None:
             _check_writable(Path(path))
+    if config["augment"].get("crop"):  # two frames per sample
+        from etc.core.alloc import check_frame_memory
+
+        check_frame_memory(config["augment"]["crop"], 2 * int(run_spec.schedule["batch_size"]), "augment.crop")
 
     training = build_run(config, run_spec, last, flow=flow, teacher=teacher, device=device, progress=progress)
     start, rank = training.start, training.rank
