@@ -734,3 +734,19 @@ def test_the_workflow_reports_a_bad_config_in_one_line(tmp_path, name):
     errors = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and all(s in errors[0] for s in says), (res.stdout + res.stderr)[-2000:]
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) <= MAX_LINES + 2, res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["missing", "a_list", "yaml_syntax"])
+def test_a_config_file_snakemake_cannot_read_fails_and_etc_config_names_it(tmp_path, name):
+    """Snakemake reads --configfile before the Snakefile (no check of ours can run): it must
+    still fail, and `etc config`, the documented check before it (docs/usage.md), names the file
+    and the fault in one line."""
+    cfg = tmp_path / f"{name}.yaml"
+    if name != "missing":
+        _write(cfg, {"a_list": "- 1\n- 2\n", "yaml_syntax": "train: [1\n"}[name])
+    res = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-n", "--quiet", "--configfile", str(cfg)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert res.returncode != 0, res.stdout[-500:]
+    code, message, exc = run_etc(["config", "--config", cfg])
+    assert code != 0 and exc is None and str(cfg) in message and len(message.strip().splitlines()) <= MAX_LINES, message
+    assert "etc config --config my.yaml" in (REPO / "docs" / "usage.md").read_text()
