@@ -533,12 +533,17 @@ def huge_frame_cases(w: dict) -> list[Case]:
 
 
 def model_list_cases(w: dict) -> list[Case]:
-    """demo-video's --models: empty entries, a name twice, predictions of two datasets."""
+    """demo-video's --models: empty entries, a name twice, predictions of two datasets; and a flow
+    store of another dataset than the config's."""
     cfg, d = w["config"], w["tmp"] / "lists"
     other = d / "cityscapes.h5"
     other.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(w["preds"], other)
     with h5py.File(other, "a") as h5:
+        h5.attrs["dataset"] = "cityscapes"
+    other_flow = d / "cityscapes_flow.h5"
+    shutil.copy(w["flow"], other_flow)
+    with h5py.File(other_flow, "a") as h5:
         h5.attrs["dataset"] = "cityscapes"
 
     def demo(name: str, models: str, says: tuple) -> Case:
@@ -555,6 +560,9 @@ def model_list_cases(w: dict) -> list[Case]:
         demo("models_same_stem", f"{p},{other.with_name(p.name)}", ("--models", f"'{p.stem}'")),
         demo("models_of_two_datasets", f"a={p},b={other}", (str(p), str(other), "synthetic", "cityscapes")),
         demo("models_of_another_dataset", f"b={other}", (str(other), "cityscapes", "synthetic", "--config")),
+        Case("demo-video/flow_of_another_dataset", ["demo-video", "--config", cfg, "--models", f"m={p}",
+                                                    "--flow", other_flow, "--out", d / "flow.mp4"],
+             says=(str(other_flow), "dataset", "cityscapes", "synthetic")),
     ]
 
 

@@ -132,7 +132,7 @@ def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path]
             raise EtcError(f"{path} has no predictions for clip {clip_name}")
         preds[name] = allp[clip_name]
     images = np.stack([read_image(f.image) for f in clip.frames])
-    reader = FlowStore(flow).reader()
+    reader = FlowStore(flow, expect={"dataset": ds["name"]}).reader()  # flow of another dataset: refused
     flows = [reader(clip_name, t, t - 1, images.shape[1:3]) for t in range(1, len(clip))]
     fps = float(config["report"]["fps"])
     upscale = upscale or max(1, int(round(200 / images.shape[1])))
