@@ -104,7 +104,9 @@ def write_video(frames: list[np.ndarray], out: str | Path, fps: float, gif: str 
 
 def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path], flow: str | Path, out: str | Path,
                gif: str | Path | None = None, upscale: int | None = None) -> dict:
-    """Render ``clip_name`` for ``models`` (display name → predictions HDF5)."""
+    """Render ``clip_name`` for ``models`` (display name → predictions HDF5). Refused before the
+    clip is rendered: an ``out`` the video writer cannot write, predictions recorded on two
+    datasets or on another than the config's, and a flow store of another dataset."""
     from etc.core.io import check_video_suffix, output_folder
     from etc.data.clips import list_clips, read_image
     from etc.data.labels import palette
