@@ -225,6 +225,40 @@ def file_kind_cases(w: dict) -> list[Case]:
     cases.append(Case("evaluate/flow_without_an_attribute",
                       ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", stripped,
                        "--out", out / "stripped.json"], says=(str(stripped), "image_size")))
+    for name, shape in (("fw", lambda s: (3, *s[1:])), ("occ_fw", lambda s: (s[0] // 2, s[1]))):
+        reshaped = w["tmp"] / "wrong" / f"{name}_reshaped.h5"
+        shutil.copy(w["flow"], reshaped)
+        with h5py.File(reshaped, "a") as h5:
+            clip = next(iter(h5))
+            key = next(iter(h5[clip]))
+            pair = h5[clip][key]
+            old = pair[name]
+            wrong, dtype = shape(old.shape), old.dtype
+            del pair[name]
+            pair.create_dataset(name, data=np.zeros(wrong, dtype))
+        says = (str(reshaped), clip, key, name, "×".join(map(str, wrong)))
+        cases.append(Case(f"evaluate/flow_{name}_of_another_shape",
+                          ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", reshaped,
+                           "--out", out / f"{name}_reshaped.json"], says=says))
+        cases.append(Case(f"flow-quality/flow_{name}_of_another_shape",
+                          ["flow-quality", "--flow", reshaped, "--reference", w["flow"],
+                           "--out", out / f"q_{name}_reshaped.json"], says=says))
+    floats = w["tmp"] / "wrong" / "float_predictions.h5"
+    with h5py.File(w["preds"], "r") as src, h5py.File(floats, "w") as dst:
+        dst.attrs.update(dict(src.attrs))
+        for name in src:
+            dst.create_dataset(name, data=src[name][()].astype(np.float32)).attrs.update(dict(src[name].attrs))
+    says = (str(floats), "float32", "class ids")
+    cases += [
+        Case("evaluate/float_predictions", ["evaluate", "--config", cfg, "--predictions", floats, "--flow", w["flow"],
+                                            "--out", out / "floats.json"], says=says),
+        Case("demo-video/float_predictions", ["demo-video", "--config", cfg, "--models", f"m={floats}",
+                                              "--flow", w["flow"], "--out", out / "floats.mp4"], says=says),
+        Case("keyframe-score/float_predictions",
+             ["keyframe-score", "--config", cfg, "--predictions", floats, "--interval", "1", "--metrics", w["metrics"],
+              "--timing", w["preds"].with_suffix(".timing.json"), "--run", "teacher", "--out", out / "k.json"],
+             says=says),
+    ]
     cases += checkpoint_cases(w) + metrics_cases(w) + [
         Case("evaluate/ok", ["evaluate", "--config", cfg, "--predictions", w["preds"], "--flow", w["flow"],
                              "--out", out / "fine.json"], expect="ok"),
@@ -320,6 +354,21 @@ def metrics_cases(w: dict) -> list[Case]:
         cases.append(Case(f"report/metrics_{name}", ["report", "--config", cfg, "--metrics-dir", mdir,
                                                      "--curves-dir", cdir, "--table", d / "t.csv", "--out-dir", d / "fig"],
                           says=("teacher.json",)))
+    mixed = {  # teacher.json, s/baseline.json: one table of two metrics, or one run twice
+        "flow": ({**good, "flow_eval": "dis"}, {**good, "flow_eval": "gt"}, ("dis", "gt", "evaluate.flow_estimator")),
+        "run": ({**good, "run": "s/baseline"}, {**good, "run": "s/baseline"}, ("'s/baseline'",)),
+    }
+    for name, (teacher, student, says) in mixed.items():
+        d = w["tmp"] / "report" / f"mixed_{name}"
+        mdir, cdir = d / "metrics", d / "curves"
+        _write(mdir / "teacher.json", json.dumps(teacher))
+        _write(mdir / "s" / "baseline.json", json.dumps(student))
+        for run in ("teacher", "s/baseline"):
+            _write(cdir / f"{run}.csv", curves_ok)
+        cfg = _write(d / "config.yaml", yaml.safe_dump(raw))
+        cases.append(Case(f"report/mixed_{name}", ["report", "--config", cfg, "--metrics-dir", mdir,
+                                                   "--curves-dir", cdir, "--table", d / "t.csv", "--out-dir", d / "fig"],
+                          says=(str(mdir / "teacher.json"), str(mdir / "s" / "baseline.json"), *says)))
     for name, content in {"binary": b"\x00\x81\xff" * 10, "no_iteration": "a,b\n1,2\n", "empty": ""}.items():
         d = w["tmp"] / "report" / f"curves_{name}"
         mdir, cdir = d / "metrics", d / "curves"
@@ -378,6 +427,25 @@ def dataset_cases(w: dict) -> list[Case]:
     for f in city_dir.with_name(city_dir.name + "copy").iterdir():
         f.rename(f.with_name(f.name.replace(city_dir.name, city_dir.name + "copy")))
     cases.append(Case("check-data/duplicated_city", ["check-data", "--root", root], says=("same content",)))
+    # the same city folder copied under another name, its files unchanged (frames, then labels)
+    for sub, f in (("frames", val.frames[0].image), ("labels", val.frames[val.labelled[0]].label)):
+        root = broken(f"copied_city_{sub}")
+        city_dir = root / rel(f).parent
+        shutil.copytree(city_dir, city_dir.with_name(city_dir.name + "2"))
+        cases.append(Case(f"check-data/copied_city_{sub}", ["check-data", "--root", root],
+                          says=(city_dir.name + "2", f"'{city_dir.name}'", "copied")))
+    # the sparse label of a clip missing (synthetic: one per clip; Cityscapes: one per snippet)
+    root = broken("missing_sparse_label")
+    label = root / rel(val.frames[val.labelled[0]].label)
+    label.unlink()
+    cases.append(Case("check-data/missing_sparse_label", ["check-data", "--root", root], says=(str(label), val.name)))
+    from conftest import make_cityscapes_tree
+
+    root = make_cityscapes_tree(w["tmp"] / "trees" / "cityscapes_missing_label")
+    label = root / "gtFine" / "train" / "frankfurt" / "frankfurt_000000_000294_gtFine_labelIds.png"
+    label.unlink()
+    cases.append(Case("check-data/cityscapes_missing_label", ["check-data", "--dataset", "cityscapes", "--root", root],
+                      says=(str(label), "frankfurt_000000", "275")))
     # a label saved as JPEG under a .png name
     root = broken("jpeg_label")
     label = root / rel(val.frames[val.labelled[0]].label)
@@ -426,10 +494,75 @@ def output_cases(w: dict) -> list[Case]:
                                     "--fps", "nan", "--out", w["tmp"] / "v.mp4"], says=("--fps",)),
         Case("demo-video/inf_fps", ["demo-video", "--config", cfg, "--models", f"m={w['preds']}", "--flow", w["flow"],
                                     "--fps", "inf", "--out", w["tmp"] / "v.mp4"], says=("--fps",)),
+        Case("demo-video/out_without_suffix", ["demo-video", "--config", cfg, "--models", f"m={w['preds']}",
+                                               "--flow", w["flow"], "--out", w["tmp"] / "video"],
+             says=(str(w["tmp"] / "video"), "no extension", ".mp4")),
+        Case("demo-video/out_is_gif", ["demo-video", "--config", cfg, "--models", f"m={w['preds']}",
+                                       "--flow", w["flow"], "--out", w["tmp"] / "v.gif"], says=("v.gif", "'.gif'", ".mp4")),
+        Case("segment-video/out_is_webm", ["segment-video", w["root"], "--model", w["ckpt"], "--out", w["tmp"] / "v.webm"],
+             says=("v.webm", "'.webm'")),
+        *model_list_cases(w),
+        *huge_frame_cases(w),
         Case("precompute-flow/nan_scale", ["precompute-flow", "--config", cfg, "--split", "val", "--scale", "nan",
                                            "--out", w["tmp"] / "n.h5"], says=("--scale",)),
         Case("train/unknown_run", ["train", "--config", cfg, "--run", "s/nosuch", "--out", w["tmp"] / "x.pt"],
              says=("nosuch",)),
+    ]
+
+
+def huge_frame_cases(w: dict) -> list[Case]:
+    """Frame sizes no machine holds (10¹² pixels): refused before any work, naming the option."""
+    from etc.data.clips import list_clips
+
+    big = ["--height", "1000000", "--width", "1000000"]
+    raw = json.loads(json.dumps(w["raw"]))
+    raw["augment"] = {"crop": [1000000, 1000000]}
+    crop = _write(w["tmp"] / "huge" / "crop.yaml", yaml.safe_dump(raw))
+    says = ("1000000×1000000", "memory")
+    return [
+        Case("segment-video/huge_frames", ["segment-video", Path(list_clips("synthetic", w["root"], "val")[0].frames[0].image).parent, "--model",
+                                           w["ckpt"], *big, "--out", w["tmp"] / "huge" / "v.mp4"],
+             says=(*says, "--height/--width")),
+        Case("export/huge_frames", ["export", "--config", w["config"], "--model", w["ckpt"], "--format", "torchscript",
+                                    *big, "--out", w["tmp"] / "huge" / "m.pt"], says=(*says, "--height/--width")),
+        Case("make-synthetic/huge_frames", ["make-synthetic", "--out", w["tmp"] / "huge" / "syn", *big],
+             says=(*says, "synthetic.height")),
+        Case("train/huge_crop", ["train", "--config", crop, "--run", "s/baseline", "--out", w["tmp"] / "huge" / "s.pt"],
+             says=(*says, "augment.crop")),
+    ]
+
+
+def model_list_cases(w: dict) -> list[Case]:
+    """demo-video's --models: empty entries, a name twice, predictions of two datasets; and a flow
+    store of another dataset than the config's."""
+    cfg, d = w["config"], w["tmp"] / "lists"
+    other = d / "cityscapes.h5"
+    other.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(w["preds"], other)
+    with h5py.File(other, "a") as h5:
+        h5.attrs["dataset"] = "cityscapes"
+    other_flow = d / "cityscapes_flow.h5"
+    shutil.copy(w["flow"], other_flow)
+    with h5py.File(other_flow, "a") as h5:
+        h5.attrs["dataset"] = "cityscapes"
+
+    def demo(name: str, models: str, says: tuple) -> Case:
+        return Case(f"demo-video/{name}", ["demo-video", "--config", cfg, "--models", models, "--flow", w["flow"],
+                                           "--out", d / f"{name}.mp4"], says=says)
+
+    p = w["preds"]
+    return [
+        demo("models_trailing_comma", f"{p},", ("--models", "entry 2", "empty", "trailing comma")),
+        demo("models_only_a_comma", ",", ("--models", "entry 1", "empty")),
+        demo("models_double_comma", f"a={p},,b={p}", ("--models", "entry 2", "empty")),
+        demo("models_name_without_path", "a=", ("--models", "without a path")),
+        demo("models_same_name", f"a={p},a={other}", ("--models", "'a'", str(p), str(other))),
+        demo("models_same_stem", f"{p},{other.with_name(p.name)}", ("--models", f"'{p.stem}'")),
+        demo("models_of_two_datasets", f"a={p},b={other}", (str(p), str(other), "synthetic", "cityscapes")),
+        demo("models_of_another_dataset", f"b={other}", (str(other), "cityscapes", "synthetic", "--config")),
+        Case("demo-video/flow_of_another_dataset", ["demo-video", "--config", cfg, "--models", f"m={p}",
+                                                    "--flow", other_flow, "--out", d / "flow.mp4"],
+             says=(str(other_flow), "dataset", "cityscapes", "synthetic")),
     ]
 
 
@@ -515,6 +648,79 @@ def test_every_subcommand_meets_broken_input_with_a_short_clear_error(world, mon
     assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
 
 
+def test_a_report_without_training_curves_writes_the_table(world, tmp_path):
+    """No training CSV (an empty curves folder, or none given): the table and every figure are
+    written, the training-curves figure saying why it is empty; a curves folder that does not
+    exist is still an error naming it."""
+    raw = json.loads(json.dumps(world["raw"]))
+    raw["ablations"] = {"baseline": {"ce": 1.0}}
+    cfg = _write(tmp_path / "config.yaml", yaml.safe_dump(raw))
+    mdir = tmp_path / "metrics"
+    for run in ("teacher", "s/baseline"):
+        _write(mdir / f"{run}.json", world["metrics"].read_text())
+    (tmp_path / "curves").mkdir()
+    for name, curves in (("empty", ["--curves-dir", tmp_path / "curves"]), ("none", [])):
+        out = tmp_path / name
+        code, message, exc = run_etc(["report", "--config", cfg, "--metrics-dir", mdir, *curves,
+                                      "--table", out / "t.csv", "--out-dir", out / "fig"])
+        assert code == 0 and exc is None, message
+        assert (out / "t.csv").is_file() and (out / "fig" / "training_curves.png").is_file()
+    code, message, exc = run_etc(["report", "--config", cfg, "--metrics-dir", mdir, "--curves-dir", tmp_path / "nope",
+                                  "--table", tmp_path / "t.csv", "--out-dir", tmp_path / "fig"])
+    assert code != 0 and exc is None and "nope" in message and len(message.strip().splitlines()) <= MAX_LINES
+
+
+@pytest.mark.parametrize("refuses", ["create", "rename", "mkdir"])
+def test_a_read_only_results_folder_is_named_in_one_line(world, tmp_path, monkeypatch, refuses):
+    """A folder that refuses writes although os.access allows them (root ignores permission
+    bits; network file systems decide on the server): the atomic writes of etc.core.io name the
+    folder. The refusal is simulated where the write meets the file system."""
+    import errno
+    import tempfile
+
+    ro = tmp_path / "results"
+    ro.mkdir()
+
+    def refused(target) -> bool:
+        return Path(target).resolve().is_relative_to(ro.resolve())
+
+    def deny(*_):
+        raise PermissionError(errno.EROFS, os.strerror(errno.EROFS))
+
+    mkstemp, replace, mkdir = tempfile.mkstemp, os.replace, Path.mkdir
+    if refuses == "create":
+        monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: deny() if refused(k["dir"]) else mkstemp(*a, **k))
+    elif refuses == "rename":
+        monkeypatch.setattr(os, "replace", lambda a, b: deny() if refused(b) else replace(a, b))
+    else:
+        monkeypatch.setattr(Path, "mkdir", lambda self, *a, **k: deny() if refused(self) else mkdir(self, *a, **k))
+    out = ro / ("sub" if refuses == "mkdir" else "") / "m.json"
+    code, message, exc = run_etc(["evaluate", "--config", world["config"], "--predictions", world["preds"],
+                                  "--flow", world["flow"], "--out", out])
+    assert code == 2 and exc is None, message
+    assert len(message.strip().splitlines()) == 1 and str(out) in message, message
+    assert f"folder {ro} is not writable" in message, message
+    assert not list(ro.rglob("*.tmp*")), "a temporary file was left behind"
+
+
+def test_an_allocation_that_fails_is_one_line_naming_the_size():
+    """Past the up-front check (other processes' memory, the network's activations), each
+    allocator's failure is turned into the same one-line error; anything else passes."""
+    from etc.core.alloc import allocation
+
+    failures = [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                                            "allocate memory: you tried to allocate 19200000000 bytes."),
+                Exception("OpenCV(4.13.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate "
+                          "60000000000 bytes in function 'OutOfMemoryError'"),
+                RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")]
+    for exc in failures:
+        with pytest.raises(EtcError, match=r"cannot allocate memory for frames of 9×9.*; give a smaller --height"):
+            with allocation("frames of 9×9", "give a smaller --height/--width"):
+                raise exc
+    with pytest.raises(ValueError), allocation("frames of 9×9", "give a smaller --height/--width"):
+        raise ValueError("not about memory")
+
+
 WORKFLOW_CASES = {
     "unknown_top_key": ("bogus_key: 1\n", [], ("bogus_key",)),
     "student_with_slash": ("students:\n  a/b: {backbone: tiny}\n", [], ("a/b",)),
@@ -536,3 +742,19 @@ def test_the_workflow_reports_a_bad_config_in_one_line(tmp_path, name):
     errors = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and all(s in errors[0] for s in says), (res.stdout + res.stderr)[-2000:]
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) <= MAX_LINES + 2, res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["missing", "a_list", "yaml_syntax"])
+def test_a_config_file_snakemake_cannot_read_fails_and_etc_config_names_it(tmp_path, name):
+    """Snakemake reads --configfile before the Snakefile (no check of ours can run): it must
+    still fail, and `etc config`, the documented check before it (docs/usage.md), names the file
+    and the fault in one line."""
+    cfg = tmp_path / f"{name}.yaml"
+    if name != "missing":
+        _write(cfg, {"a_list": "- 1\n- 2\n", "yaml_syntax": "train: [1\n"}[name])
+    res = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-n", "--quiet", "--configfile", str(cfg)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert res.returncode != 0, res.stdout[-500:]
+    code, message, exc = run_etc(["config", "--config", cfg])
+    assert code != 0 and exc is None and str(cfg) in message and len(message.strip().splitlines()) <= MAX_LINES, message
+    assert "etc config --config my.yaml" in (REPO / "docs" / "usage.md").read_text()

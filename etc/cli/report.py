@@ -17,12 +17,37 @@ from etc.cli.options import (
 )
 
 
+class NamedPaths(click.ParamType):
+    """Comma-separated NAME=PATH (or PATH: the name is its stem), as name → path; an empty
+    entry (a doubled or trailing comma) or a name given twice is refused, naming the option."""
+
+    name = "name=file,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dict):
+            return value
+        named: dict[str, Path] = {}
+        for i, item in enumerate(value.split(","), 1):
+            name, _, path = item.strip().rpartition("=")
+            if not path:
+                self.fail(f"entry {i} of '{value}' is {'empty' if not item.strip() else 'without a path'}; "
+                          f"give NAME=FILE entries separated by single commas, without a trailing comma",
+                          param, ctx)
+            name = name or Path(path).stem
+            if name in named:
+                self.fail(f"two models are named '{name}' ({named[name]} and {path}); give each its own "
+                          f"NAME=FILE", param, ctx)
+            named[name] = Path(path)
+        return named
+
+
 @click.command("report", short_help="Results table and figures.")
 @config_file_option
 @click.option("--metrics-dir", required=True, type=ExistingDir,
               help="Folder of `etc evaluate` JSONs (teacher.json, <student>/<ablation>.json).")
-@click.option("--curves-dir", required=True, type=ExistingDir,
-              help="Folder of the training CSVs (same naming).")
+@click.option("--curves-dir", type=ExistingDir, default=None,
+              help="Folder of the training CSVs (same naming). Without it, or with no CSV in it, the "
+                   "training-curves figure says so and the rest of the report is written.")
 @click.option("--table", required=True, type=PathArg,
               help="Results table CSV (a .md twin is written beside it).")
 @click.option("--out-dir", required=True, type=PathArg,
@@ -87,7 +112,7 @@ def seed_study_report_cmd(config_path, results_dir, out_dir):
 @click.option("--clip", "clip_name", default=None, help="Validation clip name (see the manifest).")
 @click.option("--clip-index", type=click.IntRange(0), default=0, show_default=True,
               help="Without --clip: the index of the clip in the sorted validation split.")
-@click.option("--models", required=True,
+@click.option("--models", "named", required=True, type=NamedPaths(),
               help="Comma-separated NAME=PREDICTIONS.h5 (or just PREDICTIONS.h5; the name is then "
                    "the file's stem).")
 @click.option("--flow", required=True, type=ExistingFile,
@@ -96,15 +121,11 @@ def seed_study_report_cmd(config_path, results_dir, out_dir):
 @click.option("--gif", type=PathArg, default=None,
               help="Also write a small animated GIF (for the report).")
 @config_option("--fps", key="report.fps", type=float, help="Frame rate")
-def demo_video_cmd(config_path, clip_name, clip_index, models, flow, out, gif, **_options):
+def demo_video_cmd(config_path, clip_name, clip_index, named, flow, out, gif, **_options):
     """Baseline vs ETC side by side: overlays, flicker maps and running TC per model."""
     from etc.core.config import command_config
     from etc.report.video import demo_video
 
-    named = {}
-    for item in models.split(","):
-        name, _, path = item.rpartition("=")
-        named[name or Path(path).stem] = Path(path)
     config = command_config(config_path, given_options())
     info = demo_video(config, clip_name if clip_name else clip_index, named, flow, out, gif=gif)
     click.echo(f"{info['frames']} frames of {info['size'][0]}×{info['size'][1]} -> {info['out']}")

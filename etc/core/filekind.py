@@ -85,7 +85,25 @@ def expect_predictions(path: str | Path) -> Path:
     what = describe(path)
     if what != "predictions (etc infer)":
         raise EtcError(f"{path} is {what}, not predictions of `etc infer`; give the HDF5 that `etc infer --out` wrote")
+    _integer_labels(path)
     return path
+
+
+def _integer_labels(path: Path) -> None:
+    """Refuse predictions whose label maps are not integers (scores or probabilities stored in
+    their place): every reader would otherwise compare or index with them."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            for name in h5:
+                member = h5.get(name)
+                if isinstance(member, h5py.Dataset) and member.dtype.kind not in "iu":
+                    raise EtcError(f"predictions {path}: clip {name} holds {member.dtype} values, not class ids; "
+                                   f"predictions are integer label maps (uint8, as `etc infer` writes them): "
+                                   f"store the argmax, or rerun `etc infer`")
+    except OSError:
+        return  # damaged: the reader names it
 
 
 def expect_flow_store(path: str | Path) -> None:

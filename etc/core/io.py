@@ -13,6 +13,10 @@ from typing import Any
 
 from etc.core.errors import EtcError
 
+# What the video writers (imageio's ffmpeg, H.264 in yuv420p) can put a video in: WebM takes only
+# VP8/VP9/AV1, and imageio's ffmpeg plugin refuses .m4v, .gif and others by name.
+VIDEO_OUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -26,7 +30,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     except OSError as exc:
-        raise _unwritable(path, exc) from None
+        raise unwritable(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -34,7 +38,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         try:
             os.replace(tmp_path, path)
         except OSError as exc:
-            raise _unwritable(path, exc) from None
+            raise unwritable(path, exc) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -49,13 +53,48 @@ def output_folder(path: str | os.PathLike) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _unwritable(path, exc) from None
+        raise unwritable(path, exc) from None
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise EtcError(f"cannot write {path}: folder {path.parent} is not writable; choose another output path")
     return path
 
 
-def _unwritable(path: Path, exc: OSError) -> EtcError:
+def check_video_suffix(out: str | os.PathLike) -> None:
+    """Refuse an output path the video writer cannot produce, naming the ones it can: every
+    command that writes a video checks its name here before any work."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in VIDEO_OUT_SUFFIXES:
+        what = f"the extension '{Path(out).suffix}'" if suffix else "no extension"
+        raise EtcError(f"cannot write {out}: the video writer (H.264 through ffmpeg) writes "
+                       f"{', '.join(VIDEO_OUT_SUFFIXES[:-1])} or {VIDEO_OUT_SUFFIXES[-1]} files, and this name has "
+                       f"{what}; name the output with one of those extensions")
+
+
+def output_dir(folder: str | os.PathLike) -> Path:
+    """Create the output folder ``folder`` (its files are written through the functions here);
+    an impossible or unwritable one is an EtcError naming it, as for :func:`output_folder`."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable(folder, exc) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise EtcError(f"cannot write into {folder}: the folder is not writable; choose another output path")
+    return folder
+
+
+def unwritable(path: Path, exc: OSError) -> EtcError:
+    """The one-line error for an output that cannot be written: a folder that refuses writes
+    (read-only, no permission; os.access does not see every such case, e.g. for root or on
+    network file systems) is named as the folder at fault, with the nearest one that exists."""
+    import errno
+
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        folder = Path(path).parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return EtcError(f"cannot write {path}: folder {folder} is not writable ({exc.strerror}); choose "
+                        f"another output path")
     return EtcError(f"cannot write {path}: {exc.strerror or exc}; choose another output path")
 
 

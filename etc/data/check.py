@@ -15,7 +15,7 @@ import numpy as np
 from etc.core.errors import EtcError
 from etc.data.clips import list_clips
 from etc.data.decode import image_size, read_label_map, same_aspect
-from etc.data.frames import Clip, Frame, SizedPath
+from etc.data.frames import Clip, Frame, SizedPath, copied_frame
 from etc.data.labels import to_train_ids
 from etc.data.sets import get_spec
 
@@ -124,8 +124,7 @@ def _check_unique(image: Path, seen: dict) -> None:
     key = _fingerprint(Path(image))
     first = seen.setdefault(key, Path(image))
     if first != Path(image) and filecmp.cmp(first, image, shallow=False):
-        raise EtcError(f"{image} has the same content as {first}: the dataset holds a copy of a frame "
-                       f"(a clip or city folder duplicated under another name?); remove the copy")
+        raise copied_frame(Path(image), first)
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -88,3 +88,20 @@ def consecutive_run(available, centre: int, lo: int, hi: int, strict: bool, path
     while b + 1 <= hi and b + 1 in available:
         b += 1
     return list(range(a, b + 1))
+
+
+def copied_frame(image: Path, first: Path) -> EtcError:
+    """The error for a frame file with the content of an earlier one: a folder copied under a
+    second name would otherwise enter a split twice."""
+    return EtcError(f"{image} has the same content as {first}: the dataset holds a copy of a frame "
+                    f"(a clip or city folder duplicated under another name?); remove the copy")
+
+
+def copy_among(image: Path, others) -> Path | None:
+    """The first of ``others`` with the bytes of ``image`` (None when none has them): asked only
+    on the way to an error, to name a copy for what it is."""
+    import filecmp
+
+    size = Path(image).stat().st_size
+    return next((o for o in others if o != image and Path(o).stat().st_size == size
+                 and filecmp.cmp(o, image, shallow=False)), None)

@@ -409,6 +409,9 @@ def make_synthetic(out, *, train_clips: int, val_clips: int, frames: int, height
     if train_clips < 1 or val_clips < 1 or frames < 2 or height < 32 or width < 32:
         raise EtcError("make-synthetic needs --clips/--val-clips ≥ 1, --frames ≥ 2 and "
                        "--height/--width ≥ 32")
+    from etc.core.alloc import check_frame_memory
+
+    check_frame_memory((height, width), frames, "--height/--width [synthetic.height, synthetic.width]")  # a clip at once
     children = np.random.SeedSequence(seed).spawn(train_clips + val_clips)
     ann = labelled_index(frames)
     hist = np.zeros(256, np.int64)

@@ -77,6 +77,7 @@ def export_model(model_ckpt: str | Path, out: str | Path, fmt: str, *, frames: l
     ``frames`` None or a :class:`GeneratedFrames`: the parity is measured on deterministic
     generated frames (4, or its count) at ``size``, else at the checkpoint's training frame
     size; each parity entry then says ``generated: True`` and a warning is logged."""
+    from etc.core.alloc import allocation, check_frame_memory
     from etc.core.io import atomic_path, output_folder
     from etc.models.checkpoint import checkpoint_meta, load_model_from_checkpoint
 
@@ -90,6 +91,8 @@ def export_model(model_ckpt: str | Path, out: str | Path, fmt: str, *, frames: l
     if not frames and not generated:
         raise EtcError("no frames to check the export's parity on; give --frames a video or a folder of frames")
     out = output_folder(out)
+    if size is not None:  # before the frames are generated or resized to it
+        check_frame_memory(size, 2, "--height/--width")
     model, state = load_model_from_checkpoint(model_ckpt)
     net = InferenceNet(model)
     name = f"{state['spec'].get('arch', 'pspnet')} on {state['spec'].get('backbone')}"
@@ -104,12 +107,14 @@ def export_model(model_ckpt: str | Path, out: str | Path, fmt: str, *, frames: l
                     else "the checkpoint records no training frame size")
     first = size or frames[0].shape[:2]
     sizes = [tuple(first)] if size else [tuple(first), _second_size(first)]
-    batches = {s: _batch(frames, s) for s in sizes}
-    with atomic_path(out) as tmp:
-        example = batches[sizes[0]][:2].repeat(2 // min(2, len(frames)), 1, 1, 1)  # a batch of 1 would freeze it
-        run = _export(net, example, tmp, fmt, dynamic=size is None, name=name)
-        parity = {f"{h}x{w}": {**_parity(net, run, batches[(h, w)], name, fmt), "generated": generated}
-                  for h, w in sizes}
+    fix = "give a smaller --height/--width" if size else "give --height/--width or smaller --frames"
+    with allocation(f"the parity check at {first[0]}×{first[1]}", fix):
+        batches = {s: _batch(frames, s) for s in sizes}
+        with atomic_path(out) as tmp:
+            example = batches[sizes[0]][:2].repeat(2 // min(2, len(frames)), 1, 1, 1)  # a batch of 1 would freeze it
+            run = _export(net, example, tmp, fmt, dynamic=size is None, name=name)
+            parity = {f"{h}x{w}": {**_parity(net, run, batches[(h, w)], name, fmt), "generated": generated}
+                      for h, w in sizes}
     return {"out": str(out), "format": fmt, "model": name, "dynamic": size is None, "parity": parity,
             "num_classes": int(state["num_classes"]), "dataset": state.get("dataset")}
 

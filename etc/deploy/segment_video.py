@@ -20,13 +20,11 @@ import numpy as np
 import torch
 
 from etc.core.errors import EtcError
+from etc.core.io import check_video_suffix
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
-# What the writer (imageio's ffmpeg, H.264 in yuv420p) can put the overlay in: WebM takes only
-# VP8/VP9/AV1, and imageio's ffmpeg plugin refuses .m4v, .gif and others by name.
-OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 OVERLAY_ALPHA = 0.55  # the class colours' weight in the video's overlay
 
 
@@ -133,22 +131,25 @@ def segment_video(config: dict, source: str | Path, model_ckpt: str | Path, out:
     The class names and colours are the checkpoint's own (etc.models.checkpoint.checkpoint_meta):
     no dataset is needed, and of the config only the ``infer`` section and ``report.fps`` are
     read (and ``dataset.name``/``dataset.root`` for a checkpoint written before checkpoints
-    carried their classes). Refused before anything is read: ``out`` without one of
-    OUTPUT_SUFFIXES, and (without ``size``) a folder whose frames are not all of one size."""
+    carried their classes). Refused before anything is read: ``out`` without one of the
+    suffixes the video writer takes (etc.core.io.check_video_suffix), and (without ``size``) a folder whose frames are not all of one size."""
     from tqdm import tqdm
 
+    from etc.core.alloc import allocation, check_frame_memory
     from etc.core.device import pick_device
     from etc.core.execution import resolve_execution
     from etc.core.io import atomic_path, output_folder
     from etc.infer.predict import load_inference_model, make_predictor
     from etc.models.checkpoint import checkpoint_meta
 
-    check_output_suffix(out)
+    check_video_suffix(out)
     out = output_folder(out)
     csv_path = Path(csv_path) if csv_path else out.with_suffix(".csv")
     src = FrameSource(source, max_frames)
     if size is None:
         src.check_sizes()
+    else:
+        check_frame_memory(size, int(config["infer"]["batch_size"]), "--height/--width")
     dev = pick_device(device)
     icfg = config["infer"]
     ex = resolve_execution(icfg, dev, "infer")
@@ -165,6 +166,11 @@ def segment_video(config: dict, source: str | Path, model_ckpt: str | Path, out:
     batch_size = int(icfg["batch_size"])
     totals = {"frames": 0, "seconds": 0.0, "flicker": 0, "compared": 0}
     with ExitStack() as stack:
+        # entered first, left last: outputs are removed before the failure is reported
+        stack.enter_context(allocation(
+            f"frames of {size[0]}×{size[1]}" if size else f"the frames of {source}",
+            "give a smaller --height/--width or --batch-size" if size else "give --height/--width or a smaller "
+            "--batch-size"))
         video = stack.enter_context(_VideoWriter(out, rate, stack))
         table = stack.enter_context(atomic_path(csv_path)).open("w", newline="")
         stack.callback(table.close)
@@ -204,16 +210,6 @@ def segment_video(config: dict, source: str | Path, model_ckpt: str | Path, out:
     return {"frames": totals["frames"], "fps": totals["frames"] / totals["seconds"] if totals["seconds"] else None,
             "flicker_pct": flicker_pct, "size": list(video.size), "out": str(out), "csv": str(csv_path),
             "device": dev.type}
-
-
-def check_output_suffix(out: str | Path) -> None:
-    """Refuse an output path the video writer cannot produce, naming the ones it can."""
-    suffix = Path(out).suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        what = f"the extension '{Path(out).suffix}'" if suffix else "no extension"
-        raise EtcError(f"cannot write {out}: the video writer (H.264 through ffmpeg) writes "
-                       f"{', '.join(OUTPUT_SUFFIXES[:-1])} or {OUTPUT_SUFFIXES[-1]} files, and this name has {what}; "
-                       f"name the output with one of those extensions")
 
 
 def overlay(img: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
@@ -351,7 +347,9 @@ class _LabelSink:
             self.h5 = stack.enter_context(h5py.File(stack.enter_context(atomic_path(self.path)), "w"))
             self.h5.attrs.update({"checkpoint": ckpt, "dataset": dataset})
         else:
-            self.path.mkdir(parents=True, exist_ok=True)
+            from etc.core.io import output_dir
+
+            output_dir(self.path)
 
     def append(self, i: int, lab: np.ndarray) -> None:
         if self.h5 is None:

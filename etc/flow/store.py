@@ -62,6 +62,10 @@ def _plain(value):
     return value
 
 
+def _dims(shape: tuple) -> str:
+    return "×".join(map(str, shape)) or "a scalar"
+
+
 def read_attrs(path: str | Path) -> dict:
     import h5py
 
@@ -154,10 +158,20 @@ class FlowStore:
         except OSError as exc:
             raise EtcError(f"{self.path}: {clip}/{pg.name.rsplit('/', 1)[-1]}/{d} is damaged ({exc}); "
                            f"delete the file and rerun precompute-flow") from None
+        self._check_shape(clip, pg, d, tuple(flow.shape[1:]), (2, *self.stored_size))
+        self._check_shape(clip, pg, f"occ_{d}", tuple(occ.shape[2:]), self.stored_size)
         if size is not None and tuple(size) != tuple(flow.shape[-2:]):
             flow = resize_flow(flow, tuple(size))
             occ = torch.nn.functional.interpolate(occ.float(), size=tuple(size), mode="nearest")
         return flow[0], occ[0, 0] > 0
+
+    def _check_shape(self, clip: str, pg, name: str, found: tuple, expected: tuple) -> None:
+        """A pair's array of another shape than the store's attributes promise (2×h×w flow, h×w
+        occlusion at ``stored_size``) would be rescaled or broadcast into wrong flow."""
+        if tuple(found) != tuple(expected):
+            raise EtcError(f"flow store {self.path}: clip '{clip}', pair {pg.name.rsplit('/', 1)[-1]}: {name} is "
+                           f"{_dims(found)}, expected {_dims(expected)} (stored_size {list(self.stored_size)}); "
+                           f"the store is damaged or was altered: delete it and rerun precompute-flow")
 
     def _check_aspect(self, size) -> None:
         (h0, w0), (h, w) = self.image_size, size

@@ -12,7 +12,10 @@ log = logging.getLogger(__name__)
 
 def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_dir: str | Path,
                  keyframe_dir: str | Path | None = None) -> dict:
-    """``keyframe_dir``: etc keyframe-score's rows (etc.plan.keyframe_rows.keyframe_rows): the
+    """``curves_dir``: the runs' training CSVs; a run without one is left out of the training
+    curves figure, and with none at all (or no folder: None) that figure says so while the table
+    and the other figures are written as usual.
+    ``keyframe_dir``: etc keyframe-score's rows (etc.plan.keyframe_rows.keyframe_rows): the
     keyframe rows join the table, every row gets its streaming latency, and the accuracy–latency
     figures plot them; without it those figures show the per-frame rows' batched timing."""
     from etc.core.io import atomic_path, write_text
@@ -36,12 +39,17 @@ def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_d
     with atomic_path(table) as tmp:
         df.to_csv(tmp, index=False, float_format="%.4f")
     write_text(table.with_suffix(".md"), to_markdown(df, columns))
-    curves = {r: Path(curves_dir) / f"{r}.csv" for r in runs}
+    curves = {r: Path(curves_dir) / f"{r}.csv" for r in runs} if curves_dir is not None else {}
+    curves = {r: p for r, p in curves.items() if p.is_file()}
+    absent = (f"no training curves: no <run>.csv in {curves_dir}" if curves_dir is not None
+              else "no training curves (no --curves-dir)")
+    if not curves:
+        log.warning("%s; the training_curves figure says so, the table and other figures are complete", absent)
     draw = {
         "miou_vs_tc": lambda path: plots.miou_vs_tc(df, path),
         "class_iou": lambda path: plots.class_iou_heatmap(metrics, path),
         "tc_per_clip": lambda path: plots.tc_per_clip(metrics, path),
-        "training_curves": lambda path: plots.training_curves({r: p for r, p in curves.items() if p.is_file()}, path),
+        "training_curves": lambda path: plots.training_curves(curves, path, absent),
         "miou_vs_latency": lambda path: plots.accuracy_vs_latency(df, "miou", path),
         "tc_vs_latency": lambda path: plots.accuracy_vs_latency(df, "tc", path),
         "latency_trace": lambda path: plots.latency_trace(traces, path),

@@ -89,8 +89,17 @@ def tc_per_clip(metrics: list[dict], out_png: Path) -> None:
     plt.close(fig)
 
 
-def training_curves(logs: dict[str, Path], out_png: Path) -> None:
+def training_curves(logs: dict[str, Path], out_png: Path, absent: str = "no training curves") -> None:
+    """The loss terms of each run over iterations (``logs``: run → `etc train --log-csv` CSV).
+    Without any log the figure says ``absent`` instead: the rest of a report is still useful."""
     plt, sns = styled_pyplot()
+    if not logs:
+        fig, ax = plt.subplots(figsize=(7.5, 3.6))
+        ax.text(0.5, 0.5, absent, ha="center", va="center", transform=ax.transAxes, wrap=True)
+        ax.set_axis_off()
+        save_figure(fig, out_png)
+        plt.close(fig)
+        return
     frames = []
     for run, path in logs.items():
         d = read_curves_csv(path)

@@ -101,12 +101,11 @@ def seed_deltas(df, out_png: Path) -> None:
 
 def seed_study_report(config: dict, results_dir: str | Path, out_dir: str | Path) -> dict:
     """table.csv (every seed), summary.csv (mean and std), table.md and the figure."""
-    from etc.core.io import atomic_path, write_text
+    from etc.core.io import atomic_path, output_dir, write_text
 
     df, columns = seed_table(config, results_dir)
     summary = summarise(df, columns)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     with atomic_path(out / "table.csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.4f")
     with atomic_path(out / "summary.csv") as tmp:

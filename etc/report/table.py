@@ -64,10 +64,31 @@ def report_columns(config: dict, keyframe: bool = False) -> list[Column]:
 
 
 def load_metrics(paths, dataset: str | None = None) -> list[dict]:
+    """The metrics JSONs of one table (of ``dataset`` where given). Refused, naming two files:
+    JSONs measured on different datasets or with TC under different flow (one column would mix
+    two metrics), and two JSONs that record the same run (two rows of one name)."""
+    from etc.core.errors import EtcError
+
     rows = []
+    first: dict[str, tuple[Path, object]] = {}  # what must agree → (first file, its value)
+    runs: dict[str, Path] = {}
     for p in paths:
         p = Path(p)
         m = read_metrics_json(p, dataset)
+        for key, what, fix in (("dataset", "were measured on", "one table compares models on one dataset"),
+                               ("flow_eval", "measured TC with the flow of", "TC under another flow is another "
+                                "metric: evaluate every model with one evaluate.flow_estimator")):
+            value = m.get(key)
+            if value is None:
+                continue
+            if key in first and first[key][1] != value:
+                raise EtcError(f"metrics {first[key][0]} {what} {first[key][1]}, metrics {p} {what} {value}: {fix}")
+            first.setdefault(key, (p, value))
+        if m.get("run") in runs:
+            raise EtcError(f"metrics {runs[m['run']]} and {p} are both of run '{m['run']}': one table has one row "
+                           f"per run; delete the stray file or rerun `etc evaluate` for the right model")
+        if m.get("run"):
+            runs[m["run"]] = p
         run = m.get("run") or p.stem
         model, _, ablation = run.partition("/")
         m["model"], m["ablation"] = model, ablation or "-"

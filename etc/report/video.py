@@ -104,14 +104,17 @@ def write_video(frames: list[np.ndarray], out: str | Path, fps: float, gif: str 
 
 def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path], flow: str | Path, out: str | Path,
                gif: str | Path | None = None, upscale: int | None = None) -> dict:
-    """Render ``clip_name`` for ``models`` (display name → predictions HDF5)."""
-    from etc.core.io import output_folder
+    """Render ``clip_name`` for ``models`` (display name → predictions HDF5). Refused before the
+    clip is rendered: an ``out`` the video writer cannot write, predictions recorded on two
+    datasets or on another than the config's, and a flow store of another dataset."""
+    from etc.core.io import check_video_suffix, output_folder
     from etc.data.clips import list_clips, read_image
     from etc.data.labels import palette
     from etc.flow.store import FlowStore
     from etc.infer.predict import read_predictions
 
-    for path in (out, gif):  # before the clip is rendered
+    check_video_suffix(out)  # before the clip is rendered
+    for path in (out, gif):
         if path is not None:
             output_folder(path)
     ds = config["dataset"]
@@ -123,6 +126,7 @@ def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path]
     if clip_name not in clips:
         raise EtcError(f"clip '{clip_name}' not in split {ds['val_split']}; e.g. {', '.join(sorted(clips)[:3])}")
     clip = clips[clip_name]
+    _one_dataset(models, ds["name"])
     preds = {}
     for name, path in models.items():
         allp = read_predictions(path, [clip_name])  # the one clip shown, not the split
@@ -130,10 +134,37 @@ def demo_video(config: dict, clip_name: str | int, models: dict[str, str | Path]
             raise EtcError(f"{path} has no predictions for clip {clip_name}")
         preds[name] = allp[clip_name]
     images = np.stack([read_image(f.image) for f in clip.frames])
-    reader = FlowStore(flow).reader()
+    reader = FlowStore(flow, expect={"dataset": ds["name"]}).reader()  # flow of another dataset: refused
     flows = [reader(clip_name, t, t - 1, images.shape[1:3]) for t in range(1, len(clip))]
     fps = float(config["report"]["fps"])
     upscale = upscale or max(1, int(round(200 / images.shape[1])))
     frames = list(compose_frames(images, preds, flows, palette(ds["name"]), upscale))
     write_video(frames, out, fps, gif)
     return {"frames": len(frames), "size": list(frames[0].shape[:2]), "out": str(out)}
+
+
+def _one_dataset(models: dict[str, str | Path], dataset: str) -> None:
+    """Refuse models whose predictions `etc infer` recorded on different datasets (naming two
+    files), or on another dataset than the config's: one video shows one dataset's clip."""
+    from etc.core.filekind import expect_predictions
+
+    recorded = {Path(path): _recorded_dataset(expect_predictions(path)) for path in models.values()}
+    known = {p: d for p, d in recorded.items() if d is not None}
+    first, first_dataset = next(iter(known.items()), (None, None))
+    for path, d in known.items():
+        if d != first_dataset:
+            raise EtcError(f"{first} holds predictions on {first_dataset}, {path} on {d}: one video compares "
+                           f"models on one dataset; give --models predictions of the same dataset")
+    for path, d in known.items():
+        if d != dataset:
+            raise EtcError(f"{path} holds predictions on {d}, the config reads {dataset}; give that dataset's "
+                           f"config (--config) or predictions on {dataset}")
+
+
+def _recorded_dataset(path: str | Path) -> str | None:
+    """The dataset `etc infer` recorded in a predictions file (None in files without it)."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        value = h5.attrs.get("dataset")
+    return value.decode() if isinstance(value, bytes) else value

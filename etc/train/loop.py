@@ -444,6 +444,10 @@ def train(
     for path in (out, log_csv):  # the in-progress checkpoint goes beside ``out``
         if path is not None:
             _check_writable(Path(path))
+    if config["augment"].get("crop"):  # two frames per sample
+        from etc.core.alloc import check_frame_memory
+
+        check_frame_memory(config["augment"]["crop"], 2 * int(run_spec.schedule["batch_size"]), "augment.crop")
 
     training = build_run(config, run_spec, last, flow=flow, teacher=teacher, device=device, progress=progress)
     start, rank = training.start, training.rank
@@ -522,7 +526,11 @@ def _check_writable(path: Path) -> None:
         with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=path.parent):
             pass
     except OSError as exc:
-        raise EtcError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
+        if isinstance(exc, IsADirectoryError):
+            raise EtcError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
+        from etc.core.io import unwritable
+
+        raise unwritable(path, exc) from None  # a folder refusing writes is named as such
 
 
 class _CsvLog:
