@@ -361,30 +361,56 @@ def test_latency_streams_every_model_through_the_same_frames_in_turns(synthetic_
     assert json.loads((tmp_path / "latency.json").read_text())["runs"].keys() == runs.keys()
 
 
-def test_a_labelled_frame_too_near_its_clips_start_leaves_the_clip_out_of_that_offset(tmp_path):
+def test_a_labelled_frame_too_near_its_clips_start_is_refused_not_averaged_out(tmp_path):
     """CamVid-like: the labelled still is frame 1 of its clip; with K = 3 it can lie 0 or 1
-    frames after a keyframe (frame 0 always is one) but not 2: offset 2 scores no clip, the
-    protocol averages the offsets that have clips, and inference does not refuse the clip."""
+    frames after a keyframe (frame 0 always is one) but not 2. Scoring K = 3 would average two
+    offsets of three: refused by inference and scoring, naming the interval and the clip; K = 2
+    scores every offset."""
     from conftest import make_camvid_tree
 
     from etc.data.clips import list_clips
     from etc.evaluate.keyframe_score import _labels, offset_miou
-    from etc.infer.keyframe import anchor, placement
+    from etc.infer.keyframe import anchors, placement
 
     root = make_camvid_tree(tmp_path / "camvid", radius=1)
     cfg = load_config(None, {"dataset": {"name": "camvid", "root": str(root)}})
     (clip,) = list_clips("camvid", root, "val")
     assert tuple(clip.labelled) == (1,)
-    K = 3
-    assert [placement(clip, KeyframeOptions(K, offset=d)) for d in range(K)] == [(1, True), (0, True), (0, False)]
-    assert anchor(clip, KeyframeOptions(K, offset=2)) == 0
     gt = _labels(clip.frames[1].label, "camvid")
-    files = []
-    for d in range(K):
-        p = np.zeros((len(clip), *gt.shape), np.uint8)
-        p[1] = np.where(gt == 255, 0, gt) if d == 0 else (np.where(gt == 255, 0, gt) + 1) % 11
-        files.append(write_predictions(tmp_path / f"d{d}.h5", {clip.name: p}, keyframe_interval=K, keyframe_offset=d))
-    r = offset_miou(cfg, files, K)
-    assert r["clips_per_offset"] == {"0": 1, "1": 1, "2": 0}
+
+    def predictions(K):
+        files = []
+        for d in range(K):
+            p = np.zeros((len(clip), *gt.shape), np.uint8)
+            p[1] = np.where(gt == 255, 0, gt) if d == 0 else (np.where(gt == 255, 0, gt) + 1) % 11
+            files.append(write_predictions(tmp_path / f"k{K}d{d}.h5", {clip.name: p}, keyframe_interval=K,
+                                           keyframe_offset=d))
+        return files
+
+    for refuse in (lambda: offset_miou(cfg, predictions(3), 3), lambda: anchors([clip], KeyframeOptions(3, offset=2)),
+                   lambda: placement(clip, KeyframeOptions(3, offset=0))):
+        with pytest.raises(EtcError, match=rf"keyframe interval 3: clip {clip.name} .*labelled frame at position 1.* "
+                                           r"at most 2$") as info:
+            refuse()
+        assert "\n" not in str(info.value)
+    assert [placement(clip, KeyframeOptions(2, offset=d)) for d in range(2)] == [(1, True), (0, True)]
+    r = offset_miou(cfg, predictions(2), 2)
+    assert r["clips_per_offset"] == {"0": 1, "1": 1}
     assert r["miou_per_offset"]["0"] == pytest.approx(100.0) and r["miou_per_offset"]["1"] == pytest.approx(0.0)
-    assert r["miou_per_offset"]["2"] is None and r["miou_protocol"] == pytest.approx(50.0)
+    assert r["miou_protocol"] == pytest.approx(50.0)
+
+
+def test_a_dense_clip_shorter_than_the_interval_is_refused(synthetic_tree, tmp_path):
+    """Every frame labelled, clips of 6 frames: K = 7 leaves offset 6 unreachable (refused before
+    any prediction is read); K = 6 reaches every offset in every clip."""
+    from etc.data.clips import list_clips
+    from etc.evaluate.keyframe_score import offset_miou
+
+    cfg = load_config(None, {"dataset": {"root": str(synthetic_tree)}})
+    clips = list_clips("synthetic", synthetic_tree, "val")
+    assert min(len(c) for c in clips) == 6
+    with pytest.raises(EtcError, match=r"keyframe interval 7: clip .* has 6 frames, so offsets 6 … 6 .* at most 6$"):
+        offset_miou(cfg, [tmp_path / "absent.h5"], 7)
+    preds = {c.name: np.zeros((len(c), 48, 96), np.uint8) for c in clips}
+    r = offset_miou(cfg, [write_predictions(tmp_path / "k6.h5", preds, keyframe_interval=6)], 6)
+    assert all(v is not None for v in r["miou_per_offset"].values())

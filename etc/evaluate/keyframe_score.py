@@ -7,10 +7,13 @@ A keyframe method's accuracy depends on how far a frame lies from its last keyfr
   confusion pooled over all frames (and one per offset d = t − keyframe(t), reported);
 - where one frame per clip is labelled (Cityscapes, CamVid), the labelled frame is scored at
   every offset d = 0 … K−1 from its last keyframe — K runs of ``etc infer --keyframe-offset d``
-  — and the K mIoUs averaged (each reported). A clip whose labelled frame lies fewer than d
-  frames from its start (frame 0 is always a keyframe) is left out of offset d
-  (``clips_per_offset`` counts the clips behind each); other labelled frames of a clip count
-  at their own offset.
+  — and the K mIoUs averaged (each reported); other labelled frames of a clip count at their
+  own offset.
+
+An interval some clip cannot reach at every offset (a dense clip shorter than K, a labelled
+frame fewer than K−1 frames from its clip's start: frame 0 is always a keyframe) is refused in
+one line naming the clip and the largest interval it allows, never averaged over the offsets
+that happen to be reachable (``clips_per_offset`` counts the clips behind each offset: all).
 
 Everything else (TC, TC-occ, flicker, mVC, cost) is ``etc evaluate``'s JSON of the run, as for
 every model; the streaming timing adds the mean, p95 and worst-case ms per frame.
@@ -62,13 +65,14 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
     from etc.data.labels import num_classes
     from etc.evaluate.evaluate import open_predictions
     from etc.evaluate.metrics.miou import confusion, miou
-    from etc.infer.keyframe import KeyframeOptions, last_keyframe, placement
+    from etc.infer.keyframe import KeyframeOptions, check_reachable, last_keyframe, placement
 
     ds = config["dataset"]
     split = split or ds["val_split"]
     clips = list_clips(ds["name"], ds["root"], split, strict=False)
     k, K = num_classes(ds["name"]), int(interval)
     dense = dense_clips(clips)
+    check_reachable(clips, K, dense)
     per_offset = np.zeros((K, k, k), np.int64)
     if dense or K == 1:
         clips_at = [len(clips)] * K
@@ -93,9 +97,7 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
             _check_offset(path, d, K)
             preds = open_predictions(path, [c.name for c in clips])
             for clip in clips:
-                start, placed = placement(clip, KeyframeOptions(K, offset=d))
-                if not placed:  # its labelled frame is fewer than d frames from the clip's start
-                    continue
+                start, _ = placement(clip, KeyframeOptions(K, offset=d))
                 clips_at[d] += 1
                 p = _pred(preds, clip, path)
                 for t in clip.labelled:  # the first at offset d; any other at its own offset

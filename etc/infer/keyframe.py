@@ -77,19 +77,49 @@ def anchor(clip, options: KeyframeOptions) -> int:
     return placement(clip, options)[0]
 
 
-def placement(clip, options: KeyframeOptions) -> tuple[int, bool]:
-    """(schedule anchor, whether the clip's first labelled frame lies ``options.offset`` frames
-    after its last keyframe). Frame 0 is always a keyframe, so a labelled frame fewer than d
-    frames from the clip's start cannot lie d frames after one: the schedule then counts from
-    0 and etc.evaluate.keyframe_score leaves the clip out of offset d's score."""
-    if options.offset is None:
-        return 0, True
+def anchors(clips, options: KeyframeOptions) -> list[int]:
+    """Each clip's schedule anchor, after refusing a set where ``options.offset`` cannot be
+    reached in some clip (:func:`check_reachable`): one refusal naming the shortest clip."""
+    if options.offset is not None:
+        check_reachable(clips, int(options.interval), dense=False)
+    return [anchor(c, options) for c in clips]
+
+
+def reachable_offsets(clip, dense: bool) -> int:
+    """How many offsets d = 0, 1, … from the last keyframe a clip can score: frame 0 is always a
+    keyframe, so a clip of T frames reaches d ≤ T − 1 on its frames (``dense``: every frame
+    scored), and a clip whose first labelled frame is f reaches d ≤ f with it."""
+    if dense:
+        return len(clip)
     if not clip.labelled:
         raise EtcError(f"--keyframe-offset needs a labelled frame in every clip; clip {clip.name} has none")
-    first = min(clip.labelled)
-    if first - options.offset < 0:
-        return 0, False
-    return (first - options.offset) % int(options.interval), True
+    return min(clip.labelled) + 1
+
+
+def check_reachable(clips, interval: int, dense: bool) -> None:
+    """Refuse an interval K with an offset d = 0 … K−1 that some clip cannot reach: averaging
+    only the offsets (or clips) that can would report a partial protocol as the whole one."""
+    if int(interval) <= 1 or not clips:
+        return
+    shortest = min(clips, key=lambda c: reachable_offsets(c, dense))
+    n = reachable_offsets(shortest, dense)
+    if n < int(interval):
+        where = (f"has {len(shortest)} frames" if dense
+                 else f"has its labelled frame at position {min(shortest.labelled)}")
+        raise EtcError(f"keyframe interval {interval}: clip {shortest.name} {where}, so offsets {n} … "
+                       f"{int(interval) - 1} from a keyframe cannot be reached (frame 0 is always one); use a "
+                       f"keyframe.intervals entry of at most {n}")
+
+
+def placement(clip, options: KeyframeOptions) -> tuple[int, bool]:
+    """(schedule anchor, True): the clip's schedule anchored so that its first labelled frame
+    lies ``options.offset`` frames after its last keyframe. Frame 0 is always a keyframe, so a
+    labelled frame fewer than d frames from the clip's start cannot lie d frames after one:
+    refused (:func:`check_reachable`), never scored as a partial protocol."""
+    if options.offset is None:
+        return 0, True
+    check_reachable([clip], int(options.interval), dense=False)
+    return (min(clip.labelled) - options.offset) % int(options.interval), True
 
 
 def last_keyframe(t: int, interval: int, start: int = 0) -> int:

@@ -142,9 +142,9 @@ def infer(
         model, state = load_inference_model(model_ckpt, dev, ex, ds["name"])
         run = make_predictor(model, flip, ex.bf16, ex.compile, ex.fused_labels)
         if keyframe.active:
-            from etc.infer.keyframe import anchor, keyframe_predictor
+            from etc.infer.keyframe import anchors, keyframe_predictor
 
-            starts = [anchor(c, keyframe) for c in clips]
+            starts = anchors(clips, keyframe)
             stream = keyframe_predictor(model, keyframe, state, ex, dev, ds["root"])
             # reads the loop's current frame (raw, ci, lo) when called in it, below
             run = lambda images: stream(images, raw[0].numpy(), clips[ci], lo, starts[ci])  # noqa: E731
