@@ -282,7 +282,7 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
         (tmp_path / "curves" / run).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"iteration": [1, 2], "ce": [2.0, 1.0]}).to_csv(tmp_path / "curves" / f"{run}.csv", index=False)
     rows = keyframe_rows(cfg)
-    assert [r["run"] for r in rows][-1] == "teacher · keyframe 3 · features · dis"
+    assert [r["run"] for r in rows][-1] == "teacher · keyframe 3 · feature propagation, DFF-style, no flow fine-tuning · dis"
     for r in rows:
         k = r["interval"]
         ms = [9.0 if (i % k == 0) else 1.0 for i in range(12)]  # a keyframe every k frames
@@ -292,7 +292,7 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
             "frame_ms": ms})
     build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig", tmp_path / "kf")
     table = pd.read_csv(tmp_path / "table.csv")
-    kf = table[table["ablation"] == "keyframe 3 · features · dis"]
+    kf = table[table["ablation"] == "keyframe 3 · feature propagation, DFF-style, no flow fine-tuning · dis"]
     assert list(kf["model"]) == ["teacher"] and float(kf["miou_protocol"].iloc[0]) == 52.0
     assert float(kf["ms_per_frame_max"].iloc[0]) == 9.0 and float(kf["ms_per_frame_mean"].iloc[0]) == pytest.approx(11 / 3, abs=1e-4)  # CSV: 4 decimals
     per_frame = table[table["ablation"] == "tl_kd"]  # a per-frame row carries its streaming latency

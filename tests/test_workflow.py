@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from etc.plan.keyframe_rows import PROPAGATION_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 QUALITY = ["miou", "tc", "tc_occ", "params_m", "gflops"]
 
@@ -67,7 +69,7 @@ def test_smoke_workflow_end_to_end_survives_a_hard_kill(smoke_run, tmp_path):
     spaced, _ = smoke_run
     table = pd.read_csv(spaced / RESULTS / "table.csv")
     expected = {("teacher", "-")} | {("student", a) for a in ("baseline", "tl", "tl_kd")}
-    expected |= {("teacher", f"keyframe 3 · {p} · dis") for p in ("scores", "features")}  # smoke's keyframe section
+    expected |= {("teacher", f"keyframe 3 · {PROPAGATION_NAMES[p]} · dis") for p in ("scores", "features")}  # smoke's keyframe section
     assert set(zip(table["model"], table["ablation"], strict=True)) == expected
     assert table["ms_per_frame_max"].notna().all() and table["miou_protocol"].notna().all()
     for col in (*QUALITY, "fps"):

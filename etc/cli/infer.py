@@ -37,8 +37,9 @@ from etc.cli.options import (
                    "per-frame inference).")
 @click.option("--propagate", type=click.Choice(["scores", "features"]), default="scores",
               show_default=True,
-              help="What a keyframe run warps: the class scores, or (DFF) the backbone features, "
-                   "the head run on every frame.")
+              help="What a keyframe run warps: the class scores (score propagation), or the backbone "
+                   "features, the head run on every frame (feature propagation, DFF-style, no flow "
+                   "fine-tuning).")
 @config_option("--keyframe-flow", key="keyframe.estimator",
                help="Flow estimator of a keyframe run, timed with each frame")
 @config_option("--keyframe-flow-ckpt", key="keyframe.ckpt",

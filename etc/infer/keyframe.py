@@ -1,6 +1,8 @@
 """Keyframe inference, strictly causal: the network on every K-th frame, its result carried to
-the frames between by optical flow computed at inference time (DFF, Accel, DVSN, LVS) — the
-methods the ETC paper compares its per-frame students against.
+the frames between by optical flow computed at inference time — the family of methods the ETC
+paper compares its per-frame students against (DFF, Accel, DVSN, LVS). Two members are built
+here, and named for what they are: score propagation, and feature propagation DFF-style
+without DFF's end-to-end flow fine-tuning or its scale field (docs/fidelity.md).
 
 ``etc infer --keyframe-interval K`` runs it through the one inference loop of etc.infer.predict, one
 frame at a time (a stream); this module holds what a keyframe method adds to that loop:
@@ -8,11 +10,13 @@ frame at a time (a stream); this module holds what a keyframe method adds to tha
 - the schedule: frame 0 of a clip is a keyframe, then every K-th frame after the anchor;
   ``offset`` d anchors each clip so that its first labelled frame lies d frames after its last
   keyframe (the sparse-label protocol scores the labelled frame at every d = 0 … K−1);
-- ``scores`` propagation: the keyframe's class scores (full resolution) warped backward into
+- ``scores`` (score propagation): the keyframe's class scores (full resolution) warped backward into
   frame t with F_{t→k}, labels from the warped scores;
-- ``features`` propagation (DFF): the keyframe's last backbone features warped with F_{t→k}
-  resized to their stride, the head (PSPNet: pyramid pooling, 3×3 conv, classifier) run on
-  every frame. Needs a model with ``backbone_features`` / ``head_logits``.
+- ``features`` (feature propagation, DFF-style, no flow fine-tuning): the keyframe's last
+  backbone features warped with F_{t→k} resized to their stride — before the pyramid pooling —
+  and the head (PSPNet: pyramid pooling, 3×3 conv, classifier) run on every frame. The flow is
+  a fixed estimator's, never trained with the network, and there is no scale field. Needs a
+  model with ``backbone_features`` / ``head_logits``.
 
 The flow is **direct** from the current frame to its keyframe (one estimate per frame, as DFF
 does), not composed from frame-to-frame flows: composing costs the same single estimate per
