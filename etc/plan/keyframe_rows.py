@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from etc.core.errors import EtcError
 
-
 # What each ``--propagate`` choice is, as the table and the figures name it: what is built, not
 # the published method it resembles (docs/keyframe.md, docs/fidelity.md "Keyframe methods").
 PROPAGATION_NAMES = {"scores": "score propagation",
