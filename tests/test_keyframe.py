@@ -414,3 +414,40 @@ def test_a_dense_clip_shorter_than_the_interval_is_refused(synthetic_tree, tmp_p
     preds = {c.name: np.zeros((len(c), 48, 96), np.uint8) for c in clips}
     r = offset_miou(cfg, [write_predictions(tmp_path / "k6.h5", preds, keyframe_interval=6)], 6)
     assert all(v is not None for v in r["miou_per_offset"].values())
+
+
+def test_a_keyframe_rows_gflops_are_amortised_over_its_interval(student, tmp_path):
+    """GFLOPs per frame = (keyframe forward + (K−1) × propagated frame) / K, the propagated
+    frame a bilinear warp (8 FLOPs per value) and, for feature propagation, the head: K = 1 is
+    one forward, and the figure falls with K. `etc evaluate` reads K from the run's timing."""
+    from etc.evaluate.metrics.cost import model_cost
+    from etc.infer.keyframe import keyframe_gflops
+    from etc.models import gflops
+    from etc.models.checkpoint import load_model_from_checkpoint
+
+    model, _ = load_model_from_checkpoint(student)
+    model.eval()
+    h, w = 48, 96
+    full = gflops(model, h, w)
+    assert keyframe_gflops(model, h, w, 1, "features")["gflops"] == pytest.approx(full)
+    for propagate in ("scores", "features"):
+        per_k = [keyframe_gflops(model, h, w, k, propagate) for k in (2, 5, 10)]
+        assert per_k[0]["gflops"] > per_k[1]["gflops"] > per_k[2]["gflops"] > 0
+        for k, r in zip((2, 5, 10), per_k, strict=True):
+            assert r["gflops_keyframe"] == pytest.approx(full)
+            assert r["gflops"] == pytest.approx((full + (k - 1) * r["gflops_propagated"]) / k)
+    scores = keyframe_gflops(model, h, w, 5, "scores")["gflops_propagated"]
+    classes = model(torch.zeros(1, 3, h, w), full_logits=False)["logits_low"].shape[1]
+    assert scores == pytest.approx(8 * classes * h * w / 1e9)
+    features = keyframe_gflops(model, h, w, 5, "features")["gflops_propagated"]
+    feats = model.backbone_features(torch.zeros(1, 3, h, w))
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.head_logits(feats)
+    assert features == pytest.approx(8 * feats.numel() / 1e9 + counter.get_total_flops() / 1e9)
+    r1 = model_cost(student, (h, w))
+    r5 = model_cost(student, (h, w), {"keyframe_interval": 5, "propagate": "features"})
+    assert r1["gflops"] == pytest.approx(full) and r5["keyframe_interval"] == 5
+    assert r5["gflops"] == pytest.approx(keyframe_gflops(model, h, w, 5, "features")["gflops"])
+    assert r5["gflops"] < r1["gflops"]

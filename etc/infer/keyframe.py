@@ -240,3 +240,46 @@ class KeyframePredictor:
                 return self._labels(self.model.head_logits(warped.to(self.state.dtype)), size, size)
             warped = warp_backward(self.state, flow, padding="border")
         return warped.permute(0, 2, 3, 1).argmax(-1)
+
+
+def _grid_sample_flops(x_shape, grid_shape, *args, out_shape=None, **kwargs) -> int:
+    """Bilinear backward warping: 4 taps, one multiply-accumulate each, per output value and
+    channel (2 FLOPs per MAC, FlopCounterMode's convention); the sampling weights are not counted,
+    as normalisation and activations are not."""
+    return 2 * 4 * x_shape[0] * x_shape[1] * grid_shape[1] * grid_shape[2]
+
+
+def keyframe_gflops(model: torch.nn.Module, height: int, width: int, interval: int, propagate: str) -> dict:
+    """GFLOPs per frame of a keyframe stream of H×W frames, amortised over its K frames:
+    ``(keyframe forward + (K−1) × propagated frame) / K``, a propagated frame being the warp of
+    the keyframe's scores (``scores``) or the warp of its backbone features plus the head
+    (``features``). Each part is counted by ``torch.utils.flop_counter.FlopCounterMode`` on the
+    model's own modules (on the meta device, as etc.models.info.gflops counts the forward), the
+    warp by :func:`_grid_sample_flops`. The flow estimator (DIS, OpenCV on the CPU) has no FLOP
+    count: it is not in these figures, and its time is in the frame's latency."""
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from etc.models.info import gflops
+
+    K = int(interval)
+    full = gflops(model, height, width)
+    propagated = 0.0
+    if K > 1:
+        meta = copy.deepcopy(model).to("meta").eval()
+        counted = {torch.ops.aten.grid_sampler_2d: _grid_sample_flops}
+        x = torch.empty(1, 3, height, width, device="meta")
+        with torch.no_grad():
+            if propagate == "features":
+                state = meta.backbone_features(x)
+            else:
+                state = torch.empty(1, int(meta(x, full_logits=False)["logits_low"].shape[1]), height, width,
+                                    device="meta")
+            flow = torch.empty(1, 2, *state.shape[-2:], device="meta")
+            with FlopCounterMode(display=False, custom_mapping=counted) as counter:
+                warped = warp_backward(state, flow, padding="border")
+                if propagate == "features":
+                    meta.head_logits(warped)
+        propagated = counter.get_total_flops() / 1e9
+    return {"gflops": (full + (K - 1) * propagated) / K, "gflops_keyframe": full, "gflops_propagated": propagated}
