@@ -170,7 +170,10 @@ def test_the_timing_records_every_frame_after_warm_up(synthetic_tree, student, t
     assert record["ms_per_frame_mean"] == pytest.approx(a.mean())
     assert record["ms_per_frame_p50"] <= record["ms_per_frame_p95"] <= record["ms_per_frame_max"] == a.max()
     assert latency_summary([1.0, 2.0, 3.0, 10.0]) == {"ms_per_frame_mean": 4.0, "ms_per_frame_p50": 2.5,
-                                                      "ms_per_frame_p95": pytest.approx(8.95), "ms_per_frame_max": 10.0}
+                                                      "ms_per_frame_p95": pytest.approx(8.95),
+                                                      "ms_per_frame_p99": pytest.approx(9.79), "ms_per_frame_max": 10.0}
+    split = latency_summary([9.0, 1.0, 2.0, 8.0], keyframes=[True, False, False, True])
+    assert (split["ms_keyframe_p50"], split["ms_propagated_p50"]) == (8.5, 1.5)
     # a batched per-frame run: each frame its batch's share
     _, info = run(small_config(synthetic_tree, warmup=0), student, tmp_path / "pf.h5")
     assert len(info["frame_ms"]) == info["frames"]
@@ -263,6 +266,7 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
 
     import pandas as pd
 
+    from etc.infer.predict import latency_summary
     from etc.plan.keyframe_rows import keyframe_rows
     from etc.plan.layout import REPORT_FIGURES
     from etc.plan.runs import run_names
@@ -286,17 +290,24 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
     for r in rows:
         k = r["interval"]
         ms = [9.0 if (i % k == 0) else 1.0 for i in range(12)]  # a keyframe every k frames
+        flags = [i % k == 0 for i in range(12)]
         write(tmp_path / "kf" / f"{r['slug']}.json", {
             "run": r["run"], "miou": 50.0, "tc": 80.0, "iou": {"road": 70.0}, "tc_per_clip": {"a": 80.0},
-            "miou_protocol": 55.0 - k, "ms_per_frame_mean": float(np.mean(ms)), "ms_per_frame_max": max(ms),
-            "frame_ms": ms})
+            "miou_protocol": 55.0 - k, **latency_summary(ms, flags if k > 1 else None), "frame_ms": ms,
+            "fps": 123.0, "ms_per_frame": 8.1})
     build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig", tmp_path / "kf")
     table = pd.read_csv(tmp_path / "table.csv")
     kf = table[table["ablation"] == "keyframe 3 · feature propagation, DFF-style, no flow fine-tuning · dis"]
     assert list(kf["model"]) == ["teacher"] and float(kf["miou_protocol"].iloc[0]) == 52.0
-    assert float(kf["ms_per_frame_max"].iloc[0]) == 9.0 and float(kf["ms_per_frame_mean"].iloc[0]) == pytest.approx(11 / 3, abs=1e-4)  # CSV: 4 decimals
+    assert float(kf["ms_per_frame_p99"].iloc[0]) == pytest.approx(9.0) and float(kf["ms_per_frame_mean"].iloc[0]) == pytest.approx(11 / 3, abs=1e-4)  # CSV: 4 decimals
+    assert (float(kf["ms_per_frame_p50"].iloc[0]), float(kf["ms_keyframe_p50"].iloc[0]),
+            float(kf["ms_propagated_p50"].iloc[0])) == (1.0, 9.0, 1.0)
     per_frame = table[table["ablation"] == "tl_kd"]  # a per-frame row carries its streaming latency
-    assert float(per_frame["ms_per_frame_max"].iloc[0]) == 9.0 and float(per_frame["miou_protocol"].iloc[0]) == 54.0
+    assert float(per_frame["ms_per_frame_p99"].iloc[0]) == pytest.approx(9.0) and float(per_frame["miou_protocol"].iloc[0]) == 54.0
+    assert per_frame["ms_keyframe_p50"].isna().all()
+    # the streamed latency is the table's only per-frame speed: batched throughput stays in the JSONs
+    assert not {"fps", "ms_per_frame", "ms_per_frame_max"} & set(table.columns)
+    assert "ms/frame stream (worst: p99 over frames)" in (tmp_path / "table.md").read_text()
     assert len(table) == len(run_names(cfg)) + 1
     assert sorted(p.stem for p in (tmp_path / "fig").glob("*.png")) == sorted(REPORT_FIGURES)
     with pytest.raises(EtcError, match="missing keyframe row"):
@@ -358,6 +369,9 @@ def test_latency_streams_every_model_through_the_same_frames_in_turns(synthetic_
     assert [group[0][0] for group in per_frame[:4]] == ["a", "b", "kf", "a"]
     assert all(len(r["frame_ms"]) == frames - 2 for r in record["runs"].values())
     assert record["runs"]["kf"]["keyframe_interval"] == 3
+    flags = record["runs"]["kf"]["frame_keyframe"]  # frames 0 and 3 of the clip are keyframes, 0–1 warm-up
+    assert flags == [(t % 3 == 0) for t in range(2, frames)] and "frame_keyframe" not in record["runs"]["a"]
+    assert record["runs"]["kf"]["ms_keyframe_p50"] is not None and record["runs"]["a"]["ms_per_frame_p99"] is not None
     assert json.loads((tmp_path / "latency.json").read_text())["runs"].keys() == runs.keys()
 
 

@@ -16,7 +16,9 @@ one line naming the clip and the largest interval it allows, never averaged over
 that happen to be reachable (``clips_per_offset`` counts the clips behind each offset: all).
 
 Everything else (TC, TC-occ, flicker, mVC, cost) is ``etc evaluate``'s JSON of the run, as for
-every model; the streaming timing adds the mean, p95 and worst-case ms per frame.
+every model; the streaming timing adds the mean, p50, p95, p99 (the robust worst case) and
+maximum ms per frame, and for a keyframe method the median over keyframes and over propagated
+frames.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import numpy as np
 
 from etc.core.errors import EtcError
 
-LATENCY_KEYS = ("ms_per_frame_mean", "ms_per_frame_p50", "ms_per_frame_p95", "ms_per_frame_max")
+LATENCY_KEYS = ("ms_per_frame_mean", "ms_per_frame_p50", "ms_per_frame_p95", "ms_per_frame_p99", "ms_per_frame_max",
+                "ms_keyframe_p50", "ms_propagated_p50")
 
 
 def frame_label(frame):
@@ -138,8 +141,14 @@ def keyframe_row(config: dict, predictions: list, interval: int, metrics: str | 
             raise EtcError(f"{timing} times {', '.join(record['runs'])}, not '{run}'; rerun `etc latency` with this config")
         record = record["runs"][run]
     row.update(offset_miou(config, [Path(p) for p in predictions], interval))
-    row.update({key: record.get(key) for key in LATENCY_KEYS})
-    row["frame_ms"] = record.get("frame_ms", [])
+    from etc.infer.predict import latency_summary
+
+    frame_ms, flags = record.get("frame_ms") or [], record.get("frame_keyframe")
+    summary = latency_summary(frame_ms, flags if flags is not None and len(flags) == len(frame_ms) else None)
+    row.update({key: record.get(key, summary.get(key)) for key in LATENCY_KEYS})
+    row["frame_ms"] = frame_ms
+    if flags is not None:
+        row["frame_keyframe"] = flags
     row["stream_batch_size"] = record.get("batch_size")
     row["run"] = run
     write_json(out, row)

@@ -45,10 +45,20 @@ def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_d
         "miou_vs_latency": lambda path: plots.accuracy_vs_latency(df, "miou", path),
         "tc_vs_latency": lambda path: plots.accuracy_vs_latency(df, "tc", path),
         "latency_trace": lambda path: plots.latency_trace(traces, path),
+        "latency_distribution": lambda path: plots.latency_distribution(
+            {_row_label(m): m.get("frame_ms") or [] for m in metrics}, path),
     }
     for name in REPORT_FIGURES:
         draw[name](Path(out_dir) / f"{name}.png")
     return {"rows": len(df), "table": str(table)}
+
+
+# The streamed latency a per-frame row takes from its interval-1 keyframe-score row.
+STREAM_KEYS = ("ms_per_frame_mean", "ms_per_frame_p50", "ms_per_frame_p95", "ms_per_frame_p99", "ms_per_frame_max")
+
+
+def _row_label(m: dict) -> str:
+    return m["model"] if m["ablation"] == "-" else f"{m['model']} · {m['ablation']}"
 
 
 def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple[list[dict], dict]:
@@ -71,8 +81,8 @@ def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple
         m = scored[r["slug"]]
         if r["interval"] == 1:
             if r["run"] in by_run:
-                by_run[r["run"]].update({k: m.get(k) for k in ("miou_protocol", "ms_per_frame_mean",
-                                                               "ms_per_frame_p95", "ms_per_frame_max")})
+                by_run[r["run"]].update({k: m.get(k) for k in ("miou_protocol", "miou_worst_offset",
+                                                               *STREAM_KEYS, "frame_ms")})
             continue
         model, _, ablation = r["model"].partition("/")
         setting = r["run"][len(r["model"]) + len(" · "):]
