@@ -412,6 +412,7 @@ def test_a_labelled_frame_too_near_its_clips_start_is_refused_not_averaged_out(t
     assert r["clips_per_offset"] == {"0": 1, "1": 1}
     assert r["miou_per_offset"]["0"] == pytest.approx(100.0) and r["miou_per_offset"]["1"] == pytest.approx(0.0)
     assert r["miou_protocol"] == pytest.approx(50.0)
+    assert r["miou_worst_offset"] == pytest.approx(0.0)  # the table's worst offset
 
 
 def test_a_dense_clip_shorter_than_the_interval_is_refused(synthetic_tree, tmp_path):
@@ -465,3 +466,51 @@ def test_a_keyframe_rows_gflops_are_amortised_over_its_interval(student, tmp_pat
     assert r1["gflops"] == pytest.approx(full) and r5["keyframe_interval"] == 5
     assert r5["gflops"] == pytest.approx(keyframe_gflops(model, h, w, 5, "features")["gflops"])
     assert r5["gflops"] < r1["gflops"]
+
+
+def test_the_default_sweep_reaches_every_offset_and_the_report_draws_it(tmp_path):
+    """config.yaml sweeps three intervals, each within the default clips' length (every offset
+    reachable, so none is refused); the report adds the worst offset's mIoU and draws mIoU and
+    TC against K, with K = 1 the keyframe network's per-frame row."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from etc.plan.keyframe_rows import keyframe_rows
+    from etc.plan.runs import run_names
+    from etc.report.build import build_report, sweep_points
+
+    root = Path(__file__).resolve().parents[1]
+    default = load_config(root / "config.yaml")
+    intervals = default["keyframe"]["intervals"]
+    assert len(intervals) == 3 and max(intervals) <= default["dataset"]["synthetic"]["frames"]
+    cfg = load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"intervals": [2, 5]}})
+
+    def write(path, obj):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj))
+
+    for run in run_names(cfg):
+        write(tmp_path / "metrics" / f"{run}.json", {"run": run, "miou": 50.0, "tc": 70.0, "iou": {"road": 80.0},
+                                                      "tc_per_clip": {"a": 70.0}})
+        (tmp_path / "curves" / f"{run}.csv").parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"iteration": [1, 2], "ce": [2.0, 1.0]}).to_csv(tmp_path / "curves" / f"{run}.csv", index=False)
+    for r in keyframe_rows(cfg):
+        k = r["interval"]
+        write(tmp_path / "kf" / f"{r['slug']}.json", {
+            "run": r["run"], "miou": 50.0, "tc": 70.0 + k, "iou": {"road": 70.0}, "tc_per_clip": {"a": 80.0},
+            "miou_protocol": 60.0 - k, "miou_worst_offset": 60.0 - 2 * k, "frame_ms": [1.0, 2.0],
+            "ms_per_frame_mean": 1.5})
+    build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig",
+                 tmp_path / "kf")
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert sorted(table["miou_worst_offset"].dropna()) == [50.0, 50.0, 56.0, 56.0, 58.0, 58.0, 58.0, 58.0]
+    assert (tmp_path / "fig" / "keyframe_sweep.png").stat().st_size > 0
+    from etc.report.build import with_keyframe_rows
+    from etc.report.table import load_metrics
+
+    metrics, _ = with_keyframe_rows(cfg, load_metrics([tmp_path / "metrics" / f"{r}.json" for r in run_names(cfg)]),
+                                    tmp_path / "kf")
+    points = sweep_points(cfg, metrics)
+    assert [(p["K"], p["miou"]) for p in points if p["propagation"] == "score propagation"] == [
+        (1, 59.0), (2, 58.0), (5, 55.0)]

@@ -108,7 +108,9 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
         protocol = "labelled frame at every offset"
         value = float(np.mean([v for v in (miou(cm) for cm in per_offset) if not np.isnan(v)] or [np.nan]))
     by_offset = {str(d): (None if np.isnan(v) else v) for d, v in ((d, miou(cm)) for d, cm in enumerate(per_offset))}
+    scored = [v for v in by_offset.values() if v is not None]
     return {"miou_protocol": None if np.isnan(value) else value, "miou_per_offset": by_offset,
+            "miou_worst_offset": min(scored) if scored else None,
             "clips_per_offset": {str(d): n for d, n in enumerate(clips_at)},
             "keyframe_protocol": protocol, "keyframe_interval": K}
 

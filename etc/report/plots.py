@@ -153,6 +153,39 @@ def accuracy_vs_latency(table: pd.DataFrame, metric: str, out_png: Path) -> None
     plt.close(fig)
 
 
+def keyframe_sweep(points: list[dict], out_png: Path) -> None:
+    """mIoU (keyframe protocol: every frame / every offset, and the worst offset dashed) and TC
+    against the keyframe interval K, one line per propagation; K = 1 is the keyframe network run
+    on every frame. Accuracy falls and TC rises with K: propagated frames are their keyframe
+    warped."""
+    plt, _ = styled_pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8))
+    df = pd.DataFrame(points)
+    if df.empty or df["K"].nunique() < 2:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no keyframe interval (keyframe.intervals)", ha="center", va="center",
+                    transform=ax.transAxes)
+    else:
+        colours = dict(zip(sorted(df["propagation"].unique()), ("tab:red", "tab:purple", "tab:green", "tab:orange"),
+                           strict=False))
+        for name, rows in df.groupby("propagation"):
+            c = colours.get(name, "0.3")
+            axes[0].plot(rows["K"], rows["miou"], marker="o", color=c, label=name)
+            if rows["miou_worst_offset"].notna().any():
+                axes[0].plot(rows["K"], rows["miou_worst_offset"], marker=".", ls="--", color=c,
+                             label=f"{name}, worst offset")
+            axes[1].plot(rows["K"], rows["tc"], marker="o", color=c, label=name)
+        for ax in axes:
+            ax.set_xticks(sorted(df["K"].unique()))
+            ax.set_xlabel("keyframe interval K (1: every frame)")
+        axes[0].set_ylabel("mIoU (%), every frame / every offset")
+        axes[1].set_ylabel("TC (%)")
+        axes[0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    save_figure(fig, out_png)
+    plt.close(fig)
+
+
 def latency_distribution(frame_ms: dict[str, list[float]], out_png: Path) -> None:
     """Each row's streamed ms per frame as a distribution over its frames (box: quartiles,
     whiskers to the 1st and 99th percentile, log axis): a per-frame network is a narrow box, a
