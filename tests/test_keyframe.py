@@ -514,3 +514,31 @@ def test_the_default_sweep_reaches_every_offset_and_the_report_draws_it(tmp_path
     points = sweep_points(cfg, metrics)
     assert [(p["K"], p["miou"]) for p in points if p["propagation"] == "score propagation"] == [
         (1, 59.0), (2, 58.0), (5, 55.0)]
+
+
+def test_temporal_fusion_zero_is_plain_inference_and_a_strength_fuses_causally(synthetic_tree, student, tmp_path):
+    """`infer.temporal_fusion` 0 gives plain per-frame labels byte for byte; A > 0 streams, keeps
+    each clip's first frame as it is (nothing before it), changes later frames, records A in the
+    timing, and is refused beside a keyframe interval."""
+    plain, _ = run(small_config(synthetic_tree), student, tmp_path / "plain.h5")
+    zero, _ = run(small_config(synthetic_tree, temporal_fusion=0.0), student, tmp_path / "zero.h5")
+    assert plain.keys() == zero.keys() and all(np.array_equal(plain[c], zero[c]) for c in plain)
+    fused, info = run(small_config(synthetic_tree, temporal_fusion=0.9), student, tmp_path / "fused.h5", estimator="gt")
+    assert info["temporal_fusion"] == 0.9 and info["batch_size"] == 1
+    assert all(np.array_equal(fused[c][0], plain[c][0]) for c in plain)
+    assert any(not np.array_equal(fused[c][1:], plain[c][1:]) for c in plain)
+    # causal: changing frames 3… of every clip changes nothing at frames 0–2
+    import cv2
+
+    from etc.data.clips import list_clips
+
+    changed = tmp_path / "changed"
+    shutil.copytree(synthetic_tree, changed)
+    for clip in list_clips("synthetic", changed, "val"):
+        for f in clip.frames[3:]:
+            cv2.imwrite(str(f.image), 255 - cv2.imread(str(f.image)))
+    later, _ = run(small_config(changed, temporal_fusion=0.9), student, tmp_path / "later.h5", estimator="gt")
+    assert all(np.array_equal(later[c][:3], fused[c][:3]) for c in fused)
+    assert any(not np.array_equal(later[c][3:], fused[c][3:]) for c in fused)
+    with pytest.raises(EtcError, match="--temporal-fusion"):
+        run(small_config(synthetic_tree, temporal_fusion=0.5), student, tmp_path / "kf.h5", interval=3)

@@ -44,6 +44,10 @@ from etc.cli.options import (
                help="Flow estimator of a keyframe run, timed with each frame")
 @config_option("--keyframe-flow-ckpt", key="keyframe.ckpt",
                help="Checkpoint of a ptlflow --keyframe-flow")
+@config_option("--temporal-fusion", key="infer.temporal_fusion", type=float,
+               help="Training-free temporal fusion strength A in 0 … 1: each frame's softmax blended "
+                    "with the previous frame's fused scores warped by --keyframe-flow where the "
+                    "forward–backward check trusts the flow; 0: plain per-frame inference")
 @click.option("--keyframe-offset", type=int, default=None,
               help="Anchor each clip's schedule so its labelled frame lies this many frames after "
                    "a keyframe (the sparse-label protocol; default: keyframes at 0, K, 2K …).")
@@ -56,7 +60,8 @@ def infer_cmd(config_path, model_ckpt, split, out, timing, device, keyframe_inte
     from etc.infer.predict import infer
 
     config = command_config(config_path, given_options())
-    if keyframe_interval > 1:  # the keyframe section is read only when used (etc.core.reads)
+    if keyframe_interval > 1 or float(config["infer"]["temporal_fusion"]) > 0:
+        # the keyframe section is read only when used (etc.core.reads)
         kcfg = config["keyframe"]
         options = KeyframeOptions(keyframe_interval, propagate, kcfg["estimator"], kcfg["ckpt"],
                                   keyframe_offset)
