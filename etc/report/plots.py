@@ -178,10 +178,11 @@ def keyframe_sweep(points: list[dict], out_png: Path) -> None:
         for ax in axes:
             ax.set_xticks(sorted(df["K"].unique()))
             ax.set_xlabel("keyframe interval K (1: every frame)")
-        axes[0].set_ylabel("mIoU (%), every frame / every offset")
+        axes[0].set_ylabel("mIoU (%), keyframe protocol")
         axes[1].set_ylabel("TC (%)")
-        axes[0].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))  # room for the legend below both panels
     save_figure(fig, out_png)
     plt.close(fig)
 
