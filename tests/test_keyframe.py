@@ -170,7 +170,10 @@ def test_the_timing_records_every_frame_after_warm_up(synthetic_tree, student, t
     assert record["ms_per_frame_mean"] == pytest.approx(a.mean())
     assert record["ms_per_frame_p50"] <= record["ms_per_frame_p95"] <= record["ms_per_frame_max"] == a.max()
     assert latency_summary([1.0, 2.0, 3.0, 10.0]) == {"ms_per_frame_mean": 4.0, "ms_per_frame_p50": 2.5,
-                                                      "ms_per_frame_p95": pytest.approx(8.95), "ms_per_frame_max": 10.0}
+                                                      "ms_per_frame_p95": pytest.approx(8.95),
+                                                      "ms_per_frame_p99": pytest.approx(9.79), "ms_per_frame_max": 10.0}
+    split = latency_summary([9.0, 1.0, 2.0, 8.0], keyframes=[True, False, False, True])
+    assert (split["ms_keyframe_p50"], split["ms_propagated_p50"]) == (8.5, 1.5)
     # a batched per-frame run: each frame its batch's share
     _, info = run(small_config(synthetic_tree, warmup=0), student, tmp_path / "pf.h5")
     assert len(info["frame_ms"]) == info["frames"]
@@ -263,6 +266,7 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
 
     import pandas as pd
 
+    from etc.infer.predict import latency_summary
     from etc.plan.keyframe_rows import keyframe_rows
     from etc.plan.layout import REPORT_FIGURES
     from etc.plan.runs import run_names
@@ -282,21 +286,28 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
         (tmp_path / "curves" / run).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"iteration": [1, 2], "ce": [2.0, 1.0]}).to_csv(tmp_path / "curves" / f"{run}.csv", index=False)
     rows = keyframe_rows(cfg)
-    assert [r["run"] for r in rows][-1] == "teacher · keyframe 3 · features · dis"
+    assert [r["run"] for r in rows][-1] == "teacher · keyframe 3 · feature propagation, DFF-style, no flow fine-tuning · dis"
     for r in rows:
         k = r["interval"]
         ms = [9.0 if (i % k == 0) else 1.0 for i in range(12)]  # a keyframe every k frames
+        flags = [i % k == 0 for i in range(12)]
         write(tmp_path / "kf" / f"{r['slug']}.json", {
             "run": r["run"], "miou": 50.0, "tc": 80.0, "iou": {"road": 70.0}, "tc_per_clip": {"a": 80.0},
-            "miou_protocol": 55.0 - k, "ms_per_frame_mean": float(np.mean(ms)), "ms_per_frame_max": max(ms),
-            "frame_ms": ms})
+            "miou_protocol": 55.0 - k, **latency_summary(ms, flags if k > 1 else None), "frame_ms": ms,
+            "fps": 123.0, "ms_per_frame": 8.1})
     build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig", tmp_path / "kf")
     table = pd.read_csv(tmp_path / "table.csv")
-    kf = table[table["ablation"] == "keyframe 3 · features · dis"]
+    kf = table[table["ablation"] == "keyframe 3 · feature propagation, DFF-style, no flow fine-tuning · dis"]
     assert list(kf["model"]) == ["teacher"] and float(kf["miou_protocol"].iloc[0]) == 52.0
-    assert float(kf["ms_per_frame_max"].iloc[0]) == 9.0 and float(kf["ms_per_frame_mean"].iloc[0]) == pytest.approx(11 / 3, abs=1e-4)  # CSV: 4 decimals
+    assert float(kf["ms_per_frame_p99"].iloc[0]) == pytest.approx(9.0) and float(kf["ms_per_frame_mean"].iloc[0]) == pytest.approx(11 / 3, abs=1e-4)  # CSV: 4 decimals
+    assert (float(kf["ms_per_frame_p50"].iloc[0]), float(kf["ms_keyframe_p50"].iloc[0]),
+            float(kf["ms_propagated_p50"].iloc[0])) == (1.0, 9.0, 1.0)
     per_frame = table[table["ablation"] == "tl_kd"]  # a per-frame row carries its streaming latency
-    assert float(per_frame["ms_per_frame_max"].iloc[0]) == 9.0 and float(per_frame["miou_protocol"].iloc[0]) == 54.0
+    assert float(per_frame["ms_per_frame_p99"].iloc[0]) == pytest.approx(9.0) and float(per_frame["miou_protocol"].iloc[0]) == 54.0
+    assert per_frame["ms_keyframe_p50"].isna().all()
+    # the streamed latency is the table's only per-frame speed: batched throughput stays in the JSONs
+    assert not {"fps", "ms_per_frame", "ms_per_frame_max"} & set(table.columns)
+    assert "ms/frame stream (worst: p99 over frames)" in (tmp_path / "table.md").read_text()
     assert len(table) == len(run_names(cfg)) + 1
     assert sorted(p.stem for p in (tmp_path / "fig").glob("*.png")) == sorted(REPORT_FIGURES)
     with pytest.raises(EtcError, match="missing keyframe row"):
@@ -358,33 +369,176 @@ def test_latency_streams_every_model_through_the_same_frames_in_turns(synthetic_
     assert [group[0][0] for group in per_frame[:4]] == ["a", "b", "kf", "a"]
     assert all(len(r["frame_ms"]) == frames - 2 for r in record["runs"].values())
     assert record["runs"]["kf"]["keyframe_interval"] == 3
+    flags = record["runs"]["kf"]["frame_keyframe"]  # frames 0 and 3 of the clip are keyframes, 0–1 warm-up
+    assert flags == [(t % 3 == 0) for t in range(2, frames)] and "frame_keyframe" not in record["runs"]["a"]
+    assert record["runs"]["kf"]["ms_keyframe_p50"] is not None and record["runs"]["a"]["ms_per_frame_p99"] is not None
     assert json.loads((tmp_path / "latency.json").read_text())["runs"].keys() == runs.keys()
 
 
-def test_a_labelled_frame_too_near_its_clips_start_leaves_the_clip_out_of_that_offset(tmp_path):
+def test_a_labelled_frame_too_near_its_clips_start_is_refused_not_averaged_out(tmp_path):
     """CamVid-like: the labelled still is frame 1 of its clip; with K = 3 it can lie 0 or 1
-    frames after a keyframe (frame 0 always is one) but not 2: offset 2 scores no clip, the
-    protocol averages the offsets that have clips, and inference does not refuse the clip."""
+    frames after a keyframe (frame 0 always is one) but not 2. Scoring K = 3 would average two
+    offsets of three: refused by inference and scoring, naming the interval and the clip; K = 2
+    scores every offset."""
     from conftest import make_camvid_tree
 
     from etc.data.clips import list_clips
     from etc.evaluate.keyframe_score import _labels, offset_miou
-    from etc.infer.keyframe import anchor, placement
+    from etc.infer.keyframe import anchors, placement
 
     root = make_camvid_tree(tmp_path / "camvid", radius=1)
     cfg = load_config(None, {"dataset": {"name": "camvid", "root": str(root)}})
     (clip,) = list_clips("camvid", root, "val")
     assert tuple(clip.labelled) == (1,)
-    K = 3
-    assert [placement(clip, KeyframeOptions(K, offset=d)) for d in range(K)] == [(1, True), (0, True), (0, False)]
-    assert anchor(clip, KeyframeOptions(K, offset=2)) == 0
     gt = _labels(clip.frames[1].label, "camvid")
-    files = []
-    for d in range(K):
-        p = np.zeros((len(clip), *gt.shape), np.uint8)
-        p[1] = np.where(gt == 255, 0, gt) if d == 0 else (np.where(gt == 255, 0, gt) + 1) % 11
-        files.append(write_predictions(tmp_path / f"d{d}.h5", {clip.name: p}, keyframe_interval=K, keyframe_offset=d))
-    r = offset_miou(cfg, files, K)
-    assert r["clips_per_offset"] == {"0": 1, "1": 1, "2": 0}
+
+    def predictions(K):
+        files = []
+        for d in range(K):
+            p = np.zeros((len(clip), *gt.shape), np.uint8)
+            p[1] = np.where(gt == 255, 0, gt) if d == 0 else (np.where(gt == 255, 0, gt) + 1) % 11
+            files.append(write_predictions(tmp_path / f"k{K}d{d}.h5", {clip.name: p}, keyframe_interval=K,
+                                           keyframe_offset=d))
+        return files
+
+    for refuse in (lambda: offset_miou(cfg, predictions(3), 3), lambda: anchors([clip], KeyframeOptions(3, offset=2)),
+                   lambda: placement(clip, KeyframeOptions(3, offset=0))):
+        with pytest.raises(EtcError, match=rf"keyframe interval 3: clip {clip.name} .*labelled frame at position 1.* "
+                                           r"at most 2$") as info:
+            refuse()
+        assert "\n" not in str(info.value)
+    assert [placement(clip, KeyframeOptions(2, offset=d)) for d in range(2)] == [(1, True), (0, True)]
+    r = offset_miou(cfg, predictions(2), 2)
+    assert r["clips_per_offset"] == {"0": 1, "1": 1}
     assert r["miou_per_offset"]["0"] == pytest.approx(100.0) and r["miou_per_offset"]["1"] == pytest.approx(0.0)
-    assert r["miou_per_offset"]["2"] is None and r["miou_protocol"] == pytest.approx(50.0)
+    assert r["miou_protocol"] == pytest.approx(50.0)
+    assert r["miou_worst_offset"] == pytest.approx(0.0)  # the table's worst offset
+
+
+def test_a_dense_clip_shorter_than_the_interval_is_refused(synthetic_tree, tmp_path):
+    """Every frame labelled, clips of 6 frames: K = 7 leaves offset 6 unreachable (refused before
+    any prediction is read); K = 6 reaches every offset in every clip."""
+    from etc.data.clips import list_clips
+    from etc.evaluate.keyframe_score import offset_miou
+
+    cfg = load_config(None, {"dataset": {"root": str(synthetic_tree)}})
+    clips = list_clips("synthetic", synthetic_tree, "val")
+    assert min(len(c) for c in clips) == 6
+    with pytest.raises(EtcError, match=r"keyframe interval 7: clip .* has 6 frames, so offsets 6 … 6 .* at most 6$"):
+        offset_miou(cfg, [tmp_path / "absent.h5"], 7)
+    preds = {c.name: np.zeros((len(c), 48, 96), np.uint8) for c in clips}
+    r = offset_miou(cfg, [write_predictions(tmp_path / "k6.h5", preds, keyframe_interval=6)], 6)
+    assert all(v is not None for v in r["miou_per_offset"].values())
+
+
+def test_a_keyframe_rows_gflops_are_amortised_over_its_interval(student, tmp_path):
+    """GFLOPs per frame = (keyframe forward + (K−1) × propagated frame) / K, the propagated
+    frame a bilinear warp (8 FLOPs per value) and, for feature propagation, the head: K = 1 is
+    one forward, and the figure falls with K. `etc evaluate` reads K from the run's timing."""
+    from etc.evaluate.metrics.cost import model_cost
+    from etc.infer.keyframe import keyframe_gflops
+    from etc.models import gflops
+    from etc.models.checkpoint import load_model_from_checkpoint
+
+    model, _ = load_model_from_checkpoint(student)
+    model.eval()
+    h, w = 48, 96
+    full = gflops(model, h, w)
+    assert keyframe_gflops(model, h, w, 1, "features")["gflops"] == pytest.approx(full)
+    for propagate in ("scores", "features"):
+        per_k = [keyframe_gflops(model, h, w, k, propagate) for k in (2, 5, 10)]
+        assert per_k[0]["gflops"] > per_k[1]["gflops"] > per_k[2]["gflops"] > 0
+        for k, r in zip((2, 5, 10), per_k, strict=True):
+            assert r["gflops_keyframe"] == pytest.approx(full)
+            assert r["gflops"] == pytest.approx((full + (k - 1) * r["gflops_propagated"]) / k)
+    scores = keyframe_gflops(model, h, w, 5, "scores")["gflops_propagated"]
+    classes = model(torch.zeros(1, 3, h, w), full_logits=False)["logits_low"].shape[1]
+    assert scores == pytest.approx(8 * classes * h * w / 1e9)
+    features = keyframe_gflops(model, h, w, 5, "features")["gflops_propagated"]
+    feats = model.backbone_features(torch.zeros(1, 3, h, w))
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.head_logits(feats)
+    assert features == pytest.approx(8 * feats.numel() / 1e9 + counter.get_total_flops() / 1e9)
+    r1 = model_cost(student, (h, w))
+    r5 = model_cost(student, (h, w), {"keyframe_interval": 5, "propagate": "features"})
+    assert r1["gflops"] == pytest.approx(full) and r5["keyframe_interval"] == 5
+    assert r5["gflops"] == pytest.approx(keyframe_gflops(model, h, w, 5, "features")["gflops"])
+    assert r5["gflops"] < r1["gflops"]
+
+
+def test_the_default_sweep_reaches_every_offset_and_the_report_draws_it(tmp_path):
+    """config.yaml sweeps three intervals, each within the default clips' length (every offset
+    reachable, so none is refused); the report adds the worst offset's mIoU and draws mIoU and
+    TC against K, with K = 1 the keyframe network's per-frame row."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from etc.plan.keyframe_rows import keyframe_rows
+    from etc.plan.runs import run_names
+    from etc.report.build import build_report, sweep_points
+
+    root = Path(__file__).resolve().parents[1]
+    default = load_config(root / "config.yaml")
+    intervals = default["keyframe"]["intervals"]
+    assert len(intervals) == 3 and max(intervals) <= default["dataset"]["synthetic"]["frames"]
+    cfg = load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"intervals": [2, 5]}})
+
+    def write(path, obj):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj))
+
+    for run in run_names(cfg):
+        write(tmp_path / "metrics" / f"{run}.json", {"run": run, "miou": 50.0, "tc": 70.0, "iou": {"road": 80.0},
+                                                      "tc_per_clip": {"a": 70.0}})
+        (tmp_path / "curves" / f"{run}.csv").parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"iteration": [1, 2], "ce": [2.0, 1.0]}).to_csv(tmp_path / "curves" / f"{run}.csv", index=False)
+    for r in keyframe_rows(cfg):
+        k = r["interval"]
+        write(tmp_path / "kf" / f"{r['slug']}.json", {
+            "run": r["run"], "miou": 50.0, "tc": 70.0 + k, "iou": {"road": 70.0}, "tc_per_clip": {"a": 80.0},
+            "miou_protocol": 60.0 - k, "miou_worst_offset": 60.0 - 2 * k, "frame_ms": [1.0, 2.0],
+            "ms_per_frame_mean": 1.5})
+    build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig",
+                 tmp_path / "kf")
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert sorted(table["miou_worst_offset"].dropna()) == [50.0, 50.0, 56.0, 56.0, 58.0, 58.0, 58.0, 58.0]
+    assert (tmp_path / "fig" / "keyframe_sweep.png").stat().st_size > 0
+    from etc.report.build import with_keyframe_rows
+    from etc.report.table import load_metrics
+
+    metrics, _ = with_keyframe_rows(cfg, load_metrics([tmp_path / "metrics" / f"{r}.json" for r in run_names(cfg)]),
+                                    tmp_path / "kf")
+    points = sweep_points(cfg, metrics)
+    assert [(p["K"], p["miou"]) for p in points if p["propagation"] == "score propagation"] == [
+        (1, 59.0), (2, 58.0), (5, 55.0)]
+
+
+def test_temporal_fusion_zero_is_plain_inference_and_a_strength_fuses_causally(synthetic_tree, student, tmp_path):
+    """`infer.temporal_fusion` 0 gives plain per-frame labels byte for byte; A > 0 streams, keeps
+    each clip's first frame as it is (nothing before it), changes later frames, records A in the
+    timing, and is refused beside a keyframe interval."""
+    plain, _ = run(small_config(synthetic_tree), student, tmp_path / "plain.h5")
+    zero, _ = run(small_config(synthetic_tree, temporal_fusion=0.0), student, tmp_path / "zero.h5")
+    assert plain.keys() == zero.keys() and all(np.array_equal(plain[c], zero[c]) for c in plain)
+    fused, info = run(small_config(synthetic_tree, temporal_fusion=0.9), student, tmp_path / "fused.h5", estimator="gt")
+    assert info["temporal_fusion"] == 0.9 and info["batch_size"] == 1
+    assert all(np.array_equal(fused[c][0], plain[c][0]) for c in plain)
+    assert any(not np.array_equal(fused[c][1:], plain[c][1:]) for c in plain)
+    # causal: changing frames 3… of every clip changes nothing at frames 0–2
+    import cv2
+
+    from etc.data.clips import list_clips
+
+    changed = tmp_path / "changed"
+    shutil.copytree(synthetic_tree, changed)
+    for clip in list_clips("synthetic", changed, "val"):
+        for f in clip.frames[3:]:
+            cv2.imwrite(str(f.image), 255 - cv2.imread(str(f.image)))
+    later, _ = run(small_config(changed, temporal_fusion=0.9), student, tmp_path / "later.h5", estimator="gt")
+    assert all(np.array_equal(later[c][:3], fused[c][:3]) for c in fused)
+    assert any(not np.array_equal(later[c][3:], fused[c][3:]) for c in fused)
+    with pytest.raises(EtcError, match="--temporal-fusion"):
+        run(small_config(synthetic_tree, temporal_fusion=0.5), student, tmp_path / "kf.h5", interval=3)

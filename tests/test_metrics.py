@@ -130,7 +130,7 @@ def test_table_columns_come_from_the_metric_objects():
     cols = table_columns(build_metrics(_cfg((4, 8))))
     keys = [c.key for c in cols]
     assert keys == ["miou", "tc", "tc_all", "tc_occ", "delta_miou", "delta_tc", "delta_tc_all", "flicker_pct",
-                    "mvc4", "mvc4_acc", "fps", "ms_per_frame", "params_m", "gflops", "device", "inference", "flow_train",
+                    "mvc4", "mvc4_acc", "params_m", "gflops", "device", "inference", "flow_train",
                     "flow_eval"]
     assert "mvc8" not in keys  # the table shows the first configured window, whatever it is
     headers = {c.key: c.header for c in cols}

@@ -49,7 +49,9 @@ def stream_latency(config: dict, runs: dict, split: str, out: str | Path, *, fra
                    device: str | None = None, progress: bool = True) -> dict:
     """Time ``runs`` (name → (checkpoint, etc.infer.keyframe.KeyframeOptions or None)) on the first
     whole clips of ``split`` holding at least ``frames`` frames (all: None); write and return
-    the record: per run its ``frame_ms`` and their mean, p50, p95 and max."""
+    the record: per run its ``frame_ms`` and their mean, p50, p95, p99 and max, and for a
+    keyframe method which frames were keyframes (``frame_keyframe``) and the median over each
+    kind."""
     from tqdm import tqdm
 
     from etc.core.device import pick_device, sync
@@ -57,7 +59,7 @@ def stream_latency(config: dict, runs: dict, split: str, out: str | Path, *, fra
     from etc.core.io import output_folder, write_json
     from etc.data.clips import list_clips, read_image
     from etc.data.feed import to_network
-    from etc.infer.keyframe import anchor
+    from etc.infer.keyframe import anchor, last_keyframe
     from etc.infer.predict import device_name, latency_summary, load_inference_model
 
     if not runs:
@@ -84,6 +86,8 @@ def stream_latency(config: dict, runs: dict, split: str, out: str | Path, *, fra
         starts[name] = [anchor(c, options) if options is not None else 0 for c in clips]
     warmup = int(icfg["warmup"])
     frame_ms: dict[str, list[float]] = {name: [] for name in runs}
+    is_key: dict[str, list[bool]] = {name: [] for name in runs}
+    interval = {name: int(options.interval) if options is not None else 1 for name, (_, options) in runs.items()}
     names = list(runs)
     n_frames = sum(len(c) for c in clips)
     seen = 0
@@ -100,11 +104,13 @@ def stream_latency(config: dict, runs: dict, split: str, out: str | Path, *, fra
                     sync(dev)
                     if seen >= warmup:
                         frame_ms[name].append((time.perf_counter() - t0) * 1000.0)
+                        is_key[name].append(last_keyframe(t, interval[name], starts[name][ci]) == t)
                 seen += 1
                 bar.update()
     record = {"device": device_name(dev), "split": split, "frames": n_frames, "clips": len(clips),
               "warmup_frames": warmup, **ex.describe(),
-              "runs": {name: {**latency_summary(ms), "frame_ms": ms,
+              "runs": {name: {**latency_summary(ms, is_key[name] if interval[name] > 1 else None), "frame_ms": ms,
+                              **({"frame_keyframe": is_key[name]} if interval[name] > 1 else {}),
                               **(runs[name][1].describe() if runs[name][1] is not None else {})}
                        for name, ms in frame_ms.items()}}
     write_json(out, record)

@@ -97,7 +97,7 @@ def score_cmd(config_path, predictions, frames, labels, flow, flow_estimator, de
               help="Per-frame latency: `etc latency`'s JSON (the entry --run) or a streaming "
                    "`etc infer --batch-size 1` timing JSON.")
 @click.option("--run", "run_name", required=True,
-              help="The row's name, e.g. 'teacher · keyframe 5 · features · dis'.")
+              help="The row's name, e.g. 'teacher · keyframe 5 · score propagation · dis'.")
 @click.option("--out", required=True, type=PathArg,
               help="Row JSON (the metrics JSON plus the protocol's mIoU and latency).")
 def keyframe_score_cmd(config_path, predictions, interval, metrics, timing, run_name, out):

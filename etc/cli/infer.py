@@ -37,12 +37,17 @@ from etc.cli.options import (
                    "per-frame inference).")
 @click.option("--propagate", type=click.Choice(["scores", "features"]), default="scores",
               show_default=True,
-              help="What a keyframe run warps: the class scores, or (DFF) the backbone features, "
-                   "the head run on every frame.")
+              help="What a keyframe run warps: the class scores (score propagation), or the backbone "
+                   "features, the head run on every frame (feature propagation, DFF-style, no flow "
+                   "fine-tuning).")
 @config_option("--keyframe-flow", key="keyframe.estimator",
                help="Flow estimator of a keyframe run, timed with each frame")
 @config_option("--keyframe-flow-ckpt", key="keyframe.ckpt",
                help="Checkpoint of a ptlflow --keyframe-flow")
+@config_option("--temporal-fusion", key="infer.temporal_fusion", type=float,
+               help="Training-free temporal fusion strength A in 0 … 1: each frame's softmax blended "
+                    "with the previous frame's fused scores warped by --keyframe-flow where the "
+                    "forward–backward check trusts the flow; 0: plain per-frame inference")
 @click.option("--keyframe-offset", type=int, default=None,
               help="Anchor each clip's schedule so its labelled frame lies this many frames after "
                    "a keyframe (the sparse-label protocol; default: keyframes at 0, K, 2K …).")
@@ -55,7 +60,8 @@ def infer_cmd(config_path, model_ckpt, split, out, timing, device, keyframe_inte
     from etc.infer.predict import infer
 
     config = command_config(config_path, given_options())
-    if keyframe_interval > 1:  # the keyframe section is read only when used (etc.core.reads)
+    if keyframe_interval > 1 or float(config["infer"]["temporal_fusion"]) > 0:
+        # the keyframe section is read only when used (etc.core.reads)
         kcfg = config["keyframe"]
         options = KeyframeOptions(keyframe_interval, propagate, kcfg["estimator"], kcfg["ckpt"],
                                   keyframe_offset)

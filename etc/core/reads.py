@@ -30,7 +30,8 @@ READS: dict[str, tuple[str, ...]] = {
     "precompute-flow": (*_DATA, "flow"),
     "train-teacher": (*_TRAIN, "teacher", "train.teacher"),
     "train-student": (*_TRAIN, "students.{student}", "ablations.{ablation}", "train.student"),
-    "infer": (*_DATA, "infer"),
+    # infer.temporal_fusion > 0 estimates flow with the keyframe estimator
+    "infer": (*_DATA, "infer", "keyframe.estimator", "keyframe.ckpt"),
     # `etc infer --keyframe-interval K`: the keyframe flow too
     "keyframe-infer": (*_DATA, "infer", "keyframe.estimator", "keyframe.ckpt"),
     "keyframe-score": _DATA,

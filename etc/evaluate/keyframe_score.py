@@ -7,13 +7,18 @@ A keyframe method's accuracy depends on how far a frame lies from its last keyfr
   confusion pooled over all frames (and one per offset d = t − keyframe(t), reported);
 - where one frame per clip is labelled (Cityscapes, CamVid), the labelled frame is scored at
   every offset d = 0 … K−1 from its last keyframe — K runs of ``etc infer --keyframe-offset d``
-  — and the K mIoUs averaged (each reported). A clip whose labelled frame lies fewer than d
-  frames from its start (frame 0 is always a keyframe) is left out of offset d
-  (``clips_per_offset`` counts the clips behind each); other labelled frames of a clip count
-  at their own offset.
+  — and the K mIoUs averaged (each reported); other labelled frames of a clip count at their
+  own offset.
+
+An interval some clip cannot reach at every offset (a dense clip shorter than K, a labelled
+frame fewer than K−1 frames from its clip's start: frame 0 is always a keyframe) is refused in
+one line naming the clip and the largest interval it allows, never averaged over the offsets
+that happen to be reachable (``clips_per_offset`` counts the clips behind each offset: all).
 
 Everything else (TC, TC-occ, flicker, mVC, cost) is ``etc evaluate``'s JSON of the run, as for
-every model; the streaming timing adds the mean, p95 and worst-case ms per frame.
+every model; the streaming timing adds the mean, p50, p95, p99 (the robust worst case) and
+maximum ms per frame, and for a keyframe method the median over keyframes and over propagated
+frames.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import numpy as np
 
 from etc.core.errors import EtcError
 
-LATENCY_KEYS = ("ms_per_frame_mean", "ms_per_frame_p50", "ms_per_frame_p95", "ms_per_frame_max")
+LATENCY_KEYS = ("ms_per_frame_mean", "ms_per_frame_p50", "ms_per_frame_p95", "ms_per_frame_p99", "ms_per_frame_max",
+                "ms_keyframe_p50", "ms_propagated_p50")
 
 
 def frame_label(frame):
@@ -62,13 +68,14 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
     from etc.data.labels import num_classes
     from etc.evaluate.evaluate import open_predictions
     from etc.evaluate.metrics.miou import confusion, miou
-    from etc.infer.keyframe import KeyframeOptions, last_keyframe, placement
+    from etc.infer.keyframe import KeyframeOptions, check_reachable, last_keyframe, placement
 
     ds = config["dataset"]
     split = split or ds["val_split"]
     clips = list_clips(ds["name"], ds["root"], split, strict=False)
     k, K = num_classes(ds["name"]), int(interval)
     dense = dense_clips(clips)
+    check_reachable(clips, K, dense)
     per_offset = np.zeros((K, k, k), np.int64)
     if dense or K == 1:
         clips_at = [len(clips)] * K
@@ -93,9 +100,7 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
             _check_offset(path, d, K)
             preds = open_predictions(path, [c.name for c in clips])
             for clip in clips:
-                start, placed = placement(clip, KeyframeOptions(K, offset=d))
-                if not placed:  # its labelled frame is fewer than d frames from the clip's start
-                    continue
+                start, _ = placement(clip, KeyframeOptions(K, offset=d))
                 clips_at[d] += 1
                 p = _pred(preds, clip, path)
                 for t in clip.labelled:  # the first at offset d; any other at its own offset
@@ -103,7 +108,9 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
         protocol = "labelled frame at every offset"
         value = float(np.mean([v for v in (miou(cm) for cm in per_offset) if not np.isnan(v)] or [np.nan]))
     by_offset = {str(d): (None if np.isnan(v) else v) for d, v in ((d, miou(cm)) for d, cm in enumerate(per_offset))}
+    scored = [v for v in by_offset.values() if v is not None]
     return {"miou_protocol": None if np.isnan(value) else value, "miou_per_offset": by_offset,
+            "miou_worst_offset": min(scored) if scored else None,
             "clips_per_offset": {str(d): n for d, n in enumerate(clips_at)},
             "keyframe_protocol": protocol, "keyframe_interval": K}
 
@@ -136,8 +143,14 @@ def keyframe_row(config: dict, predictions: list, interval: int, metrics: str | 
             raise EtcError(f"{timing} times {', '.join(record['runs'])}, not '{run}'; rerun `etc latency` with this config")
         record = record["runs"][run]
     row.update(offset_miou(config, [Path(p) for p in predictions], interval))
-    row.update({key: record.get(key) for key in LATENCY_KEYS})
-    row["frame_ms"] = record.get("frame_ms", [])
+    from etc.infer.predict import latency_summary
+
+    frame_ms, flags = record.get("frame_ms") or [], record.get("frame_keyframe")
+    summary = latency_summary(frame_ms, flags if flags is not None and len(flags) == len(frame_ms) else None)
+    row.update({key: record.get(key, summary.get(key)) for key in LATENCY_KEYS})
+    row["frame_ms"] = frame_ms
+    if flags is not None:
+        row["frame_keyframe"] = flags
     row["stream_batch_size"] = record.get("batch_size")
     row["run"] = run
     write_json(out, row)

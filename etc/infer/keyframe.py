@@ -1,6 +1,8 @@
 """Keyframe inference, strictly causal: the network on every K-th frame, its result carried to
-the frames between by optical flow computed at inference time (DFF, Accel, DVSN, LVS) — the
-methods the ETC paper compares its per-frame students against.
+the frames between by optical flow computed at inference time — the family of methods the ETC
+paper compares its per-frame students against (DFF, Accel, DVSN, LVS). Two members are built
+here, and named for what they are: score propagation, and feature propagation DFF-style
+without DFF's end-to-end flow fine-tuning or its scale field (docs/fidelity.md).
 
 ``etc infer --keyframe-interval K`` runs it through the one inference loop of etc.infer.predict, one
 frame at a time (a stream); this module holds what a keyframe method adds to that loop:
@@ -8,11 +10,13 @@ frame at a time (a stream); this module holds what a keyframe method adds to tha
 - the schedule: frame 0 of a clip is a keyframe, then every K-th frame after the anchor;
   ``offset`` d anchors each clip so that its first labelled frame lies d frames after its last
   keyframe (the sparse-label protocol scores the labelled frame at every d = 0 … K−1);
-- ``scores`` propagation: the keyframe's class scores (full resolution) warped backward into
+- ``scores`` (score propagation): the keyframe's class scores (full resolution) warped backward into
   frame t with F_{t→k}, labels from the warped scores;
-- ``features`` propagation (DFF): the keyframe's last backbone features warped with F_{t→k}
-  resized to their stride, the head (PSPNet: pyramid pooling, 3×3 conv, classifier) run on
-  every frame. Needs a model with ``backbone_features`` / ``head_logits``.
+- ``features`` (feature propagation, DFF-style, no flow fine-tuning): the keyframe's last
+  backbone features warped with F_{t→k} resized to their stride — before the pyramid pooling —
+  and the head (PSPNet: pyramid pooling, 3×3 conv, classifier) run on every frame. The flow is
+  a fixed estimator's, never trained with the network, and there is no scale field. Needs a
+  model with ``backbone_features`` / ``head_logits``.
 
 The flow is **direct** from the current frame to its keyframe (one estimate per frame, as DFF
 does), not composed from frame-to-frame flows: composing costs the same single estimate per
@@ -77,19 +81,49 @@ def anchor(clip, options: KeyframeOptions) -> int:
     return placement(clip, options)[0]
 
 
-def placement(clip, options: KeyframeOptions) -> tuple[int, bool]:
-    """(schedule anchor, whether the clip's first labelled frame lies ``options.offset`` frames
-    after its last keyframe). Frame 0 is always a keyframe, so a labelled frame fewer than d
-    frames from the clip's start cannot lie d frames after one: the schedule then counts from
-    0 and etc.evaluate.keyframe_score leaves the clip out of offset d's score."""
-    if options.offset is None:
-        return 0, True
+def anchors(clips, options: KeyframeOptions) -> list[int]:
+    """Each clip's schedule anchor, after refusing a set where ``options.offset`` cannot be
+    reached in some clip (:func:`check_reachable`): one refusal naming the shortest clip."""
+    if options.offset is not None:
+        check_reachable(clips, int(options.interval), dense=False)
+    return [anchor(c, options) for c in clips]
+
+
+def reachable_offsets(clip, dense: bool) -> int:
+    """How many offsets d = 0, 1, … from the last keyframe a clip can score: frame 0 is always a
+    keyframe, so a clip of T frames reaches d ≤ T − 1 on its frames (``dense``: every frame
+    scored), and a clip whose first labelled frame is f reaches d ≤ f with it."""
+    if dense:
+        return len(clip)
     if not clip.labelled:
         raise EtcError(f"--keyframe-offset needs a labelled frame in every clip; clip {clip.name} has none")
-    first = min(clip.labelled)
-    if first - options.offset < 0:
-        return 0, False
-    return (first - options.offset) % int(options.interval), True
+    return min(clip.labelled) + 1
+
+
+def check_reachable(clips, interval: int, dense: bool) -> None:
+    """Refuse an interval K with an offset d = 0 … K−1 that some clip cannot reach: averaging
+    only the offsets (or clips) that can would report a partial protocol as the whole one."""
+    if int(interval) <= 1 or not clips:
+        return
+    shortest = min(clips, key=lambda c: reachable_offsets(c, dense))
+    n = reachable_offsets(shortest, dense)
+    if n < int(interval):
+        where = (f"has {len(shortest)} frames" if dense
+                 else f"has its labelled frame at position {min(shortest.labelled)}")
+        raise EtcError(f"keyframe interval {interval}: clip {shortest.name} {where}, so offsets {n} … "
+                       f"{int(interval) - 1} from a keyframe cannot be reached (frame 0 is always one); use a "
+                       f"keyframe.intervals entry of at most {n}")
+
+
+def placement(clip, options: KeyframeOptions) -> tuple[int, bool]:
+    """(schedule anchor, True): the clip's schedule anchored so that its first labelled frame
+    lies ``options.offset`` frames after its last keyframe. Frame 0 is always a keyframe, so a
+    labelled frame fewer than d frames from the clip's start cannot lie d frames after one:
+    refused (:func:`check_reachable`), never scored as a partial protocol."""
+    if options.offset is None:
+        return 0, True
+    check_reachable([clip], int(options.interval), dense=False)
+    return (min(clip.labelled) - options.offset) % int(options.interval), True
 
 
 def last_keyframe(t: int, interval: int, start: int = 0) -> int:
@@ -206,3 +240,46 @@ class KeyframePredictor:
                 return self._labels(self.model.head_logits(warped.to(self.state.dtype)), size, size)
             warped = warp_backward(self.state, flow, padding="border")
         return warped.permute(0, 2, 3, 1).argmax(-1)
+
+
+def _grid_sample_flops(x_shape, grid_shape, *args, out_shape=None, **kwargs) -> int:
+    """Bilinear backward warping: 4 taps, one multiply-accumulate each, per output value and
+    channel (2 FLOPs per MAC, FlopCounterMode's convention); the sampling weights are not counted,
+    as normalisation and activations are not."""
+    return 2 * 4 * x_shape[0] * x_shape[1] * grid_shape[1] * grid_shape[2]
+
+
+def keyframe_gflops(model: torch.nn.Module, height: int, width: int, interval: int, propagate: str) -> dict:
+    """GFLOPs per frame of a keyframe stream of H×W frames, amortised over its K frames:
+    ``(keyframe forward + (K−1) × propagated frame) / K``, a propagated frame being the warp of
+    the keyframe's scores (``scores``) or the warp of its backbone features plus the head
+    (``features``). Each part is counted by ``torch.utils.flop_counter.FlopCounterMode`` on the
+    model's own modules (on the meta device, as etc.models.info.gflops counts the forward), the
+    warp by :func:`_grid_sample_flops`. The flow estimator (DIS, OpenCV on the CPU) has no FLOP
+    count: it is not in these figures, and its time is in the frame's latency."""
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from etc.models.info import gflops
+
+    K = int(interval)
+    full = gflops(model, height, width)
+    propagated = 0.0
+    if K > 1:
+        meta = copy.deepcopy(model).to("meta").eval()
+        counted = {torch.ops.aten.grid_sampler_2d: _grid_sample_flops}
+        x = torch.empty(1, 3, height, width, device="meta")
+        with torch.no_grad():
+            if propagate == "features":
+                state = meta.backbone_features(x)
+            else:
+                state = torch.empty(1, int(meta(x, full_logits=False)["logits_low"].shape[1]), height, width,
+                                    device="meta")
+            flow = torch.empty(1, 2, *state.shape[-2:], device="meta")
+            with FlopCounterMode(display=False, custom_mapping=counted) as counter:
+                warped = warp_backward(state, flow, padding="border")
+                if propagate == "features":
+                    meta.head_logits(warped)
+        propagated = counter.get_total_flops() / 1e9
+    return {"gflops": (full + (K - 1) * propagated) / K, "gflops_keyframe": full, "gflops_propagated": propagated}

@@ -111,16 +111,22 @@ def infer(
     from etc.core.execution import resolve_execution
     from etc.data.clips import list_clips
     from etc.data.feed import BatchFeed, to_network
+    from etc.infer.fusion import check_strength
     from etc.infer.keyframe import KeyframeOptions
 
     icfg = config["infer"]
     flip, batch_size = bool(icfg["flip"]), int(icfg["batch_size"])
     keyframe = keyframe or KeyframeOptions()
-    if keyframe.active:
+    fusion = check_strength(icfg.get("temporal_fusion") or 0.0)
+    if fusion > 0 and keyframe.active:
+        raise EtcError("--temporal-fusion (infer.temporal_fusion) fuses per-frame predictions; a keyframe run "
+                       "(--keyframe-interval > 1) takes --temporal-fusion 0")
+    if keyframe.active or fusion > 0:
         if flip:
             raise EtcError("--flip (infer.flip) is per-frame test-time augmentation; a keyframe run "
-                           "(--keyframe-interval > 1) takes --no-flip")
+                           "(--keyframe-interval > 1) or a temporal fusion (--temporal-fusion > 0) takes --no-flip")
         batch_size = 1  # a stream: each frame's labels before the next frame is read
+    streamed = keyframe.active or fusion > 0
     dev = pick_device(device)
     ex = resolve_execution(icfg, dev, "infer")
     ex.apply(dev)
@@ -134,7 +140,7 @@ def infer(
     batches = [(ci, lo) for ci, c in enumerate(clips) for lo in range(0, len(c), batch_size)]
     gpu = dev.type == "cuda"  # the CPU is free while the device computes: overlap everything
     feed = BatchFeed([[f.image for f in clips[ci].frames[lo:lo + batch_size]] for ci, lo in batches],
-                     threads=ex.num_workers, pin=gpu, normalised=not gpu and not keyframe.active, ahead=gpu)
+                     threads=ex.num_workers, pin=gpu, normalised=not gpu and not streamed, ahead=gpu)
     timer = _Timer(dev, warmup=int(icfg["warmup"]), synchronise=batch_size == 1)
     size = None
     preds: dict[int, list] = {}
@@ -142,12 +148,19 @@ def infer(
         model, state = load_inference_model(model_ckpt, dev, ex, ds["name"])
         run = make_predictor(model, flip, ex.bf16, ex.compile, ex.fused_labels)
         if keyframe.active:
-            from etc.infer.keyframe import anchor, keyframe_predictor
+            from etc.infer.keyframe import anchors, keyframe_predictor
 
-            starts = [anchor(c, keyframe) for c in clips]
+            starts = anchors(clips, keyframe)
             stream = keyframe_predictor(model, keyframe, state, ex, dev, ds["root"])
             # reads the loop's current frame (raw, ci, lo) when called in it, below
             run = lambda images: stream(images, raw[0].numpy(), clips[ci], lo, starts[ci])  # noqa: E731
+        elif fusion > 0:
+            from etc.infer.fusion import TemporalFusion
+            from etc.infer.keyframe import FlowToKeyframe
+
+            fuse = TemporalFusion(model, fusion, FlowToKeyframe(keyframe.estimator, keyframe.ckpt, dev, ds["root"]),
+                                  ex.bf16)
+            run = lambda images: fuse(images, raw[0].numpy(), clips[ci], lo)  # noqa: E731
         t0 = time.perf_counter()
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, _ClipWriter(h5, threaded=gpu) as writer, \
                 tqdm(total=frames, desc="infer", unit="frame", disable=not progress or None) as bar:
@@ -155,6 +168,8 @@ def infer(
                              "dataset": ds["name"]})
             if keyframe.active:
                 h5.attrs.update({k: v for k, v in keyframe.describe().items() if v is not None})
+            if fusion > 0:
+                h5.attrs.update({"temporal_fusion": fusion, "temporal_fusion_estimator": keyframe.estimator})
             for (ci, lo), raw in zip(batches, feed, strict=True):
                 size = size or tuple(raw.shape[1:3])
                 imgs = to_network(raw, dev, ex.channels_last)
@@ -186,6 +201,7 @@ def infer(
         **latency_summary(frame_ms),
         "frame_ms": frame_ms,
         **keyframe.describe(),
+        **({"temporal_fusion": fusion, "temporal_fusion_estimator": keyframe.estimator} if fusion > 0 else {}),
     }
     write_json(timing, info)
     return info
@@ -203,13 +219,23 @@ def load_inference_model(ckpt: str | Path, dev: torch.device, ex, dataset: str |
     return model.to(dev, memory_format=ex.memory_format).eval(), state
 
 
-def latency_summary(frame_ms: list[float]) -> dict:
-    """Mean, median, 95th percentile and maximum of the per-frame times (ms)."""
-    if not frame_ms:
-        return {f"ms_per_frame_{k}": None for k in ("mean", "p50", "p95", "max")}
-    a = np.asarray(frame_ms, np.float64)
-    return {"ms_per_frame_mean": float(a.mean()), "ms_per_frame_p50": float(np.percentile(a, 50)),
-            "ms_per_frame_p95": float(np.percentile(a, 95)), "ms_per_frame_max": float(a.max())}
+def latency_summary(frame_ms: list[float], keyframes: list[bool] | None = None) -> dict:
+    """Mean, median, 95th and 99th percentile and maximum of the per-frame times (ms). The 99th
+    percentile is the robust worst case: the maximum is one frame, often a scheduler hiccup.
+    ``keyframes`` (one flag per time, a keyframe stream's): also the median over keyframes
+    and over propagated frames."""
+    out = {f"ms_per_frame_{k}": None for k in ("mean", "p50", "p95", "p99", "max")}
+    if frame_ms:
+        a = np.asarray(frame_ms, np.float64)
+        out = {"ms_per_frame_mean": float(a.mean()), "ms_per_frame_p50": float(np.percentile(a, 50)),
+               "ms_per_frame_p95": float(np.percentile(a, 95)), "ms_per_frame_p99": float(np.percentile(a, 99)),
+               "ms_per_frame_max": float(a.max())}
+    if keyframes is not None:
+        key = np.asarray(keyframes, bool)
+        a = np.asarray(frame_ms, np.float64)
+        out["ms_keyframe_p50"] = float(np.median(a[key])) if key.any() else None
+        out["ms_propagated_p50"] = float(np.median(a[~key])) if (~key).any() else None
+    return out
 
 
 class _Timer:

@@ -106,7 +106,7 @@ class PSPNet(nn.Module):
             out["aux"] = F.interpolate(self.aux(f3), size, mode="bilinear", align_corners=False)
         return out
 
-    # The backbone/head split a keyframe method warps features across (etc.infer.keyframe, DFF):
+    # The backbone/head split a keyframe method warps features across (etc.infer.keyframe, DFF-style):
     # ``head_logits(backbone_features(x))`` is ``forward``'s ``logits_low`` in evaluation mode.
     def backbone_features(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's last features (stride 8), the input of the pyramid pooling."""

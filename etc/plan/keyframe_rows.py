@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from etc.core.errors import EtcError
 
+# What each ``--propagate`` choice is, as the table and the figures name it: what is built, not
+# the published method it resembles (docs/keyframe.md, docs/fidelity.md "Keyframe methods").
+PROPAGATION_NAMES = {"scores": "score propagation",
+                     "features": "feature propagation, DFF-style, no flow fine-tuning"}
+
 
 def row_name(model: str, interval: int, propagate: str, estimator: str) -> str:
-    """The results-table name of a keyframe setting, e.g. ``teacher · keyframe 5 · features · dis``."""
-    return f"{model} · keyframe {interval} · {propagate} · {estimator}"
+    """The results-table name of a keyframe setting, e.g. ``teacher · keyframe 5 · score
+    propagation · dis``."""
+    return f"{model} · keyframe {interval} · {PROPAGATION_NAMES.get(propagate, propagate)} · {estimator}"
 
 
 def keyframe_rows(config: dict) -> list[dict]:

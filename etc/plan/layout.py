@@ -23,6 +23,8 @@ REPORT_FIGURES = {
     "training_curves": "Training",
     "miou_vs_latency": "Keyframe",
     "tc_vs_latency": "Keyframe",
+    "keyframe_sweep": "Keyframe",
+    "latency_distribution": "Keyframe",
     "latency_trace": "Keyframe",
 }
 BENCH_FIGURE = "bench_rules"  # `etc bench` draws the wall time of every rule beside its CSV

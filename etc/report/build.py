@@ -53,10 +53,43 @@ def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_d
         "miou_vs_latency": lambda path: plots.accuracy_vs_latency(df, "miou", path),
         "tc_vs_latency": lambda path: plots.accuracy_vs_latency(df, "tc", path),
         "latency_trace": lambda path: plots.latency_trace(traces, path),
+        "keyframe_sweep": lambda path: plots.keyframe_sweep(sweep_points(config, metrics), path),
+        "latency_distribution": lambda path: plots.latency_distribution(
+            {_row_label(m): m.get("frame_ms") or [] for m in metrics}, path),
     }
     for name in REPORT_FIGURES:
         draw[name](Path(out_dir) / f"{name}.png")
     return {"rows": len(df), "table": str(table)}
+
+
+# The streamed latency a per-frame row takes from its interval-1 keyframe-score row.
+STREAM_KEYS = ("ms_per_frame_mean", "ms_per_frame_p50", "ms_per_frame_p95", "ms_per_frame_p99", "ms_per_frame_max")
+
+
+def sweep_points(config: dict, metrics: list[dict]) -> list[dict]:
+    """The interval sweep: per propagation, ``keyframe.model``'s rows at K = 1 (its per-frame
+    row: every frame a keyframe) and at every keyframe interval, with mIoU under the keyframe
+    protocol (every frame / every offset), the worst offset's mIoU and TC."""
+    from etc.plan.keyframe_rows import PROPAGATION_NAMES
+
+    kmodel = config["keyframe"]["model"]
+    per_frame = [m for m in metrics if not m.get("keyframe_interval")
+                 and (m["model"] if m["ablation"] == "-" else f"{m['model']}/{m['ablation']}") == kmodel]
+    points = []
+    for m in metrics:
+        if m.get("keyframe_interval"):
+            points.append({"K": m["keyframe_interval"], "propagation": PROPAGATION_NAMES.get(m["propagate"], m["propagate"]),
+                           "miou": m.get("miou_protocol"), "miou_worst_offset": m.get("miou_worst_offset"),
+                           "tc": m.get("tc")})
+    for name in sorted({p["propagation"] for p in points}):
+        for m in per_frame[:1]:
+            points.append({"K": 1, "propagation": name, "miou": m.get("miou_protocol", m.get("miou")),
+                           "miou_worst_offset": m.get("miou_worst_offset"), "tc": m.get("tc")})
+    return sorted(points, key=lambda p: (p["propagation"], p["K"]))
+
+
+def _row_label(m: dict) -> str:
+    return m["model"] if m["ablation"] == "-" else f"{m['model']} · {m['ablation']}"
 
 
 def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple[list[dict], dict]:
@@ -79,13 +112,13 @@ def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple
         m = scored[r["slug"]]
         if r["interval"] == 1:
             if r["run"] in by_run:
-                by_run[r["run"]].update({k: m.get(k) for k in ("miou_protocol", "ms_per_frame_mean",
-                                                               "ms_per_frame_p95", "ms_per_frame_max")})
+                by_run[r["run"]].update({k: m.get(k) for k in ("miou_protocol", "miou_worst_offset",
+                                                               *STREAM_KEYS, "frame_ms")})
             continue
         model, _, ablation = r["model"].partition("/")
         setting = r["run"][len(r["model"]) + len(" · "):]
         m["model"], m["ablation"] = model, f"{ablation} · {setting}" if ablation else setting
-        m["keyframe_interval"] = r["interval"]
+        m["keyframe_interval"], m["propagate"] = r["interval"], r["propagate"]
         keyed.append(m)
     etc_student = [r["run"] for r in rows if r["interval"] == 1 and r["run"].endswith("/tl_kd")][:1]
     first_keyframe = [r["run"] for r in rows if r["interval"] > 1][:1]

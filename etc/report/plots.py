@@ -123,33 +123,95 @@ def _row_kind(ablation: str) -> str:
 
 
 def accuracy_vs_latency(table: pd.DataFrame, metric: str, out_png: Path) -> None:
-    """mIoU (keyframe protocol where the table has it) or TC against ms per frame (log axis):
-    the teacher, every student ablation and every keyframe setting on one pair of axes. With a
-    streaming latency record, each point sits at the mean and a line runs to the worst frame —
-    a keyframe method's mean hides the frames that pay for the keyframe."""
+    """mIoU (keyframe protocol where the table has it) or TC against the streamed mean ms per
+    frame (log axis): the teacher, every student ablation and every keyframe setting on one pair
+    of axes. Each point sits at the mean and a line spans the frames' median to their 99th
+    percentile — a keyframe method's mean hides the frames that pay for the keyframe. Without a
+    streamed latency (no keyframe-score rows) the axes say so."""
     plt, _ = styled_pyplot()
-    streamed = "ms_per_frame_mean" in table and table["ms_per_frame_mean"].notna().any()
-    x = "ms_per_frame_mean" if streamed else "ms_per_frame"
+    x = "ms_per_frame_mean"
     y = "miou_protocol" if metric == "miou" and "miou_protocol" in table and table["miou_protocol"].notna().any() else metric
-    df = table.assign(kind=[_row_kind(a) for a in table["ablation"]]).dropna(subset=[x, y])
+    streamed = x in table and table[x].notna().any()
     fig, ax = plt.subplots(figsize=(6.8, 4.8))
+    if not streamed:
+        ax.text(0.5, 0.5, "no streamed latency (etc keyframe-score rows)", ha="center", va="center",
+                transform=ax.transAxes)
+        save_figure(fig, out_png)
+        plt.close(fig)
+        return
+    df = table.assign(kind=[_row_kind(a) for a in table["ablation"]]).dropna(subset=[x, y])
     styles = {"teacher": ("*", "black", 220), "per-frame student": ("o", "tab:blue", 70), "keyframe": ("D", "tab:red", 70)}
     for kind, (marker, colour, size) in styles.items():
         rows = df[df["kind"] == kind]
         if rows.empty:
             continue
-        if streamed and "ms_per_frame_max" in rows:
+        if {"ms_per_frame_p50", "ms_per_frame_p99"} <= set(rows):
             for r in rows.itertuples():
-                ax.plot([getattr(r, x), r.ms_per_frame_max], [getattr(r, y)] * 2, color=colour, lw=1, alpha=0.5)
+                if pd.notna(r.ms_per_frame_p50) and pd.notna(r.ms_per_frame_p99):
+                    ax.plot([r.ms_per_frame_p50, r.ms_per_frame_p99], [getattr(r, y)] * 2, color=colour, lw=1,
+                            alpha=0.5)
         ax.scatter(rows[x], rows[y], marker=marker, s=size, color=colour, label=kind, zorder=3)
     _log_ms_axis(ax)
     _annotate_apart(ax, [(getattr(r, x), getattr(r, y), r.model if r.ablation == "-" else r.ablation)
                          for r in df.itertuples()])
-    ax.set_xlabel("ms per frame, " + ("streamed one frame at a time (point: mean, line: to the worst frame)"
-                                      if streamed else "median of batches"))
+    ax.set_xlabel("ms per frame, streamed one frame at a time (point: mean, line: median to p99)")
     ax.set_ylabel({"miou_protocol": "mIoU (%), every frame / every keyframe offset", "miou": "mIoU (%)",
                    "tc": "TC (%)"}.get(y, y))
     ax.legend(fontsize=8, loc="best")
+    save_figure(fig, out_png)
+    plt.close(fig)
+
+
+def keyframe_sweep(points: list[dict], out_png: Path) -> None:
+    """mIoU (keyframe protocol: every frame / every offset, and the worst offset dashed) and TC
+    against the keyframe interval K, one line per propagation; K = 1 is the keyframe network run
+    on every frame. Accuracy falls and TC rises with K: propagated frames are their keyframe
+    warped."""
+    plt, _ = styled_pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8))
+    df = pd.DataFrame(points)
+    if df.empty or df["K"].nunique() < 2:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no keyframe interval (keyframe.intervals)", ha="center", va="center",
+                    transform=ax.transAxes)
+    else:
+        colours = dict(zip(sorted(df["propagation"].unique()), ("tab:red", "tab:purple", "tab:green", "tab:orange"),
+                           strict=False))
+        for name, rows in df.groupby("propagation"):
+            c = colours.get(name, "0.3")
+            axes[0].plot(rows["K"], rows["miou"], marker="o", color=c, label=name)
+            if rows["miou_worst_offset"].notna().any():
+                axes[0].plot(rows["K"], rows["miou_worst_offset"], marker=".", ls="--", color=c,
+                             label=f"{name}, worst offset")
+            axes[1].plot(rows["K"], rows["tc"], marker="o", color=c, label=name)
+        for ax in axes:
+            ax.set_xticks(sorted(df["K"].unique()))
+            ax.set_xlabel("keyframe interval K (1: every frame)")
+        axes[0].set_ylabel("mIoU (%), keyframe protocol")
+        axes[1].set_ylabel("TC (%)")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))  # room for the legend below both panels
+    save_figure(fig, out_png)
+    plt.close(fig)
+
+
+def latency_distribution(frame_ms: dict[str, list[float]], out_png: Path) -> None:
+    """Each row's streamed ms per frame as a distribution over its frames (box: quartiles,
+    whiskers to the 1st and 99th percentile, log axis): a per-frame network is a narrow box, a
+    keyframe method a wide one whose upper whisker is its keyframes."""
+    plt, sns = styled_pyplot()
+    recs = [{"row": name, "ms": v} for name, ms in frame_ms.items() for v in ms]
+    fig, ax = plt.subplots(figsize=(7.5, 0.8 + 0.45 * max(1, len(frame_ms))))
+    if not recs:
+        ax.text(0.5, 0.5, "no streamed latency (etc keyframe-score rows)", ha="center", va="center",
+                transform=ax.transAxes)
+    else:
+        df = pd.DataFrame(recs)
+        sns.boxplot(data=df, y="row", x="ms", color="0.85", whis=(1, 99), fliersize=2, ax=ax)
+        _log_ms_axis(ax)
+        ax.set_ylabel("")
+    ax.set_xlabel("ms per frame, streamed one frame at a time (box: quartiles, whiskers: p1–p99)")
     save_figure(fig, out_png)
     plt.close(fig)
 

@@ -50,7 +50,7 @@ def build_metrics(config: dict, *, model_ckpt: str | Path | None = None,
         *(VideoConsistency(n, "vspw", in_table=i == 0 or dataset == "vspw") for i, n in enumerate(windows)),
         *(VideoConsistency(n, "etc", in_table=i == 0) for i, n in enumerate(windows)),
         InferenceTiming(timing),
-        ModelCost(model_ckpt),
+        ModelCost(model_ckpt, timing),
         FlowProvenance(config, model_ckpt),
     ]
 
