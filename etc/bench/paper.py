@@ -61,7 +61,8 @@ def paper_config(config: dict, root: Path, size: tuple[int, int]) -> dict:
 def link_clips(root: Path, split: str, out: Path, copies: int) -> Path:
     """A Cityscapes-layout tree at ``out`` whose ``split`` holds ``copies`` clips, each made of
     hard links to the frames of ``root``'s first clip (decoding cost is per file, so this is a
-    long split without generating it)."""
+    long split without generating it). Its clips are deliberate copies without labels: list
+    them with ``strict=False``, as etc infer does."""
     from etc.data.clips import cityscapes_image_path, list_clips
 
     clip = list_clips("synthetic", root, split)[0]
@@ -172,7 +173,7 @@ def bench_paper_inference(rows, cfg: dict, tmp: Path, dev: torch.device, student
 
     root = link_clips(Path(cfg["dataset"]["root"]), "val", tmp / "infer_set", copies)
     icfg = load_config(None, {**cfg, "dataset": {**cfg["dataset"], "root": str(root)}})
-    frames = [f for c in list_clips("synthetic", root, "val") for f in c.frames]
+    frames = [f for c in list_clips("synthetic", root, "val", strict=False) for f in c.frames]
     tag = f"{size[0]}x{size[1]}"
     infer(icfg, student_ckpt, "val", tmp / "pred.h5", device=str(dev), progress=False)  # untimed: autotuning, caches
     if dev.type == "cuda":
