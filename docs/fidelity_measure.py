@@ -59,9 +59,9 @@ def _batches(cfg: dict, flow: str, n: int = 4, size: int = 8) -> list[dict]:
 def scales(config: str, teacher: str, flow: str, *students: str) -> None:
     """Per term and form: the unweighted value, and the norm of its gradient on the student's
     weights relative to CE's (what a weight of 1 adds to a step, as a share of CE's push)."""
-    from etc.models.checkpoint import load_model_from_checkpoint
     from etc.losses import build_criterion
     from etc.models import build_model
+    from etc.models.checkpoint import load_model_from_checkpoint
 
     cfg = load_config(config)
     batches = _batches(cfg, flow)

@@ -10,14 +10,11 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from etc.core.disk import gb
 from etc.core.errors import EtcError
 
 # the least a pixel costs on its way in: the decoded RGB (uint8) and the normalised float32 batch
 BYTES_PER_PIXEL = 3 + 3 * 4
-
-
-def _gb(n: float) -> str:
-    return f"{n / 1e9:.1f} GB"
 
 
 def physical_memory() -> int | None:
@@ -35,8 +32,8 @@ def check_frame_memory(size: tuple[int, int], batch: int, source: str) -> None:
     need = h * w * max(1, int(batch)) * BYTES_PER_PIXEL
     have = physical_memory()
     if have is not None and need > have:
-        raise EtcError(f"frames of {h}×{w} ({source}) need at least {_gb(need)} for the {batch} held at once, "
-                       f"more than this machine's {_gb(have)} of memory; give a smaller size")
+        raise EtcError(f"frames of {h}×{w} ({source}) need at least {gb(need)} for the {batch} held at once, "
+                       f"more than this machine's {gb(have)} of memory; give a smaller size")
 
 
 @contextmanager
@@ -55,6 +52,6 @@ def allocation(what: str, fix: str) -> Iterator[None]:
         if type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in text \
                 or "Insufficient memory" in text or "out of memory" in text.lower():
             asked = re.search(r"allocate (\d+) bytes", text)
-            detail = f" ({_gb(int(asked[1]))} asked)" if asked else ""
+            detail = f" ({gb(int(asked[1]))} asked)" if asked else ""
             raise EtcError(f"cannot allocate memory for {what}{detail}; {fix}") from None
         raise

@@ -45,7 +45,7 @@ def load(path: str | Path, device: str | None = None, *, config: str | Path | di
     before checkpoints carried their classes needs the config's ``dataset.name``/``dataset.root``
     (for ``folder``). ``flip``/``batch_size`` override ``infer.flip``/``infer.batch_size``.
     """
-    from etc.core.config import load_config
+    from etc.core.config import deep_merge, load_config
     from etc.core.device import pick_device
     from etc.core.execution import resolve_execution
     from etc.infer.predict import load_inference_model, make_predictor
@@ -53,7 +53,7 @@ def load(path: str | Path, device: str | None = None, *, config: str | Path | di
 
     overrides = {k: v for k, v in (("flip", flip), ("batch_size", batch_size)) if v is not None}
     if isinstance(config, dict):
-        cfg = load_config(None, _merge(config, {"infer": overrides}) if overrides else config)
+        cfg = load_config(None, deep_merge(config, {"infer": overrides}) if overrides else config)
     else:
         cfg = load_config(config, {"infer": overrides} if overrides else None)
     dev = pick_device(device)
@@ -63,12 +63,6 @@ def load(path: str | Path, device: str | None = None, *, config: str | Path | di
     meta = checkpoint_meta(state, path, dataset=cfg["dataset"]["name"])
     predictor = make_predictor(model, bool(cfg["infer"]["flip"]), ex.bf16, ex.compile, ex.fused_labels)
     return Segmenter(Path(path), model, state, meta, dev, ex, cfg, predictor)
-
-
-def _merge(base: dict, update: dict) -> dict:
-    from etc.core.config import deep_merge
-
-    return deep_merge(base, update)
 
 
 class Segmenter:
@@ -126,14 +120,10 @@ class Segmenter:
         Each frame is segmented alone (no state between frames or calls), in batches of
         ``infer.batch_size``, by the predictor of ``etc infer``: the same labels as ``etc infer``
         on the same frames under the same ``infer`` section."""
-        from etc.data.feed import to_network
-
         images = _as_frames(frames)
         out = np.empty((len(images), *images[0].shape[:2]), np.uint8)
-        for lo in range(0, len(images), self._batch_size):
-            batch = torch.from_numpy(np.stack(images[lo:lo + self._batch_size]))
-            pred = self._predict(to_network(batch, self.device, self.execution.channels_last))
-            out[lo:lo + len(batch)] = pred.to(torch.uint8).cpu().numpy()
+        for lo, x in self._batches(images):
+            out[lo:lo + len(x)] = self._predict(x).to(torch.uint8).cpu().numpy()
         return out
 
     def scores(self, frames: Frames) -> np.ndarray:
@@ -142,16 +132,22 @@ class Segmenter:
         mirror image), for thresholds, uncertainty or ensembling. Their argmax is :meth:`labels`
         up to float rounding at near-ties. K×H×W floats per frame: mind the memory for long
         lists."""
-        from etc.data.feed import to_network
         from etc.infer.predict import predict_probabilities
 
         images = _as_frames(frames)
         out = np.empty((len(images), len(self.classes), *images[0].shape[:2]), np.float32)
+        for lo, x in self._batches(images):
+            out[lo:lo + len(x)] = predict_probabilities(self.model, x, self._flip, self.execution.bf16).cpu().numpy()
+        return out
+
+    def _batches(self, images: list[np.ndarray]):
+        """(first index, the network's input) of each ``infer.batch_size`` run of ``images``,
+        normalised on the device as `etc infer` does (etc.data.feed.to_network)."""
+        from etc.data.feed import to_network
+
         for lo in range(0, len(images), self._batch_size):
             batch = torch.from_numpy(np.stack(images[lo:lo + self._batch_size]))
-            x = to_network(batch, self.device, self.execution.channels_last)
-            out[lo:lo + len(batch)] = predict_probabilities(self.model, x, self._flip, self.execution.bf16).cpu().numpy()
-        return out
+            yield lo, to_network(batch, self.device, self.execution.channels_last)
 
     def overlay(self, frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
         """``frame`` (H×W×3 uint8 RGB) with the colour of each pixel's class (``labels``: H×W

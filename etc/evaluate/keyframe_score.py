@@ -78,7 +78,6 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
     check_reachable(clips, K, dense)
     per_offset = np.zeros((K, k, k), np.int64)
     if dense or K == 1:
-        clips_at = [len(clips)] * K
         if len(predictions) != 1:
             raise EtcError(f"{'every frame is labelled' if dense else 'K = 1'}: give one --predictions "
                            f"(got {len(predictions)})")
@@ -95,13 +94,11 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
         if len(predictions) != K:
             raise EtcError(f"one labelled frame per clip: give {K} --predictions, from `etc infer "
                            f"--keyframe-offset d` for d = 0 … {K - 1} in order (got {len(predictions)})")
-        clips_at = [0] * K
         for d, path in enumerate(predictions):
             _check_offset(path, d, K)
             preds = open_predictions(path, [c.name for c in clips])
             for clip in clips:
                 start, _ = placement(clip, KeyframeOptions(K, offset=d))
-                clips_at[d] += 1
                 p = _pred(preds, clip, path)
                 for t in clip.labelled:  # the first at offset d; any other at its own offset
                     per_offset[t - last_keyframe(t, K, start)] += confusion(p[t], _labels(clip.frames[t].label, ds["name"]), k)
@@ -111,7 +108,8 @@ def offset_miou(config: dict, predictions: list, interval: int, split: str | Non
     scored = [v for v in by_offset.values() if v is not None]
     return {"miou_protocol": None if np.isnan(value) else value, "miou_per_offset": by_offset,
             "miou_worst_offset": min(scored) if scored else None,
-            "clips_per_offset": {str(d): n for d, n in enumerate(clips_at)},
+            # every clip at every offset: an interval some clip cannot reach is refused above
+            "clips_per_offset": {str(d): len(clips) for d in range(K)},
             "keyframe_protocol": protocol, "keyframe_interval": K}
 
 

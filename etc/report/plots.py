@@ -20,6 +20,15 @@ def save_figure(fig, out_png: Path) -> None:
             fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix[1:])
 
 
+NO_STREAM = "no streamed latency (etc keyframe-score rows)"
+
+
+def say_absent(ax, text: str) -> None:
+    """What a panel would show is missing: ``text`` in its middle, so the figure still exists
+    and says why it is empty."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+
+
 def styled_pyplot():
     """(pyplot, seaborn) on the headless backend with the report's theme."""
     import matplotlib
@@ -95,7 +104,7 @@ def training_curves(logs: dict[str, Path], out_png: Path, absent: str = "no trai
     plt, sns = styled_pyplot()
     if not logs:
         fig, ax = plt.subplots(figsize=(7.5, 3.6))
-        ax.text(0.5, 0.5, absent, ha="center", va="center", transform=ax.transAxes, wrap=True)
+        say_absent(ax, absent)
         ax.set_axis_off()
         save_figure(fig, out_png)
         plt.close(fig)
@@ -134,8 +143,7 @@ def accuracy_vs_latency(table: pd.DataFrame, metric: str, out_png: Path) -> None
     streamed = x in table and table[x].notna().any()
     fig, ax = plt.subplots(figsize=(6.8, 4.8))
     if not streamed:
-        ax.text(0.5, 0.5, "no streamed latency (etc keyframe-score rows)", ha="center", va="center",
-                transform=ax.transAxes)
+        say_absent(ax, NO_STREAM)
         save_figure(fig, out_png)
         plt.close(fig)
         return
@@ -172,8 +180,7 @@ def keyframe_sweep(points: list[dict], out_png: Path) -> None:
     df = pd.DataFrame(points)
     if df.empty or df["K"].nunique() < 2:
         for ax in axes:
-            ax.text(0.5, 0.5, "no keyframe interval (keyframe.intervals)", ha="center", va="center",
-                    transform=ax.transAxes)
+            say_absent(ax, "no keyframe interval (keyframe.intervals)")
     else:
         colours = dict(zip(sorted(df["propagation"].unique()), ("tab:red", "tab:purple", "tab:green", "tab:orange"),
                            strict=False))
@@ -204,8 +211,7 @@ def latency_distribution(frame_ms: dict[str, list[float]], out_png: Path) -> Non
     recs = [{"row": name, "ms": v} for name, ms in frame_ms.items() for v in ms]
     fig, ax = plt.subplots(figsize=(7.5, 0.8 + 0.45 * max(1, len(frame_ms))))
     if not recs:
-        ax.text(0.5, 0.5, "no streamed latency (etc keyframe-score rows)", ha="center", va="center",
-                transform=ax.transAxes)
+        say_absent(ax, NO_STREAM)
     else:
         df = pd.DataFrame(recs)
         sns.boxplot(data=df, y="row", x="ms", color="0.85", whis=(1, 99), fliersize=2, ax=ax)
@@ -256,8 +262,7 @@ def latency_trace(traces: dict[str, list[float]], out_png: Path, frames: int = 4
             ax.plot(range(len(ms[:frames])), ms[:frames], marker=".", lw=1, label=name)
             drawn = True
     if not drawn:
-        ax.text(0.5, 0.5, "no streaming latency record (etc keyframe-score rows)", ha="center", va="center",
-                transform=ax.transAxes)
+        say_absent(ax, "no streaming latency record (etc keyframe-score rows)")
     else:
         ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("streamed frame (after warm-up)")
