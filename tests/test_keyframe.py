@@ -273,7 +273,8 @@ def test_the_report_adds_keyframe_rows_their_latency_and_figures(tmp_path):
     from etc.report.build import build_report
 
     root = Path(__file__).resolve().parents[1]
-    cfg = load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"intervals": [3], "propagate": ["features"]}})
+    cfg = load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"intervals": [3], "propagate": ["features"],
+                                                                                 "fusion_runs": []}})
     rng = np.random.default_rng(0)
 
     def write(path, obj):
@@ -484,7 +485,7 @@ def test_the_default_sweep_reaches_every_offset_and_the_report_draws_it(tmp_path
     default = load_config(root / "config.yaml")
     intervals = default["keyframe"]["intervals"]
     assert len(intervals) == 3 and max(intervals) <= default["dataset"]["synthetic"]["frames"]
-    cfg = load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"intervals": [2, 5]}})
+    cfg = load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"intervals": [2, 5], "fusion_runs": []}})
 
     def write(path, obj):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -542,3 +543,75 @@ def test_temporal_fusion_zero_is_plain_inference_and_a_strength_fuses_causally(s
     assert any(not np.array_equal(later[c][3:], fused[c][3:]) for c in fused)
     with pytest.raises(EtcError, match="--temporal-fusion"):
         run(small_config(synthetic_tree, temporal_fusion=0.5), student, tmp_path / "kf.h5", interval=3)
+
+
+def test_fused_streams_are_rows_of_the_comparison_timed_costed_and_reported(synthetic_tree, student, tmp_path):
+    """keyframe.fusion_runs × fusion_strengths plan one row each (an unknown run refused); etc
+    latency streams them with their fusion state; their GFLOPs add the warp of the fused scores
+    to the forward; the report names them `<ablation> · temporal fusion A · <flow>` beside the
+    per-frame rows, out of the keyframe sweep."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from etc.bench import latency
+    from etc.evaluate.metrics.cost import model_cost
+    from etc.infer.fusion import FusionOptions
+    from etc.infer.keyframe import keyframe_gflops
+    from etc.models.checkpoint import load_model_from_checkpoint
+    from etc.plan.keyframe_rows import keyframe_rows
+    from etc.plan.runs import run_names
+    from etc.report.build import build_report, sweep_points, with_keyframe_rows
+    from etc.report.table import load_metrics
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "workflow/configs/smoke.yaml",
+                      {"keyframe": {"intervals": [2], "propagate": ["scores"], "fusion_runs": ["student/baseline"],
+                                    "fusion_strengths": [0.3, 0.6]}})
+    rows = keyframe_rows(cfg)
+    fused = [r for r in rows if r["kind"] == "fusion"]
+    assert [(r["run"], r["fusion"], r["slug"]) for r in fused] == [
+        ("student/baseline · temporal fusion 0.3 · dis", 0.3, "student/baseline.fusion0.3.dis"),
+        ("student/baseline · temporal fusion 0.6 · dis", 0.6, "student/baseline.fusion0.6.dis")]
+    with pytest.raises(EtcError, match="keyframe.fusion_runs: 'student/nope' is not a run"):
+        keyframe_rows(load_config(root / "workflow/configs/smoke.yaml", {"keyframe": {"fusion_runs": ["student/nope"]}}))
+
+    # etc latency: a fused stream next to the plain one, the same frames, its settings recorded
+    small = small_config(synthetic_tree, warmup=0)
+    record = latency.stream_latency(small, {"plain": (student, None), "fused": (student, FusionOptions(0.5, "gt"))},
+                                    "val", tmp_path / "latency.json", frames=3, progress=False)
+    assert len(record["runs"]["fused"]["frame_ms"]) == len(record["runs"]["plain"]["frame_ms"]) == record["frames"]
+    assert record["runs"]["fused"]["temporal_fusion"] == 0.5 and "frame_keyframe" not in record["runs"]["fused"]
+    with pytest.raises(EtcError, match="must lie in 0"):
+        FusionOptions(1.5, "gt")
+
+    # cost: the forward plus one bilinear warp of the fused scores per frame
+    h, w = 48, 96
+    parts = keyframe_gflops(load_model_from_checkpoint(student)[0].eval(), h, w, 2, "scores")
+    cost = model_cost(student, (h, w), {"keyframe_interval": 1, "temporal_fusion": 0.5})
+    assert cost["gflops"] == pytest.approx(parts["gflops_keyframe"] + parts["gflops_propagated"])
+    assert cost["gflops"] > model_cost(student, (h, w))["gflops"]
+
+    # the report: fused rows named by their setting, not in the keyframe sweep
+    def write(path, obj):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj))
+
+    for run in run_names(cfg):
+        write(tmp_path / "metrics" / f"{run}.json", {"run": run, "miou": 50.0, "tc": 70.0, "iou": {"road": 80.0},
+                                                      "tc_per_clip": {"a": 70.0}})
+        (tmp_path / "curves" / f"{run}.csv").parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"iteration": [1, 2], "ce": [2.0, 1.0]}).to_csv(tmp_path / "curves" / f"{run}.csv", index=False)
+    for r in rows:
+        write(tmp_path / "kf" / f"{r['slug']}.json", {
+            "run": r["run"], "miou": 50.0 + 10 * r.get("fusion", 0), "tc": 70.0 + 10 * r.get("fusion", 0),
+            "iou": {"road": 70.0}, "tc_per_clip": {"a": 80.0}, "keyframe_interval": r["interval"],
+            "miou_protocol": 50.0, "frame_ms": [1.0, 2.0], "ms_per_frame_mean": 1.5 + 10 * r.get("fusion", 0)})
+    build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig", tmp_path / "kf")
+    table = pd.read_csv(tmp_path / "table.csv").set_index("ablation")
+    assert table.loc["baseline · temporal fusion 0.6 · dis", "model"] == "student"
+    assert table.loc["baseline · temporal fusion 0.6 · dis", "ms_per_frame_mean"] == pytest.approx(7.5)
+    assert table.loc["baseline · temporal fusion 0.3 · dis", "tc"] == pytest.approx(73.0)
+    metrics, _ = with_keyframe_rows(cfg, load_metrics([tmp_path / "metrics" / f"{r}.json" for r in run_names(cfg)]),
+                                    tmp_path / "kf")
+    assert {p["K"] for p in sweep_points(cfg, metrics)} == {1, 2}

@@ -6,12 +6,13 @@ architecture timed far apart in one default run (other jobs, the page
 cache, the allocator's state). Here each frame is read once, then every model segments it in
 turn (the order rotated each frame, so none always runs first after the decode) with the device
 synchronised around each call; a keyframe method keeps its own state from frame to frame, so
-its keyframe spikes land where its schedule puts them. The first ``infer.warmup`` frames of
+its keyframe spikes land where its schedule puts them, and a fused stream (training-free
+temporal fusion) its last fused scores. The first ``infer.warmup`` frames of
 each model are not recorded.
 
 What is timed is a frame's labels from its decoded image, as `etc infer` times a stream
-(batch 1): the network, and for a keyframe method the flow to the keyframe and the
-propagation. Labels are not kept: their accuracy is `etc infer`'s and `etc evaluate`'s.
+(batch 1): the network, for a keyframe method the flow to the keyframe and the
+propagation, for a fused stream the two flows of the forward–backward check and the blend. Labels are not kept: their accuracy is `etc infer`'s and `etc evaluate`'s.
 """
 
 from __future__ import annotations
@@ -29,25 +30,39 @@ class _Stream:
     """One model of the comparison: frame → labels, with the state a keyframe method keeps."""
 
     def __init__(self, model, ex, dev, root, options, state: dict):
+        from etc.infer.fusion import FusionOptions, TemporalFusion
         from etc.infer.keyframe import keyframe_predictor
         from etc.infer.predict import make_predictor
 
         self.options = options
-        self.keyframe = None
-        if options is not None and options.active:
+        self.keyframe = self.fuse = None
+        if isinstance(options, FusionOptions):
+            from etc.infer.keyframe import FlowToKeyframe
+
+            self.fuse = TemporalFusion(model, options.strength, FlowToKeyframe(options.estimator, options.ckpt, dev, root),
+                                       ex.bf16)
+        elif options is not None and options.active:
             self.keyframe = keyframe_predictor(model, options, state, ex, dev, root)
         else:
             self.predict = make_predictor(model, False, ex.bf16, False, ex.fused_labels)
 
+    @property
+    def interval(self) -> int:
+        """Frames per keyframe: 1 for a per-frame or fused stream."""
+        return int(self.options.interval) if self.keyframe is not None else 1
+
     def __call__(self, images, raw, clip, t, start):
         if self.keyframe is not None:
             return self.keyframe(images, raw, clip, t, start)
+        if self.fuse is not None:
+            return self.fuse(images, raw, clip, t)
         return self.predict(images)
 
 
 def stream_latency(config: dict, runs: dict, split: str, out: str | Path, *, frames: int | None = None,
                    device: str | None = None, progress: bool = True) -> dict:
-    """Time ``runs`` (name → (checkpoint, etc.infer.keyframe.KeyframeOptions or None)) on the first
+    """Time ``runs`` (name → (checkpoint, etc.infer.keyframe.KeyframeOptions,
+    etc.infer.fusion.FusionOptions or None)) on the first
     whole clips of ``split`` holding at least ``frames`` frames (all: None); write and return
     the record: per run its ``frame_ms`` and their mean, p50, p95, p99 and max, and for a
     keyframe method which frames were keyframes (``frame_keyframe``) and the median over each
@@ -83,11 +98,11 @@ def stream_latency(config: dict, runs: dict, split: str, out: str | Path, *, fra
     for name, (ckpt, options) in runs.items():
         model, state = load_inference_model(ckpt, dev, ex, ds["name"])
         streams[name] = _Stream(model, ex, dev, ds["root"], options, state)
-        starts[name] = [anchor(c, options) if options is not None else 0 for c in clips]
+        starts[name] = [anchor(c, options) if streams[name].keyframe is not None else 0 for c in clips]
     warmup = int(icfg["warmup"])
     frame_ms: dict[str, list[float]] = {name: [] for name in runs}
     is_key: dict[str, list[bool]] = {name: [] for name in runs}
-    interval = {name: int(options.interval) if options is not None else 1 for name, (_, options) in runs.items()}
+    interval = {name: stream.interval for name, stream in streams.items()}
     names = list(runs)
     n_frames = sum(len(c) for c in clips)
     seen = 0
@@ -118,15 +133,19 @@ def stream_latency(config: dict, runs: dict, split: str, out: str | Path, *, fra
 
 
 def comparison_runs(config: dict, models_dir: str | Path) -> dict:
-    """The default run's comparison: every per-frame model, then ``keyframe.model`` at every
-    interval × propagation (etc.plan.keyframe_rows.keyframe_rows), by row name."""
+    """The default run's comparison: every per-frame model, ``keyframe.model`` at every interval ×
+    propagation, the fused streams (etc.plan.keyframe_rows.keyframe_rows), by row name."""
+    from etc.infer.fusion import FusionOptions
     from etc.infer.keyframe import KeyframeOptions
     from etc.plan.keyframe_rows import keyframe_rows
 
     runs = {}
+    ckpt = config["keyframe"]["ckpt"]
     for row in keyframe_rows(config):
         options = None
-        if row["interval"] > 1:
-            options = KeyframeOptions(row["interval"], row["propagate"], row["estimator"], config["keyframe"]["ckpt"])
+        if row["kind"] == "keyframe":
+            options = KeyframeOptions(row["interval"], row["propagate"], row["estimator"], ckpt)
+        elif row["kind"] == "fusion":
+            options = FusionOptions(row["fusion"], row["estimator"], ckpt)
         runs[row["run"]] = (Path(models_dir, f"{row['model']}.pt"), options)
     return runs

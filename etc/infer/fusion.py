@@ -15,6 +15,8 @@ beat: temporal smoothing bought at inference, without training.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -27,6 +29,22 @@ def check_strength(strength: float) -> float:
     if not 0.0 <= a <= 1.0:
         raise EtcError(f"--temporal-fusion {strength}: must lie in 0 … 1 (0: plain per-frame inference)")
     return a
+
+
+@dataclass(frozen=True)
+class FusionOptions:
+    """A fused stream's settings, as ``etc infer --temporal-fusion A --keyframe-flow E`` asks."""
+
+    strength: float
+    estimator: str
+    ckpt: str | None = None
+
+    def __post_init__(self):
+        check_strength(self.strength)
+
+    def describe(self) -> dict:
+        """The timing record's fusion fields."""
+        return {"temporal_fusion": float(self.strength), "temporal_fusion_estimator": self.estimator}
 
 
 class TemporalFusion:

@@ -1,5 +1,7 @@
-"""The keyframe protocol's rows: which model streams at which interval and propagation, and
-their names in the results table. Torch-free: the Snakefile plans the keyframe jobs from it."""
+"""The streamed comparison's rows: every per-frame model, ``keyframe.model`` at every interval ×
+propagation, and the training-free temporal fusion of ``keyframe.fusion_runs`` at every
+strength; their names in the results table and their files. Torch-free: the Snakefile plans
+the keyframe and fusion jobs from it."""
 
 from __future__ import annotations
 
@@ -17,26 +19,43 @@ def row_name(model: str, interval: int, propagate: str, estimator: str) -> str:
     return f"{model} · keyframe {interval} · {PROPAGATION_NAMES.get(propagate, propagate)} · {estimator}"
 
 
+def fusion_name(run: str, strength: float, estimator: str) -> str:
+    """The results-table name of a temporal-fusion setting, e.g. ``student/baseline · temporal
+    fusion 0.3 · dis``."""
+    return f"{run} · temporal fusion {float(strength):g} · {estimator}"
+
+
 def keyframe_rows(config: dict) -> list[dict]:
     """The rows the default run scores under the keyframe protocol: every per-frame model as it
     streams (interval 1, named by its run), then ``keyframe.model`` at every interval ×
-    propagation. ``slug`` names their files; ``offsets`` the `--keyframe-offset` runs each needs
-    (``[None]``: one run anchored at frame 0, where every frame is labelled or K = 1)."""
+    propagation, then every run of ``keyframe.fusion_runs`` at every ``keyframe.fusion_strengths``
+    (etc.infer.fusion). ``kind`` says which (per-frame, keyframe, fusion); ``slug`` names their
+    files; ``offsets`` the `--keyframe-offset` runs each needs (``[None]``: one run anchored at
+    frame 0, where every frame is labelled or K = 1)."""
     from etc.data.sets import get_spec
     from etc.flow.roles import canonical, file_tag
     from etc.plan.runs import run_names
 
     kcfg = config["keyframe"]
     dense = get_spec(config["dataset"]["name"]).every_frame_labelled
-    rows = [{"run": r, "slug": f"{r}.k1", "model": r, "interval": 1, "offsets": [None]} for r in run_names(config)]
-    if kcfg["model"] not in run_names(config):
-        raise EtcError(f"keyframe.model '{kcfg['model']}' is not a run of this config; use teacher or one of "
-                       f"{run_names(config)[1:]}")
+    runs = run_names(config)
+    rows = [{"run": r, "slug": f"{r}.k1", "model": r, "kind": "per-frame", "interval": 1, "offsets": [None]}
+            for r in runs]
+    for key, named in (("model", [kcfg["model"]]), ("fusion_runs", kcfg["fusion_runs"])):
+        for run in named:
+            if run not in runs:
+                raise EtcError(f"keyframe.{key}: '{run}' is not a run of this config; use teacher or one of "
+                               f"{runs[1:]}")
     estimator = canonical(kcfg["estimator"])
     for k in kcfg["intervals"]:
         for propagate in kcfg["propagate"]:
             rows.append({"run": row_name(kcfg["model"], k, propagate, estimator),
                          "slug": f"{kcfg['model']}.k{k}.{propagate}.{file_tag(estimator)}",
-                         "model": kcfg["model"], "interval": int(k), "propagate": propagate,
+                         "model": kcfg["model"], "kind": "keyframe", "interval": int(k), "propagate": propagate,
                          "estimator": estimator, "offsets": [None] if dense else list(range(int(k)))})
+    for run in kcfg["fusion_runs"]:
+        for a in kcfg["fusion_strengths"]:
+            rows.append({"run": fusion_name(run, a, estimator), "slug": f"{run}.fusion{float(a):g}.{file_tag(estimator)}",
+                         "model": run, "kind": "fusion", "interval": 1, "fusion": float(a), "estimator": estimator,
+                         "offsets": [None]})
     return rows

@@ -73,11 +73,11 @@ def sweep_points(config: dict, metrics: list[dict]) -> list[dict]:
     from etc.plan.keyframe_rows import PROPAGATION_NAMES
 
     kmodel = config["keyframe"]["model"]
-    per_frame = [m for m in metrics if not m.get("keyframe_interval")
+    per_frame = [m for m in metrics if int(m.get("keyframe_interval") or 1) == 1 and not m.get("temporal_fusion")
                  and (m["model"] if m["ablation"] == "-" else f"{m['model']}/{m['ablation']}") == kmodel]
     points = []
     for m in metrics:
-        if m.get("keyframe_interval"):
+        if int(m.get("keyframe_interval") or 1) > 1:
             points.append({"K": m["keyframe_interval"], "propagation": PROPAGATION_NAMES.get(m["propagate"], m["propagate"]),
                            "miou": m.get("miou_protocol"), "miou_worst_offset": m.get("miou_worst_offset"),
                            "tc": m.get("tc")})
@@ -93,8 +93,8 @@ def _row_label(m: dict) -> str:
 
 
 def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple[list[dict], dict]:
-    """The per-frame rows with their streaming latency and protocol mIoU, then the keyframe rows
-    (model and ablation columns: the keyframe model's, the ablation naming the setting); and the
+    """The per-frame rows with their streaming latency and protocol mIoU, then the keyframe and
+    fused rows (model and ablation columns: the run's model, the ablation naming the setting); and the
     latency traces of the teacher, the ETC student and the first keyframe setting."""
     from etc.plan.keyframe_rows import keyframe_rows
     from etc.report.table import load_metrics
@@ -110,7 +110,7 @@ def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple
     keyed = []
     for r in rows:
         m = scored[r["slug"]]
-        if r["interval"] == 1:
+        if r["kind"] == "per-frame":
             if r["run"] in by_run:
                 by_run[r["run"]].update({k: m.get(k) for k in ("miou_protocol", "miou_worst_offset",
                                                                *STREAM_KEYS, "frame_ms")})
@@ -118,10 +118,13 @@ def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple
         model, _, ablation = r["model"].partition("/")
         setting = r["run"][len(r["model"]) + len(" · "):]
         m["model"], m["ablation"] = model, f"{ablation} · {setting}" if ablation else setting
-        m["keyframe_interval"], m["propagate"] = r["interval"], r["propagate"]
+        if r["kind"] == "keyframe":
+            m["keyframe_interval"], m["propagate"] = r["interval"], r["propagate"]
+        else:
+            m["temporal_fusion"] = r["fusion"]
         keyed.append(m)
-    etc_student = [r["run"] for r in rows if r["interval"] == 1 and r["run"].endswith("/tl_kd")][:1]
-    first_keyframe = [r["run"] for r in rows if r["interval"] > 1][:1]
+    etc_student = [r["run"] for r in rows if r["kind"] == "per-frame" and r["run"].endswith("/tl_kd")][:1]
+    first_keyframe = [r["run"] for r in rows if r["kind"] == "keyframe"][:1]
     slug = {r["run"]: r["slug"] for r in rows}
     traces = {run: scored[slug[run]].get("frame_ms") or [] for run in ("teacher", *etc_student, *first_keyframe)}
     return metrics + keyed, traces

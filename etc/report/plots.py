@@ -128,6 +128,8 @@ def training_curves(logs: dict[str, Path], out_png: Path, absent: str = "no trai
 def _row_kind(ablation: str) -> str:
     if "keyframe" in ablation:
         return "keyframe"
+    if "temporal fusion" in ablation:
+        return "temporal fusion"
     return "teacher" if ablation == "-" else "per-frame student"
 
 
@@ -148,7 +150,8 @@ def accuracy_vs_latency(table: pd.DataFrame, metric: str, out_png: Path) -> None
         plt.close(fig)
         return
     df = table.assign(kind=[_row_kind(a) for a in table["ablation"]]).dropna(subset=[x, y])
-    styles = {"teacher": ("*", "black", 220), "per-frame student": ("o", "tab:blue", 70), "keyframe": ("D", "tab:red", 70)}
+    styles = {"teacher": ("*", "black", 220), "per-frame student": ("o", "tab:blue", 70), "keyframe": ("D", "tab:red", 70),
+              "temporal fusion": ("s", "tab:green", 70)}
     for kind, (marker, colour, size) in styles.items():
         rows = df[df["kind"] == kind]
         if rows.empty:

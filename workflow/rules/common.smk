@@ -246,6 +246,7 @@ KEYFRAME_WILDCARDS = dict(
     propagate=r"scores|features",
     estimator=r"[A-Za-z0-9_-]+(\.[0-9]+)?",
     offset=r"all|d[0-9]+",
+    strength=r"0|1|0?\.[0-9]+",
 )
 
 
@@ -254,9 +255,12 @@ def keyframe(*parts):
 
 
 def keyframe_predictions(row):
-    """The `etc infer` outputs of a row: the streamed per-frame run, or one per offset."""
-    if row["interval"] == 1:
+    """The `etc infer` outputs of a row: the per-frame run's, the fused stream's, or one per
+    offset of a keyframe setting."""
+    if row["kind"] == "per-frame":
         return [run_file("predictions", row["model"])]  # the same labels as the stream
+    if row["kind"] == "fusion":
+        return [keyframe("predictions", f"{row['slug']}.h5")]
     return [
         keyframe("predictions", f"{row['slug']}.{'all' if d is None else f'd{d}'}.h5")
         for d in row["offsets"]
@@ -272,7 +276,7 @@ def keyframe_score_inputs(wildcards):
     preds = keyframe_predictions(row)
     metrics = (
         run_file("metrics", row["model"])
-        if row["interval"] == 1
+        if row["kind"] == "per-frame"
         else keyframe("evaluate", f"{row['slug']}.json")
     )
     return {

@@ -68,8 +68,42 @@ rule keyframe_infer:
         "{params.offset} --out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"
 
 
+rule fusion_infer:
+    """A per-frame model with training-free temporal fusion at inference (etc infer
+    --temporal-fusion), streamed and timed like a keyframe run."""
+    input:
+        config=ancient(results("config.yaml")),
+        model=results("models", "{model}.pt"),
+    output:
+        predictions=keyframe("predictions", "{model}.fusion{strength}.{estimator}.h5"),
+        timing=keyframe("predictions", "{model}.fusion{strength}.{estimator}.timing.json"),
+    log:
+        keyframe("logs", "{model}.fusion{strength}.{estimator}.log"),
+    benchmark:
+        keyframe("benchmarks", "{model}.fusion{strength}.{estimator}.tsv")
+    wildcard_constraints:
+        **KEYFRAME_WILDCARDS,
+    conda:
+        ETC_ENV
+    threads: res.threads(config, "timed")
+    resources:
+        mem_mb=res.infer_mem_mb(config),
+        timing=1,  # one timed job at a time (profiles/default provides timing=1)
+        gpu=res.infer_gpus(config),
+        nvidia_gpu=res.infer_gpus(config),
+    params:
+        digest=reads("keyframe-infer"),
+        split=config["dataset"]["val_split"],
+        estimator=lambda wildcards: shlex.quote(from_file_tag(wildcards.estimator)),
+    shell:
+        "etc infer --config {input.config:q} --model {input.model:q} --split {params.split} "
+        "--temporal-fusion {wildcards.strength} --keyframe-flow {params.estimator} --no-flip "
+        "--out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"
+
+
 rule keyframe_evaluate:
-    """TC, TC-occ, flicker, mVC and cost of a keyframe run, as for every model (its first offset's run)."""
+    """TC, TC-occ, flicker, mVC and cost of a keyframe or fused run, as for every model (a
+    keyframe setting's first offset's run)."""
     input:
         config=ancient(results("config.yaml")),
         predictions=lambda wildcards: keyframe_predictions(KEYFRAME_ROWS[wildcards.slug])[0],
@@ -87,7 +121,8 @@ rule keyframe_evaluate:
     benchmark:
         keyframe("benchmarks", "evaluate", "{slug}.tsv")
     wildcard_constraints:
-        slug="|".join(re.escape(s) for s, r in KEYFRAME_ROWS.items() if r["interval"] > 1) or "^$",
+        slug="|".join(re.escape(s) for s, r in KEYFRAME_ROWS.items() if r["kind"] != "per-frame")
+        or "^$",
     conda:
         ETC_ENV
     threads: res.threads(config, "evaluate")

@@ -15,7 +15,8 @@ def model_cost(model_ckpt: str | Path, size: tuple[int, int], keyframe: dict | N
     """Parameters (millions) and GFLOPs per frame at the evaluated frame size (H, W): one forward,
     or for a keyframe run (``keyframe``: its timing record's ``keyframe_interval`` and
     ``propagate``) the forward and the propagated frames amortised over the interval
-    (etc.infer.keyframe.keyframe_gflops; network only, the flow estimator not counted)."""
+    (etc.infer.keyframe.keyframe_gflops; network only, the flow estimator not counted), for a
+    fused stream (``temporal_fusion``) the forward and the warp of the last fused scores."""
     from etc.models import count_params, gflops
     from etc.models.checkpoint import load_model_from_checkpoint
 
@@ -23,7 +24,14 @@ def model_cost(model_ckpt: str | Path, size: tuple[int, int], keyframe: dict | N
     h, w = (int(v) for v in size)
     out = {"run": state.get("run"), "params_m": count_params(model) / 1e6}
     interval = int((keyframe or {}).get("keyframe_interval") or 1)
-    if interval > 1:
+    if float((keyframe or {}).get("temporal_fusion") or 0) > 0:
+        from etc.infer.keyframe import keyframe_gflops
+
+        # a fused stream: the forward, and the previous fused scores warped into the frame
+        parts = keyframe_gflops(model.eval(), h, w, 2, "scores")
+        out.update({"gflops": parts["gflops_keyframe"] + parts["gflops_propagated"],
+                    "gflops_propagated": parts["gflops_propagated"]})
+    elif interval > 1:
         from etc.infer.keyframe import keyframe_gflops
 
         out.update(keyframe_gflops(model.eval(), h, w, interval, keyframe.get("propagate") or "scores"))
