@@ -196,3 +196,56 @@ def test_batch_size_one_trains_and_larger_batches_are_normalised_as_before():
             m.__class__ = torch.nn.BatchNorm2d
     torch.manual_seed(1)
     assert torch.equal(got, model(x)["feat"])
+
+
+@pytest.mark.parametrize("shape,size", [((4, 11, 12, 24), (96, 192)), ((2, 8, 1, 1), (12, 24)),
+                                        ((2, 8, 6, 6), (12, 24)), ((3, 5, 7, 9), (50, 61))])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_upsampling_gradient_is_bitwise_torchs(shape, size, threads):
+    """etc.models.layers.upsample_bilinear: F.interpolate's values, and its gradient from the
+    channels-last kernel bitwise equal to the NCHW kernel's (training gives the same weights),
+    in NCHW layout; a tensor without gradient takes the plain path."""
+    from etc.models.layers import _BilinearUp, upsample_bilinear
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(shape, generator=g, requires_grad=True)
+        grad = torch.randn(shape[:2] + size, generator=g)
+        ref = torch.nn.functional.interpolate(x, size, mode="bilinear", align_corners=False)
+        (ref_dx,) = torch.autograd.grad(ref, x, grad)
+        out = upsample_bilinear(x, size)
+        assert out.grad_fn is not None and type(out.grad_fn).__name__.startswith(_BilinearUp.__name__)
+        (dx,) = torch.autograd.grad(out, x, grad)
+        assert torch.equal(out, ref) and torch.equal(dx, ref_dx) and dx.is_contiguous()
+        with torch.no_grad():
+            assert torch.equal(upsample_bilinear(x, size), ref)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_a_student_trains_to_the_same_weights_through_either_upsampling(monkeypatch):
+    """Two SGD steps of a PSPNet student with etc's upsampling and with plain F.interpolate:
+    every weight bitwise equal."""
+    import etc.models.layers as layers
+
+    def trained(plain: bool):
+        if plain:
+            monkeypatch.setattr(layers, "_BilinearUp", type("Plain", (), {"apply": staticmethod(
+                lambda x, size: torch.nn.functional.interpolate(x, size, mode="bilinear", align_corners=False))}))
+        torch.manual_seed(0)
+        model = build_model({"backbone": "tiny", "width": 0.5, "head_channels": 8, "dropout": 0.0}, num_classes=5)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        x = torch.randn(2, 3, 32, 64, generator=torch.Generator().manual_seed(1))
+        y = torch.randint(0, 5, (2, 32, 64), generator=torch.Generator().manual_seed(2))
+        for _ in range(2):
+            out = model(x)
+            loss = nn.functional.cross_entropy(out["logits"], y) + 0.4 * nn.functional.cross_entropy(out["aux"], y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return model.state_dict()
+
+    ours, plain = trained(False), trained(True)
+    assert all(torch.equal(ours[k], plain[k]) for k in ours)

@@ -1,9 +1,41 @@
-"""Layers shared by every architecture family: conv-BN-ReLU and the auxiliary training head."""
+"""Layers shared by every architecture family: conv-BN-ReLU, the auxiliary training head and the
+bilinear upsampling of scores to the frame."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+class _BilinearUp(torch.autograd.Function):
+    """``F.interpolate(x, size, "bilinear", align_corners=False)`` whose gradient runs torch's own
+    backward kernel on a channels-last copy of the incoming gradient. On a CPU the NCHW backward
+    kernel scatters one plane at a time and is several times slower than the channels-last one,
+    which sums the same terms in the same order per element: the gradient is bitwise the same
+    (tests/test_models.py), so training gives the same weights, only sooner."""
+
+    @staticmethod
+    def forward(ctx, x, size):
+        ctx.shapes = (list(size), list(x.shape))
+        return F.interpolate(x, size, mode="bilinear", align_corners=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        size, shape = ctx.shapes
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        dx = torch.ops.aten.upsample_bilinear2d_backward(grad, size, shape, False, None, None)
+        return dx.contiguous(), None
+
+
+def upsample_bilinear(x: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear resize of B×C×h×w scores to ``size`` (align_corners=False), as ``F.interpolate``
+    computes it; where the gradient of an NCHW tensor is needed on a CPU, through
+    :class:`_BilinearUp`."""
+    size = tuple(int(v) for v in size)
+    if x.requires_grad and torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous():
+        return _BilinearUp.apply(x, size)
+    return F.interpolate(x, size, mode="bilinear", align_corners=False)
 
 
 def conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:

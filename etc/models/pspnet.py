@@ -23,10 +23,9 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from etc.core.errors import EtcError
-from etc.models.layers import aux_head, conv_bn_relu
+from etc.models.layers import aux_head, conv_bn_relu, upsample_bilinear
 from etc.models.weights import IMAGENET, fetched, load_weights
 
 # name → (timm architecture, extra kwargs). `tiny` is a one-block-per-stage timm ResNet with a
@@ -60,7 +59,7 @@ class PyramidPooling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         pooled = [
-            F.interpolate(s(x), size, mode="bilinear", align_corners=False) for s in self.stages
+            upsample_bilinear(s(x), size) for s in self.stages
         ]
         return torch.cat([x, *pooled], 1)
 
@@ -99,11 +98,11 @@ class PSPNet(nn.Module):
         logits = self.classifier(self.dropout(feat))
         out = {"feat": pyramid if self.feature_tap == "pyramid" else feat}
         if full_logits:
-            out["logits"] = F.interpolate(logits, size, mode="bilinear", align_corners=False)
+            out["logits"] = upsample_bilinear(logits, size)
         else:
             out["logits_low"], out["logits_size"] = logits, tuple(size)
         if self.training and self.aux is not None:
-            out["aux"] = F.interpolate(self.aux(f3), size, mode="bilinear", align_corners=False)
+            out["aux"] = upsample_bilinear(self.aux(f3), size)
         return out
 
     # The backbone/head split a keyframe method warps features across (etc.infer.keyframe, DFF-style):

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from etc.core.errors import EtcError
-from etc.models.layers import aux_head
+from etc.models.layers import aux_head, upsample_bilinear
 from etc.models.weights import IMAGENET, fetched, load_weights
 
 # config name → segmentation_models_pytorch class name, and its keyword for the decoder width
@@ -88,11 +88,11 @@ class ZooNet(nn.Module):
         s = self.feat_stride
         out = {"feat": feat[..., : math.ceil(h / s), : math.ceil(w / s)]}
         if full_logits:
-            out["logits"] = F.interpolate(logits, size, mode="bilinear", align_corners=False)[..., :h, :w]
+            out["logits"] = upsample_bilinear(logits, size)[..., :h, :w]
         else:
             out["logits_low"], out["logits_size"] = logits, tuple(size)
         if self.training and self.aux is not None:
-            aux = F.interpolate(self.aux(features[-2]), size, mode="bilinear", align_corners=False)
+            aux = upsample_bilinear(self.aux(features[-2]), size)
             out["aux"] = aux[..., :h, :w]
         return out
 
