@@ -163,8 +163,9 @@ EDITS = {
                           {"train_teacher": 1, "train_student": 3, "infer": 4, "evaluate": 4, "report": 1, "demo_video": 1,
                            **KEYFRAME_ALL}),
     "report.fps": ({"report": {"fps": 4}}, {"demo_video": 1}),
+    # etc latency streams one frame at a time: the batch size is not its to read
     "infer.batch_size": ({"infer": {"batch_size": 3}}, {"infer": 4, "evaluate": 4, "report": 1, "demo_video": 1,
-                                                        **KEYFRAME_ALL}),
+                                                        **KEYFRAME_ALL, "keyframe_latency": 0}),
     "ablations.tl.tl": ({"ablations": {"tl": {"tl": 2.0}}}, {"train_student": 1, "infer": 1, "evaluate": 1, "report": 1,
                                                              "keyframe_latency": 1, "keyframe_score": 6}),
 }
@@ -218,7 +219,7 @@ def test_one_run_after_a_config_edit_brings_every_result_up_to_date(smoke_run, t
     for key, (edit, expected) in EDITS.items():
         plan = _smoke_at(work, deep_merge(base, edit), "-n", "all")
         assert plan.returncode == 0, plan.stderr[-3000:]
-        assert _job_counts(plan.stdout + plan.stderr) == {**expected, "all": 1}, key
+        assert _job_counts(plan.stdout + plan.stderr) == {**{r: n for r, n in expected.items() if n}, "all": 1}, key
     edited = base
     for edit, _ in EDITS.values():
         edited = deep_merge(edited, edit)
