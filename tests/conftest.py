@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from etc.core.io import write_png
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CS_IDS = np.array([7, 8, 11, 17, 21, 23, 24, 26, 0], dtype=np.uint8)
 
@@ -102,3 +107,50 @@ def make_folder_tree(root: Path, synthetic_root: Path, dense_splits=("val",)) ->
                     write_png(root / "labels" / split / clip.name / f"frame_{f.number}.png",
                               np.where(ids == 255, 0, ids + 1).astype(np.uint8))
     return root
+
+
+# The smoke preset run by Snakemake (the workflow tests)
+
+RESULTS = "results dir/smoke"  # the smoke preset's folders, renamed to hold a space
+
+
+def _spaced_smoke() -> dict:
+    """The smoke preset with its data and results under folder names that hold a space."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())
+    config["dataset"]["root"] = "data dir/synthetic"
+    config["results"] = RESULTS
+    return config
+
+
+def _snakemake(workdir: Path, *extra: str) -> list[str]:
+    """`snakemake EXTRA` on the spaced smoke preset in ``workdir`` (its config beside it)."""
+    import yaml
+
+    config = workdir.parent / f"{workdir.name}.yaml"
+    if not config.exists():
+        config.write_text(yaml.safe_dump(_spaced_smoke(), sort_keys=False))
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(config), "--cores", "2", "--quiet", *extra]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """One whole smoke run, shared by every workflow test of a session (each smoke run is a
+    minute of the suite): from folders with a space, every config key each subcommand reads
+    logged (ETC_CONFIG_READS). Tests that change it work on a copy (:func:`_copy_of`)."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    work = tmp / "a"
+    env = {**os.environ, "ETC_CONFIG_READS": str(tmp / "reads")}
+    res = subprocess.run(_snakemake(work, "all"), capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return work, tmp / "reads"
+
+
+def _copy_of(work: Path, to: Path) -> Path:
+    """A finished work folder copied with its Snakemake metadata and file times: up to date."""
+    import shutil
+
+    shutil.copytree(work, to, symlinks=True)
+    return to

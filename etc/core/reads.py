@@ -20,25 +20,32 @@ from pathlib import Path
 
 _DATA = ("dataset",)
 # The teacher's and a student's training: data, augmentation, its own model and schedule, the
-# loss settings (CE's class weights too), the flow estimator the store is checked against.
-_TRAIN = (*_DATA, "augment", "losses", "flow.estimator")
+# loss settings (CE's class weights too); a student with TL the flow estimator its store is
+# checked against (WHEN).
+_TRAIN = (*_DATA, "augment", "losses")
+# the execution options and timing of a streamed model (etc latency): never its batch, flip or fusion
+_STREAM = tuple(f"infer.{k}" for k in ("channels_last", "bf16", "cudnn_benchmark", "compile", "fused_labels",
+                                       "num_workers", "warmup"))
 
 READS: dict[str, tuple[str, ...]] = {
     "make-synthetic": ("dataset.root", "dataset.synthetic"),
-    "check-data": _DATA,
+    # the tree's loader and folder, the splits, the neighbour offsets each labelled frame must reach
+    "check-data": ("dataset.name", "dataset.root", "dataset.train_split", "dataset.val_split", "dataset.window"),
     # the store's settings (the rule passes the estimator and its checkpoint on the command line)
     "precompute-flow": (*_DATA, "flow"),
     "train-teacher": (*_TRAIN, "teacher", "train.teacher"),
-    "train-student": (*_TRAIN, "students.{student}", "ablations.{ablation}", "train.student"),
-    # infer.temporal_fusion > 0 estimates flow with the keyframe estimator
+    "train-student": (*_TRAIN, "flow.estimator", "students.{student}", "ablations.{ablation}", "train.student"),
+    # infer.temporal_fusion > 0 estimates flow with the keyframe estimator (WHEN)
     "infer": (*_DATA, "infer", "keyframe.estimator", "keyframe.ckpt"),
     # `etc infer --keyframe-interval K`: the keyframe flow too
     "keyframe-infer": (*_DATA, "infer", "keyframe.estimator", "keyframe.ckpt"),
     "keyframe-score": _DATA,
-    # every per-frame model and the keyframe settings, streamed in turns
-    "latency": (*_DATA, "infer", "keyframe", "students", "ablations"),
-    # the measuring flow falls back to flow.estimator where the dataset has no exact flow
-    "evaluate": (*_DATA, "evaluate", "flow.estimator"),
+    # every per-frame model and the keyframe settings, streamed in turns one frame at a time
+    "latency": (*_DATA, *_STREAM, "keyframe", "students", "ablations"),
+    # the measuring flow falls back to flow.estimator where the dataset has no exact flow; its
+    # checkpoint (evaluate.flow_ckpt) reaches precompute-flow only, as --ckpt
+    "evaluate": (*_DATA, "evaluate.vc_windows", "evaluate.num_workers", "evaluate.device", "evaluate.flow_estimator",
+                 "flow.estimator"),
     # the table lists every student and ablation, with the mVC windows as columns
     "report": (*_DATA, "students", "ablations", "evaluate", "keyframe"),
     "demo-video": (*_DATA, "report.fps"),
@@ -48,9 +55,31 @@ READS: dict[str, tuple[str, ...]] = {
 }
 
 
-def declared(command: str, **names: str) -> list[str]:
-    """The dotted keys ``command`` reads, its run's names filled in."""
-    return [key.format(**names) for key in READS[command]]
+def _fusion(config: dict, names: dict) -> bool:
+    return float(value_at(config, "infer.temporal_fusion") or 0) > 0
+
+
+def _needs_flow(config: dict, names: dict) -> bool:
+    from etc.losses import ablation_needs
+
+    return ablation_needs(value_at(config, f"ablations.{names['ablation']}") or {}, "needs_flow")
+
+
+# Keys a command reads only where the config asks for them: (command, key) -> whether ``config``
+# (with the run's names) does. The digest leaves the others out, so that an edit of a key a job
+# cannot read reruns nothing; the condition's own keys are read, and declared, unconditionally.
+WHEN = {
+    ("infer", "keyframe.estimator"): _fusion,
+    ("infer", "keyframe.ckpt"): _fusion,
+    ("train-student", "flow.estimator"): _needs_flow,  # TL's store is checked against it
+}
+
+
+def declared(command: str, config: dict | None = None, **names: str) -> list[str]:
+    """The dotted keys ``command`` reads, its run's names filled in; given ``config``, only
+    those it reads under that config (WHEN)."""
+    return [key.format(**names) for key in READS[command]
+            if config is None or (command, key) not in WHEN or WHEN[command, key](config, names)]
 
 
 def covers(keys: list[str], key: str) -> bool:
@@ -72,7 +101,7 @@ def reads_digest(config: dict, command: str, given: dict | None = None, **names:
     passes on the command line instead of the config's): the rerun parameter of its rule."""
     import copy
 
-    keys = declared(command, **names)
+    keys = declared(command, config, **names)
     config = copy.deepcopy(config)
     for key, value in (given or {}).items():
         if not covers(keys, key):

@@ -56,7 +56,7 @@ def reads(command):
             given["evaluate.flow_estimator"] = from_file_tag(wildcards.measure)
         if command == "precompute-flow" and estimator_ckpt(config, given["flow.estimator"]):
             given["flow.ckpt"] = estimator_ckpt(config, given["flow.estimator"])  # --ckpt
-        keys = declared(command, **names)  # a command that reads none of them is not passed them
+        keys = declared(command, config, **names)  # what it reads is all it is passed
         return reads_digest(
             config, command, {k: v for k, v in given.items() if covers(keys, k)}, **names
         )
