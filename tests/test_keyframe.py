@@ -602,16 +602,25 @@ def test_fused_streams_are_rows_of_the_comparison_timed_costed_and_reported(synt
                                                       "tc_per_clip": {"a": 70.0}})
         (tmp_path / "curves" / f"{run}.csv").parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"iteration": [1, 2], "ce": [2.0, 1.0]}).to_csv(tmp_path / "curves" / f"{run}.csv", index=False)
+    # the rows carry accuracy only, as the workflow's keyframe-score writes them; the streamed
+    # latency joins from etc latency's record of every row (etc report --latency)
     for r in rows:
         write(tmp_path / "kf" / f"{r['slug']}.json", {
             "run": r["run"], "miou": 50.0 + 10 * r.get("fusion", 0), "tc": 70.0 + 10 * r.get("fusion", 0),
             "iou": {"road": 70.0}, "tc_per_clip": {"a": 80.0}, "keyframe_interval": r["interval"],
-            "miou_protocol": 50.0, "frame_ms": [1.0, 2.0], "ms_per_frame_mean": 1.5 + 10 * r.get("fusion", 0)})
-    build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig", tmp_path / "kf")
+            "miou_protocol": 50.0})
+    write(tmp_path / "latency.json", {"runs": {r["run"]: {"frame_ms": [1.0, 2.0 + 20 * r.get("fusion", 0)]}
+                                               for r in rows}})
+    build_report(cfg, tmp_path / "metrics", tmp_path / "curves", tmp_path / "table.csv", tmp_path / "fig", tmp_path / "kf",
+                 tmp_path / "latency.json")
     table = pd.read_csv(tmp_path / "table.csv").set_index("ablation")
     assert table.loc["baseline · temporal fusion 0.6 · dis", "model"] == "student"
     assert table.loc["baseline · temporal fusion 0.6 · dis", "ms_per_frame_mean"] == pytest.approx(7.5)
+    assert table.loc["baseline", "ms_per_frame_p99"] == pytest.approx(1.99)
     assert table.loc["baseline · temporal fusion 0.3 · dis", "tc"] == pytest.approx(73.0)
     metrics, _ = with_keyframe_rows(cfg, load_metrics([tmp_path / "metrics" / f"{r}.json" for r in run_names(cfg)]),
                                     tmp_path / "kf")
     assert {p["K"] for p in sweep_points(cfg, metrics)} == {1, 2}
+    write(tmp_path / "partial.json", {"runs": {rows[0]["run"]: {"frame_ms": [1.0]}}})
+    with pytest.raises(EtcError, match=f"not '{rows[1]['run']}'; rerun `etc latency`"):
+        with_keyframe_rows(cfg, metrics[:len(run_names(cfg))], tmp_path / "kf", tmp_path / "partial.json")

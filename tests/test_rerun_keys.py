@@ -81,6 +81,8 @@ VALUES = {
     "keyframe.propagate": ["scores"],
     "keyframe.estimator": "dis:fast",
     "keyframe.ckpt": "keyframe.ckpt",
+    "keyframe.fusion_runs": ["student/tl"],
+    "keyframe.fusion_strengths": [0.25],
     "results": "results dir/other",
 }
 # a network's pretrained weights: a local file

@@ -143,7 +143,7 @@ def _smoke_at(workdir: Path, config: dict, *extra: str, env: dict | None = None)
 
 def _command_of(argv: list[str]) -> tuple[str, dict]:
     """The etc.core.reads entry of a recorded command line, and the run names it fills in."""
-    if argv[0] == "infer" and "--keyframe-interval" in argv:
+    if argv[0] == "infer" and ("--keyframe-interval" in argv or "--temporal-fusion" in argv):
         return "keyframe-infer", {}
     if argv[0] != "train":
         return argv[0], {}
@@ -156,8 +156,10 @@ def _command_of(argv: list[str]) -> tuple[str, dict]:
 
 # single-key edits of the smoke preset → the jobs that must rerun, exactly
 # (the smoke preset's keyframe rows: every model timed in one latency job, the teacher at K = 3 ×
-# two propagations; every row reads the latency record, so a retrained model rescores them all)
-KEYFRAME_ALL = {"keyframe_latency": 1, "keyframe_infer": 2, "keyframe_evaluate": 2, "keyframe_score": 6}
+# two propagations, the baseline fused at one strength; a row's score reads its own predictions
+# only, the report joins the latency record, so a retrained model rescores its own row alone)
+KEYFRAME_ALL = {"keyframe_latency": 1, "keyframe_infer": 2, "fusion_infer": 1, "keyframe_evaluate": 3,
+                "keyframe_score": 7}
 EDITS = {
     "losses.ce_weights": ({"losses": {"ce_weights": [2.0] + [1.0] * 18}},
                           {"train_teacher": 1, "train_student": 3, "infer": 4, "evaluate": 4, "report": 1, "demo_video": 1,
@@ -167,7 +169,7 @@ EDITS = {
     "infer.batch_size": ({"infer": {"batch_size": 3}}, {"infer": 4, "evaluate": 4, "report": 1, "demo_video": 1,
                                                         **KEYFRAME_ALL, "keyframe_latency": 0}),
     "ablations.tl.tl": ({"ablations": {"tl": {"tl": 2.0}}}, {"train_student": 1, "infer": 1, "evaluate": 1, "report": 1,
-                                                             "keyframe_latency": 1, "keyframe_score": 6}),
+                                                             "keyframe_latency": 1, "keyframe_score": 1}),
 }
 
 

@@ -84,7 +84,7 @@ def score_cmd(config_path, predictions, frames, labels, flow, flow_estimator, de
 
 
 @click.command("keyframe-score",
-               short_help="A keyframe run's row: mIoU every frame / every offset, latency.")
+               short_help="A keyframe run's row: mIoU every frame / every offset.")
 @config_file_option
 @click.option("--predictions", "predictions", multiple=True, required=True, type=ExistingFile,
               help="`etc infer` output; on a sparse-label set K of them, from --keyframe-offset "
@@ -93,9 +93,9 @@ def score_cmd(config_path, predictions, frames, labels, flow, flow_estimator, de
               help="The runs' --keyframe-interval (1: a per-frame model).")
 @click.option("--metrics", type=ExistingFile, required=True,
               help="`etc evaluate`'s JSON of the (first) run: TC, mVC, cost.")
-@click.option("--timing", type=ExistingFile, required=True,
-              help="Per-frame latency: `etc latency`'s JSON (the entry --run) or a streaming "
-                   "`etc infer --batch-size 1` timing JSON.")
+@click.option("--timing", type=ExistingFile, default=None,
+              help="Per-frame latency to add: `etc latency`'s JSON (the entry --run) or a streaming "
+                   "`etc infer` timing JSON (the workflow adds it at `etc report --latency`).")
 @click.option("--run", "run_name", required=True,
               help="The row's name, e.g. 'teacher · keyframe 5 · score propagation · dis'.")
 @click.option("--out", required=True, type=PathArg,
@@ -108,9 +108,9 @@ def keyframe_score_cmd(config_path, predictions, interval, metrics, timing, run_
 
     row = keyframe_row(command_config(config_path), list(predictions), interval, metrics, timing,
                        run_name, out)
-    click.echo(f"{run_name}: mIoU {row['miou_protocol']:.2f} ({row['keyframe_protocol']}), "
-               f"{row['ms_per_frame_mean']:.2f} ms/frame mean, "
-               f"{row['ms_per_frame_max']:.2f} max")
+    speed = (f", {row['ms_per_frame_mean']:.2f} ms/frame mean, {row['ms_per_frame_p99']:.2f} p99"
+             if row.get("ms_per_frame_mean") is not None else "")
+    click.echo(f"{run_name}: mIoU {row['miou_protocol']:.2f} ({row['keyframe_protocol']}){speed}")
 
 
 COMMANDS = [evaluate_cmd, score_cmd, keyframe_score_cmd]

@@ -55,13 +55,15 @@ class NamedPaths(click.ParamType):
 @click.option("--keyframe-dir", type=ExistingDir, default=None,
               help="Folder of `etc keyframe-score` rows: keyframe rows and streaming latency join "
                    "the table and figures.")
-def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir, keyframe_dir):
+@click.option("--latency", type=ExistingFile, default=None,
+              help="`etc latency`'s JSON: every row's streamed ms per frame (with --keyframe-dir).")
+def report_cmd(config_path, metrics_dir, curves_dir, table, out_dir, keyframe_dir, latency):
     """The paper-style results table and the seaborn figures of the report."""
     from etc.core.config import command_config
     from etc.report.build import build_report
 
     info = build_report(command_config(config_path), metrics_dir, curves_dir, table, out_dir,
-                        keyframe_dir)
+                        keyframe_dir, latency)
     click.echo(f"{info['rows']} rows -> {info['table']}")
 
 

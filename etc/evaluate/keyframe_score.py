@@ -16,9 +16,9 @@ one line naming the clip and the largest interval it allows, never averaged over
 that happen to be reachable (``clips_per_offset`` counts the clips behind each offset: all).
 
 Everything else (TC, TC-occ, flicker, mVC, cost) is ``etc evaluate``'s JSON of the run, as for
-every model; the streaming timing adds the mean, p50, p95, p99 (the robust worst case) and
-maximum ms per frame, and for a keyframe method the median over keyframes and over propagated
-frames.
+every model; the streaming timing (here with ``--timing``, in the workflow at `etc report
+--latency`) adds the mean, p50, p95, p99 (the robust worst case) and maximum ms per frame, and
+for a keyframe method the median over keyframes and over propagated frames.
 """
 
 from __future__ import annotations
@@ -123,33 +123,52 @@ def _check_offset(path, d: int, K: int) -> None:
                        f"must come from `etc infer --keyframe-interval {K} --keyframe-offset {d}`")
 
 
-def keyframe_row(config: dict, predictions: list, interval: int, metrics: str | Path, timing: str | Path,
+def read_timing(timing: str | Path) -> dict:
+    """A timing record: `etc latency`'s of every row, or one streaming `etc infer`'s."""
+    try:
+        return json.loads(Path(timing).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EtcError(f"cannot read timing {timing} ({exc}); rerun `etc latency` / `etc infer`") from None
+
+
+def stream_fields(record: dict, run: str, source: str | Path) -> dict:
+    """A row's streamed latency from ``record`` (``source`` names it in errors): `etc latency`'s
+    record of every row (its entry ``run``) or a streaming `etc infer` timing: the mean, p50,
+    p95, p99 and maximum ms per frame, every frame's time, and for a keyframe stream which
+    frames were keyframes and the median over each kind."""
+    from etc.infer.predict import latency_summary
+
+    if "runs" in record:  # etc latency's record of every model, timed in turns
+        if run not in record["runs"]:
+            raise EtcError(f"{source} times {', '.join(record['runs'])}, not '{run}'; rerun `etc latency` with this "
+                           f"config")
+        record = record["runs"][run]
+    frame_ms, flags = record.get("frame_ms") or [], record.get("frame_keyframe")
+    summary = latency_summary(frame_ms, flags if flags is not None and len(flags) == len(frame_ms) else None)
+    out = {key: record.get(key, summary.get(key)) for key in LATENCY_KEYS}
+    out["frame_ms"] = frame_ms
+    if flags is not None:
+        out["frame_keyframe"] = flags
+    out["stream_batch_size"] = record.get("batch_size")
+    return out
+
+
+def keyframe_row(config: dict, predictions: list, interval: int, metrics: str | Path, timing: str | Path | None,
                  run: str, out: str | Path) -> dict:
-    """``etc evaluate``'s JSON of the run with the protocol's mIoU and the streaming latency
-    beside, named ``run`` (its results-table row). ``timing``: the run's own streaming record
-    (`etc infer --batch-size 1`) or `etc latency`'s of every model (its entry ``run``)."""
+    """``etc evaluate``'s JSON of the run with the protocol's mIoU beside, named ``run`` (its
+    results-table row), and, given ``timing``, its streamed latency (:func:`stream_fields`).
+    The workflow leaves the latency to `etc report --latency`, so that a row's accuracy never
+    waits for, or reruns with, the timing of every row."""
     from etc.core.io import write_json
 
     try:
         row = json.loads(Path(metrics).read_text())
-        record = json.loads(Path(timing).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise EtcError(f"cannot read {getattr(exc, 'filename', None) or 'metrics/timing'} ({exc}); rerun "
-                       f"`etc evaluate` / `etc infer`") from None
-    if "runs" in record:  # etc latency's record of every model, timed in turns
-        if run not in record["runs"]:
-            raise EtcError(f"{timing} times {', '.join(record['runs'])}, not '{run}'; rerun `etc latency` with this config")
-        record = record["runs"][run]
+        raise EtcError(f"cannot read {metrics} ({exc}); rerun `etc evaluate`") from None
+    record = read_timing(timing) if timing is not None else None
     row.update(offset_miou(config, [Path(p) for p in predictions], interval))
-    from etc.infer.predict import latency_summary
-
-    frame_ms, flags = record.get("frame_ms") or [], record.get("frame_keyframe")
-    summary = latency_summary(frame_ms, flags if flags is not None and len(flags) == len(frame_ms) else None)
-    row.update({key: record.get(key, summary.get(key)) for key in LATENCY_KEYS})
-    row["frame_ms"] = frame_ms
-    if flags is not None:
-        row["frame_keyframe"] = flags
-    row["stream_batch_size"] = record.get("batch_size")
+    if record is not None:
+        row.update(stream_fields(record, run, timing))
     row["run"] = run
     write_json(out, row)
     return row

@@ -11,13 +11,14 @@ log = logging.getLogger(__name__)
 
 
 def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_dir: str | Path,
-                 keyframe_dir: str | Path | None = None) -> dict:
+                 keyframe_dir: str | Path | None = None, latency: str | Path | None = None) -> dict:
     """``curves_dir``: the runs' training CSVs; a run without one is left out of the training
     curves figure, and with none at all (or no folder: None) that figure says so while the table
     and the other figures are written as usual.
     ``keyframe_dir``: etc keyframe-score's rows (etc.plan.keyframe_rows.keyframe_rows): the
-    keyframe rows join the table, every row gets its streaming latency, and the accuracy–latency
-    figures plot them; without it those figures show the per-frame rows' batched timing."""
+    keyframe rows join the table, every row gets its streaming latency (from ``latency``, `etc
+    latency`'s record of every row, where the rows do not carry it), and the accuracy–latency
+    figures plot them; without it those figures say there is no streamed latency."""
     from etc.core.io import atomic_path, write_text
     from etc.plan.layout import REPORT_FIGURES
     from etc.plan.runs import run_names
@@ -32,7 +33,7 @@ def build_report(config: dict, metrics_dir, curves_dir, table: str | Path, out_d
     metrics = load_metrics(metrics_paths, config["dataset"]["name"])
     traces: dict[str, list] = {}
     if keyframe_dir is not None:
-        metrics, traces = with_keyframe_rows(config, metrics, Path(keyframe_dir))
+        metrics, traces = with_keyframe_rows(config, metrics, Path(keyframe_dir), latency)
     columns = report_columns(config, keyframe=keyframe_dir is not None)
     df = results_table(metrics, columns)
     table = Path(table)
@@ -92,9 +93,11 @@ def _row_label(m: dict) -> str:
     return m["model"] if m["ablation"] == "-" else f"{m['model']} · {m['ablation']}"
 
 
-def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple[list[dict], dict]:
-    """The per-frame rows with their streaming latency and protocol mIoU, then the keyframe and
-    fused rows (model and ablation columns: the run's model, the ablation naming the setting); and the
+def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path,
+                       latency: str | Path | None = None) -> tuple[list[dict], dict]:
+    """The per-frame rows with their streaming latency (the rows' own, or ``latency``'s: `etc
+    latency`'s record) and protocol mIoU, then the keyframe and fused rows (model and ablation
+    columns: the run's model, the ablation naming the setting); and the
     latency traces of the teacher, the ETC student and the first keyframe setting."""
     from etc.plan.keyframe_rows import keyframe_rows
     from etc.report.table import load_metrics
@@ -106,6 +109,12 @@ def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path) -> tuple
         raise EtcError(f"missing keyframe row {missing[0]} (and {len(missing) - 1} more); run `etc keyframe-score` "
                        f"for every keyframe setting (snakemake does)")
     scored = dict(zip((r["slug"] for r in rows), load_metrics(paths), strict=True))
+    if latency is not None:
+        from etc.evaluate.keyframe_score import read_timing, stream_fields
+
+        record = read_timing(latency)
+        for r in rows:
+            scored[r["slug"]].update(stream_fields(record, r["run"], latency))
     by_run = {f"{m['model']}/{m['ablation']}" if m["ablation"] != "-" else m["model"]: m for m in metrics}
     keyed = []
     for r in rows:

@@ -283,5 +283,4 @@ def keyframe_score_inputs(wildcards):
         "config": ancient(results("config.yaml")),
         "predictions": preds,
         "metrics": metrics,
-        "timing": keyframe("latency.json"),
     }

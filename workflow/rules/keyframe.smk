@@ -1,6 +1,8 @@
-# Keyframe methods on the same axes as the per-frame models (docs/keyframe.md): keyframe.model at
-# every interval × propagation, every model's latency per frame timed in turns in one process
-# (etc latency), each row scored by etc keyframe-score into results/keyframe/rows/.
+# Keyframe methods and training-free temporal fusion on the same axes as the per-frame models
+# (docs/keyframe.md): keyframe.model at every interval × propagation and keyframe.fusion_runs at
+# every strength, each row scored by etc keyframe-score into results/keyframe/rows/ (accuracy), every
+# row's latency per frame timed in turns in one process (etc latency; the other jobs make labels
+# only), the two joined by etc report.
 rule keyframe_latency:
     """Every model of the comparison streamed through the same frames in turns, in one process:
     the rows' latency per frame (identical networks time alike)."""
@@ -49,10 +51,10 @@ rule keyframe_infer:
         **KEYFRAME_WILDCARDS,
     conda:
         ETC_ENV
-    threads: res.threads(config, "timed")
+    # labels only: the row's latency is etc latency's (keyframe_latency), so not timed alone
+    threads: res.threads(config, "infer")
     resources:
         mem_mb=res.infer_mem_mb(config),
-        timing=1,  # one timed job at a time (profiles/default provides timing=1)
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
     params:
@@ -85,10 +87,10 @@ rule fusion_infer:
         **KEYFRAME_WILDCARDS,
     conda:
         ETC_ENV
-    threads: res.threads(config, "timed")
+    # labels only: the row's latency is etc latency's (keyframe_latency), so not timed alone
+    threads: res.threads(config, "infer")
     resources:
         mem_mb=res.infer_mem_mb(config),
-        timing=1,  # one timed job at a time (profiles/default provides timing=1)
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
     params:
@@ -162,4 +164,4 @@ rule keyframe_score:
         digest=reads("keyframe-score"),
     shell:
         "etc keyframe-score --config {input.config:q} {params.predictions} --interval {params.interval} "
-        "--metrics {input.metrics:q} --timing {input.timing:q} --run {params.run} --out {output:q} > {log:q} 2>&1"
+        "--metrics {input.metrics:q} --run {params.run} --out {output:q} > {log:q} 2>&1"

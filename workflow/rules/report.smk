@@ -4,6 +4,7 @@ rule report:
         metrics=expand(run_file("metrics", "{model}"), model=all_models()),
         curves=expand(run_file("train", "{model}"), model=all_models()),
         keyframe=keyframe_row_files(),
+        latency=keyframe("latency.json"),
     output:
         table=report(results("table.csv"), caption="../report/table.rst", category="Results"),
         markdown=results("table.md"),
@@ -28,7 +29,8 @@ rule report:
         keyframe=lambda wildcards, input: Path(input.keyframe[0]).parent,  # the teacher's row, always first
     shell:
         "etc report --config {input.config:q} --metrics-dir {params.metrics:q} --curves-dir {params.curves:q} "
-        "--table {output.table:q} --out-dir {params.outdir:q} --keyframe-dir {params.keyframe:q} > {log:q} 2>&1"
+        "--table {output.table:q} --out-dir {params.outdir:q} --keyframe-dir {params.keyframe:q} "
+        "--latency {input.latency:q} > {log:q} 2>&1"
 
 
 rule demo_video:
