@@ -26,6 +26,7 @@ def test_smoke_workflow_end_to_end_survives_a_hard_kill(smoke_run, tmp_path):
     table = pd.read_csv(spaced / RESULTS / "table.csv")
     expected = {("teacher", "-")} | {("student", a) for a in ("baseline", "tl", "tl_kd")}
     expected |= {("teacher", f"keyframe 3 · {PROPAGATION_NAMES[p]} · dis") for p in ("scores", "features")}  # smoke's keyframe section
+    expected |= {("student", "baseline · temporal fusion 0.5 · dis")}  # and its fused row
     assert set(zip(table["model"], table["ablation"], strict=True)) == expected
     assert table["ms_per_frame_p99"].notna().all() and table["miou_protocol"].notna().all()
     assert "fps" not in table  # the streamed latency is the table's one per-frame speed
