@@ -17,7 +17,7 @@ rule keyframe_latency:
         ETC_ENV
     threads: res.threads(config, "timed")
     resources:
-        mem_mb=res.infer_mem_mb(config),
+        mem_mb=res.infer_mem_mb(config, stream=True),  # every model, one frame at a time
         timing=1,  # one timed job at a time (profiles/default provides timing=1)
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
@@ -51,7 +51,7 @@ rule keyframe_infer:
         ETC_ENV
     threads: res.threads(config, "timed")
     resources:
-        mem_mb=res.infer_mem_mb(config),
+        mem_mb=lambda wildcards: res.infer_mem_mb(config, wildcards.model, stream=True),
         timing=1,  # one timed job at a time (profiles/default provides timing=1)
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
