@@ -29,7 +29,7 @@ EVAL_WORKER_MB = 384  # one evaluation worker process (spawned), before its clip
 MB = 2**20
 # Bytes per input pixel of one frame that a job keeps at once (float32 unless noted):
 # a training step's activations kept for the backward pass, per backbone (PSPNet at stride 8;
-# a backbone not listed takes the largest figure)
+# a backbone not listed takes the largest figure; tiny, unmeasured at full size, the ResNet-18's)
 TRAIN_CPU_BYTES = {"tiny": 4 * 600, "resnet18": 4 * 600, "resnet101": 4 * 3300}
 TEACHER_CPU_BYTES = 4 * 350  # a frozen teacher's forward beside a student's step (no gradients), with the KD terms
 BATCH_BYTES = 4 * 8  # a decoded, augmented frame in a batch: image, label, flow, occlusion
@@ -201,7 +201,7 @@ def data_mem_mb(config: dict) -> int:
 def bench_mem_mb(config: dict) -> int:
     """etc bench: it trains and infers tiny models at the config's frame size, in subprocesses one
     after the other."""
-    return max(infer_mem_mb(config), train_mem_mb(config, "student"))  # the largest model's
+    return max(infer_mem_mb(config), train_mem_mb(config, "student"))
 
 
 def score_mem_mb(config: dict) -> int:
