@@ -51,14 +51,15 @@ def render(configfile: str = PRESET) -> str:
     for rule, threads, res in remote_jobs(configfile):
         if rule == "all":
             continue
-        row = rows.setdefault(rule, [0, threads, res.get("mem_mb"), res.get("gpu") or 0,
-                                     res.get("timing") or 0, res["local"]])
+        row = rows.setdefault(rule, [0, threads, set(), res.get("gpu") or 0, res.get("timing") or 0, res["local"]])
         row[0] += 1
+        row[2].add(res.get("mem_mb"))  # a rule's jobs may ask for different memory (train_student: per ablation)
     lines = [f"Every job of `{configfile}` as `snakemake --profile profiles/slurm` submits it "
              f"(`PYTHONPATH=. python scripts/job_requests.py` writes this table):", "",
              "| rule | jobs | threads (`--cpus-per-task`) | mem_mb (`--mem`) | GPUs | timing | where |",
              "|---|---|---|---|---|---|---|"]
-    for rule, (n, threads, mem, gpu, timing, local) in sorted(rows.items()):
+    for rule, (n, threads, mems, gpu, timing, local) in sorted(rows.items()):
+        mem = f"{min(mems)}–{max(mems)}" if len(mems) > 1 else f"{next(iter(mems))}"
         lines.append(f"| `{rule}` | {n} | {threads} | {mem} | {gpu} | {timing or '–'} | "
                      f"{'the submitting host' if local else 'a node'} |")
     return "\n".join(lines) + "\n"

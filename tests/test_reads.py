@@ -80,6 +80,14 @@ def test_resources_follow_the_config():
     assert res.flow_gpus(gpu, "ptlflow:raft") == 1 and res.flow_gpus(gpu, "dis") == 0
     assert res.train_mem_mb(load_config(None, {"resources": {"mem_scale": 2.0}}), "teacher") >= 2 * res.train_mem_mb(
         cfg, "teacher") - 1
+    # a student's job asks for the frames and the teacher its ablation runs; a ResNet-101 step for more
+    from pathlib import Path
+
+    cpu = load_config(Path(__file__).resolve().parents[1] / "workflow/configs/cityscapes.yaml", {"resources": {"device": "cpu"}})
+    student = [res.train_mem_mb(cpu, "student", a, "pspnet18") for a in ("baseline", "tl", "tl_kd")]
+    assert student[0] < student[1] < student[2] == res.train_mem_mb(cpu, "student")
+    assert res.train_mem_mb(cpu, "teacher") > student[0]
+    assert res.data_mem_mb(cpu) < 1000 < res.infer_mem_mb(cpu)  # check-data imports no torch
 
 
 def test_recorded_sections_pickle_for_spawned_workers():

@@ -211,6 +211,36 @@ def test_a_non_finite_loss_stops_before_the_weights_change(setup, tmp_path):
         train(huge, "s/huge", tmp_path / "x.pt", progress=False)
 
 
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError, MemoryError])
+def test_running_out_of_memory_is_one_line_and_rerunning_resumes(setup, tmp_path, monkeypatch, error):
+    """An OOM in the third step: one EtcError naming the run, the iteration, the kept checkpoint
+    and the fix; the checkpoint of iteration 2 is there and the same call resumes from it."""
+    import etc.train.loop as loop
+
+    cfg, d, flow, teacher = setup
+    real, calls = loop.train_step, []
+
+    def step(training, batch, phase=None):
+        calls.append(1)
+        if len(calls) == 3:
+            raise error("CUDA out of memory. Tried to allocate 2.00 GiB" if error is torch.OutOfMemoryError else "")
+        return real(training, batch, phase)
+
+    monkeypatch.setattr(loop, "train_step", step)
+    out = tmp_path / "m.pt"
+    with pytest.raises(EtcError) as caught:
+        train(cfg, "s/baseline", out, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("training 's/baseline' ran out of memory at iteration 3; the last checkpoint "
+                              f"(iteration 2) is kept at {tmp_path / 'm.last.pt'} and a rerun of the same command "
+                              "resumes from it."), message
+    assert "train.<teacher|student>.batch_size or augment.crop" in message and "resources.mem_scale" in message
+    assert load_checkpoint(tmp_path / "m.last.pt")["iteration"] == 2 and not out.exists()
+    monkeypatch.setattr(loop, "train_step", real)
+    assert train(cfg, "s/baseline", out, progress=False)["resumed_from"] == 2 and out.exists()
+
+
 def test_missing_inputs_and_bad_checkpoints_are_clear_errors(setup, tmp_path):
     cfg, d, flow, teacher = setup
     with pytest.raises(EtcError, match="temporal loss: pass the training flow store"):

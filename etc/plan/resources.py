@@ -1,12 +1,19 @@
 """What each stage's jobs ask the scheduler for: threads, host memory (MB) and GPUs, from the
-config alone (the ``resources`` section, the frame size, batch sizes and workers).
+config alone (the ``resources`` section, the frame size, crop, batch sizes, workers and threads,
+the backbones and, for a student, the frames and teacher its ablation runs).
 
-The memory figures are estimates, meant to be generous rather than tight: a process with torch
-and the decoders loaded held 0.8–1.0 GB in every job of the smoke run (its benchmark TSVs'
-max_rss), and the data term is the frames a job holds at once times the bytes each pixel costs
-there. tests/test_reads.py checks every job of the smoke run against its estimate. A scheduler
-that still kills a job: raise ``resources.mem_scale``, or ``snakemake --set-resources
-RULE:mem_mb=N``. Torch-free: the Snakefile imports it.
+A job's memory is the base of its process (torch, timm, cv2 and h5py imported; far less for the
+torch-free data checks), once per process it starts (evaluation workers, DDP processes, training
+decode workers), plus the bytes it keeps per pixel of the frames it holds at once: a training
+step's activations (per backbone), a frozen teacher's forward, a forward pass's activations, the
+decoded batches, a clip's label maps and flow. The per-pixel figures are fitted to
+benchmarks/peak_rss.py, which runs every stage of workflow/configs/cityscapes.yaml on a generated
+tree at its frame size on CPU and checks measured ≤ declared ≤ 2 × measured for each job
+(docs/scheduler.md has its table, machine and date); tests/test_workflow.py checks every job of
+the smoke run against its estimate. The CUDA figures cover the host side only (the activations
+live on the GPU) and are not measured. A scheduler that still kills a job: raise
+``resources.mem_scale``, or ``snakemake --set-resources RULE:mem_mb=N``. Torch-free: the Snakefile
+imports it.
 """
 
 from __future__ import annotations
@@ -14,17 +21,25 @@ from __future__ import annotations
 import math
 
 AUTO = "auto"
-BASE_MB = 1536  # one process with torch, timm, cv2 and h5py imported, and room to spare
+BASE_MB = 1152  # one process with torch, timm, cv2 and h5py imported (RSS), and a little room
+LIGHT_MB = 136  # a process without torch: check-data, make-synthetic (NumPy, cv2, h5py)
 CUDA_BASE_MB = 3072  # the same with the CUDA context and libraries mapped (host side)
-WORKER_MB = 512  # one decode worker process or thread pool share, before its batches
+WORKER_MB = 512  # one training decode worker process (spawned), before its batches
+EVAL_WORKER_MB = 384  # one evaluation worker process (spawned), before its clip
 MB = 2**20
 # Bytes per input pixel of one frame that a job keeps at once (float32 unless noted):
-TRAIN_CPU_BYTES = 4 * 256  # activations kept for the backward pass (PSPNet-18 at stride 8 keeps ~200 floats)
+# a training step's activations kept for the backward pass, per backbone (PSPNet at stride 8;
+# a backbone not listed takes the largest figure; tiny, unmeasured at full size, the ResNet-18's)
+TRAIN_CPU_BYTES = {"tiny": 4 * 600, "resnet18": 4 * 600, "resnet101": 4 * 3300}
+TEACHER_CPU_BYTES = 4 * 350  # a frozen teacher's forward beside a student's step (no gradients), with the KD terms
 BATCH_BYTES = 4 * 8  # a decoded, augmented frame in a batch: image, label, flow, occlusion
-INFER_CPU_BYTES = 4 * 128  # one forward pass's activations (no gradients), full-resolution scores
-FLOW_BYTES = 4 * 48  # a pair's frames, forward and backward flow, occlusion and the estimator's pyramid
+# one forward pass's activations (no gradients) and its full-resolution scores, per backbone
+INFER_CPU_BYTES = {"tiny": 4 * 100, "resnet18": 4 * 100, "resnet101": 4 * 540}
+STREAM_BYTES = 4 * 64  # a keyframe run's state: the keyframe's scores or features, the flow to it
+FLOW_BYTES = 4 * 52  # a pair's frames, forward and backward flow, occlusion and the estimator's pyramid
 CLIP_FRAMES = 30  # frames of a clip held at once by evaluation, the report and the demo (Cityscapes snippets)
-CLIP_BYTES = 4 * 6  # a frame's labels of every model, its flow and the warped labels
+CLIP_BYTES = 4 * 6  # a frame's labels of every model, its flow and the warped labels (report, demo, score)
+EVAL_CLIP_BYTES = 4 * 2  # evaluation: a clip's label maps (uint8) and the pair being counted
 
 
 def frame_size(config: dict) -> tuple[int, int]:
@@ -70,12 +85,38 @@ def train_gpus(config: dict, which: str) -> int:
     return int(config["train"][which]["gpus"]) if cuda(config) else 0
 
 
-def frames_per_sample(config: dict, run: str) -> int:
-    """Frames one training sample runs: the labelled frame, its neighbour for a student, a third
-    for MF over three frames."""
+def frames_per_sample(config: dict, run: str, ablation: str | None = None) -> int:
+    """Frames one training sample runs: the labelled frame, its neighbour for a term that needs it
+    (TL, PF, MF), a third for MF over three frames. A student without ``ablation``: the most of
+    the config's ablations."""
+    from etc.losses import ablation_needs
+
     if run == "teacher":
         return 1
-    return 3 if int(config["losses"]["mf_frames"]) == 3 else 2
+    if ablation is None:
+        return max(frames_per_sample(config, run, name) for name in config["ablations"])
+    terms = config["ablations"][ablation]
+    if not ablation_needs(terms, "needs_neighbour"):
+        return 1
+    return 3 if ablation_needs(terms, "needs_third") and int(config["losses"]["mf_frames"]) == 3 else 2
+
+
+def _needs_teacher(config: dict, ablation: str | None) -> bool:
+    from etc.losses import ablation_needs
+
+    names = [ablation] if ablation is not None else list(config["ablations"])
+    return any(ablation_needs(config["ablations"][n], "needs_teacher") for n in names)
+
+
+def train_bytes(backbone: str) -> int:
+    """Activation bytes per input pixel a training step keeps for ``backbone`` (the largest
+    figure for one not listed)."""
+    return TRAIN_CPU_BYTES.get(backbone, max(TRAIN_CPU_BYTES.values()))
+
+
+def _student_bytes(config: dict, student: str | None) -> int:
+    names = [student] if student is not None else list(config["students"])
+    return max(train_bytes(config["students"][n]["backbone"]) for n in names)
 
 
 def _mb(nbytes: float) -> int:
@@ -86,46 +127,75 @@ def _scaled(config: dict, mb: float) -> int:
     return int(math.ceil(mb * float(config["resources"]["mem_scale"])))
 
 
-def train_mem_mb(config: dict, which: str) -> int:
+def train_mem_mb(config: dict, which: str, ablation: str | None = None, student: str | None = None) -> int:
     """Host memory of a training job: per process the base, the batches its decode workers hold
-    (two ahead each), and on CPU the step's activations (plus a teacher's forward)."""
+    (two ahead each), and on CPU the step's activations (the backbone's, per frame the ablation
+    runs) plus a frozen teacher's forward. A student without ``ablation`` / ``student``: the
+    largest of the config's."""
     schedule = config["train"][which]
     batch = int(schedule["batch_size"])
-    frames = batch * frames_per_sample(config, "teacher" if which == "teacher" else "student")
+    frames = batch * frames_per_sample(config, "teacher" if which == "teacher" else "student", ablation)
     pixels = training_pixels(config)
     n_workers = workers(schedule["num_workers"], config, "train", "train")
     processes = int(schedule["gpus"])
     held = WORKER_MB * n_workers + _mb(pixels * frames * BATCH_BYTES * (1 + 2 * n_workers))
     if cuda(config):
         return _scaled(config, processes * CUDA_BASE_MB + held)
-    teacher = 0 if which == "teacher" else _mb(pixels * frames * INFER_CPU_BYTES)
-    return _scaled(config, processes * BASE_MB + held + _mb(pixels * frames * TRAIN_CPU_BYTES) + teacher)
+    if which == "teacher":
+        activations = _mb(pixels * frames * train_bytes(config["teacher"]["backbone"]))
+        return _scaled(config, processes * BASE_MB + held + activations)
+    activations = _mb(pixels * frames * _student_bytes(config, student))
+    teacher = _mb(pixels * frames * TEACHER_CPU_BYTES) if _needs_teacher(config, ablation) else 0
+    return _scaled(config, processes * BASE_MB + held + activations + teacher)
 
 
-def infer_mem_mb(config: dict) -> int:
-    """A batch of frames through the network (on CPU) and the batches decoded ahead."""
-    batch = int(config["infer"]["batch_size"]) * (2 if config["infer"]["flip"] else 1)
+def _model_backbones(config: dict, model: str | None) -> list[str]:
+    """Backbones of ``model`` (``teacher`` or ``student/ablation``), or of every model."""
+    if model == "teacher":
+        return [config["teacher"]["backbone"]]
+    if model is not None:
+        return [config["students"][model.split("/")[0]]["backbone"]]
+    return [config["teacher"]["backbone"], *(s["backbone"] for s in config["students"].values())]
+
+
+def infer_bytes(backbone: str) -> int:
+    """Activation bytes per input pixel of one forward pass (no gradients) for ``backbone`` (the
+    largest figure for one not listed)."""
+    return INFER_CPU_BYTES.get(backbone, max(INFER_CPU_BYTES.values()))
+
+
+def infer_mem_mb(config: dict, model: str | None = None, stream: bool = False) -> int:
+    """A batch of frames through ``model``'s network (both ways with infer.flip; without
+    ``model`` the largest of the config's) and the batches decoded for it: on CUDA as many ahead
+    as decode threads (etc.data.feed), on CPU between forward passes. ``stream``: a keyframe or
+    latency run, one frame at a time without flip, the propagated scores kept."""
+    frames = 1 if stream else int(config["infer"]["batch_size"])
+    forward = frames * (2 if config["infer"]["flip"] and not stream else 1)
     h, w = frame_size(config)
-    n_workers = workers(config["infer"]["num_workers"], config, "infer", "infer")
-    held = WORKER_MB * n_workers + _mb(h * w * batch * BATCH_BYTES * (2 + n_workers))
     if cuda(config):
-        return _scaled(config, CUDA_BASE_MB + held)
-    return _scaled(config, BASE_MB + held + _mb(h * w * batch * INFER_CPU_BYTES))
+        n_workers = workers(config["infer"]["num_workers"], config, "infer", "infer")  # threads of the process
+        return _scaled(config, CUDA_BASE_MB + _mb(h * w * frames * BATCH_BYTES * (2 + n_workers)))
+    held = _mb(h * w * frames * BATCH_BYTES * 2) + (_mb(h * w * STREAM_BYTES) if stream else 0)
+    per_pixel = max(infer_bytes(b) for b in _model_backbones(config, model))
+    return _scaled(config, BASE_MB + held + _mb(h * w * forward * per_pixel))
 
 
 def evaluate_mem_mb(config: dict) -> int:
-    """Each evaluating process holds a clip at a time (evaluate.num_workers: one per thread above one)."""
+    """The evaluating process and its workers (evaluate.num_workers; auto: one per thread above
+    one), each holding a clip at a time; a spawned worker imports less than the main process."""
     h, w = frame_size(config)
     value = config["evaluate"]["num_workers"]
     n = threads(config, "evaluate")
-    processes = 1 + (int(value) if value != AUTO else (n if n >= 2 else 0))
-    return _scaled(config, processes * (BASE_MB + _mb(h * w * CLIP_FRAMES * CLIP_BYTES)))
+    n_workers = int(value) if value != AUTO else (n if n >= 2 else 0)
+    clip = _mb(h * w * CLIP_FRAMES * EVAL_CLIP_BYTES)
+    return _scaled(config, BASE_MB + clip + n_workers * (EVAL_WORKER_MB + clip))
 
 
 def data_mem_mb(config: dict) -> int:
-    """Writing the synthetic set, checking a dataset tree, resolving the config: a frame at a time."""
+    """Writing the synthetic set, checking a dataset tree, resolving the config: a frame at a
+    time, without torch."""
     h, w = frame_size(config)
-    return _scaled(config, BASE_MB + _mb(h * w * CLIP_BYTES))
+    return _scaled(config, LIGHT_MB + _mb(h * w * CLIP_BYTES))
 
 
 def bench_mem_mb(config: dict) -> int:

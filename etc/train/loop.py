@@ -464,10 +464,12 @@ def train(
     batches = iter(training.loader)
     training.restore_rng()
     try:
-        for batch in batches:
+        for batch in _out_of_memory_is_an_error(batches, run, last, every, lambda: it):  # noqa: B023 (the iteration reached, read when it fails)
             lr = training.optimizer.param_groups[0]["lr"]
             try:
                 terms = train_step(training, batch)
+            except (torch.OutOfMemoryError, MemoryError):
+                raise EtcError(_out_of_memory(run, it, last, every)) from None
             except NonFiniteLoss as exc:
                 raise EtcError(
                     f"training '{run}' stopped: the loss became {float(exc.terms['total'].detach())} at iteration {it} "
@@ -498,6 +500,29 @@ def train(
         torch.distributed.barrier()
     return {"run": run, "iterations": it, "resumed_from": start, "loss": last_total, "processes": training.world,
             "rank": rank}
+
+
+def _out_of_memory(run: str, it: int, last: Path, every: int) -> str:
+    """The one line an out-of-memory error during training becomes (host memory or the GPU's)."""
+    kept = (f"the last checkpoint (iteration {it - it % every}) is kept at {last} and a rerun of the same command "
+            f"resumes from it" if it >= every and last.exists() else
+            f"no checkpoint was written yet (every {every} iterations), so a rerun starts afresh")
+    return (f"training '{run}' ran out of memory at iteration {it + 1}; {kept}. Lower train.<teacher|student>."
+            f"batch_size or augment.crop, or give the job more memory (Snakemake's mem_mb: raise "
+            f"resources.mem_scale, or --set-resources RULE:mem_mb=N)")
+
+
+def _out_of_memory_is_an_error(batches, run: str, last: Path, every: int, reached):
+    """``batches`` with an out-of-memory error while a batch is decoded (the loader's workers, or
+    the main process) turned into the same one-line EtcError as one in the step."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (torch.OutOfMemoryError, MemoryError):
+            raise EtcError(_out_of_memory(run, reached(), last, every)) from None
+        yield batch
 
 
 def _finished(out: Path, identity: dict, iterations: int) -> bool:

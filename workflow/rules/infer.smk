@@ -15,7 +15,7 @@ rule infer:
         ETC_ENV
     threads: res.threads(config, "infer")
     resources:
-        mem_mb=res.infer_mem_mb(config),
+        mem_mb=lambda wildcards: res.infer_mem_mb(config, wildcards.model),
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
     params:

@@ -19,7 +19,7 @@ rule keyframe_latency:
         ETC_ENV
     threads: res.threads(config, "timed")
     resources:
-        mem_mb=res.infer_mem_mb(config),
+        mem_mb=res.infer_mem_mb(config, stream=True),  # every model, one frame at a time
         timing=1,  # one timed job at a time (profiles/default provides timing=1)
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
@@ -54,7 +54,7 @@ rule keyframe_infer:
     # labels only: the row's latency is etc latency's (keyframe_latency), so not timed alone
     threads: res.threads(config, "infer")
     resources:
-        mem_mb=res.infer_mem_mb(config),
+        mem_mb=lambda wildcards: res.infer_mem_mb(config, wildcards.model, stream=True),
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
     params:
@@ -67,7 +67,7 @@ rule keyframe_infer:
     shell:
         "etc infer --config {input.config:q} --model {input.model:q} --split {params.split} "
         "--keyframe-interval {wildcards.interval} --propagate {wildcards.propagate} --keyframe-flow {params.estimator} "
-        "{params.offset} --out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"
+        "--no-flip {params.offset} --out {output.predictions:q} --timing {output.timing:q} > {log:q} 2>&1"
 
 
 rule fusion_infer:
@@ -90,7 +90,7 @@ rule fusion_infer:
     # labels only: the row's latency is etc latency's (keyframe_latency), so not timed alone
     threads: res.threads(config, "infer")
     resources:
-        mem_mb=res.infer_mem_mb(config),
+        mem_mb=lambda wildcards: res.infer_mem_mb(config, wildcards.model, stream=True),
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),
     params:

@@ -1,0 +1,338 @@
+"""Peak host memory (RSS) of each stage's job against the ``mem_mb`` it declares (issue 39).
+
+    PYTHONPATH=. python benchmarks/peak_rss.py [--preset workflow/configs/cityscapes.yaml]
+        [--train-batch 2] [--iterations 1] [--stages check-data,flow,...] [--csv F] [--markdown F]
+
+Writes a Cityscapes-layout tree at the preset's frame size (one training and one validation
+snippet of 30 smooth, drifting frames and their gtFine labels: nothing is downloaded), resolves the
+preset on it for the CPU (``resources.device: cpu``; the preset's threads, batch sizes, crop and
+workers otherwise, iterations cut to ``--iterations``), then runs each stage's ``etc`` command as
+its rule in workflow/rules/*.smk runs it, one subprocess at a time with ``OMP_NUM_THREADS`` set to
+the rule's threads (as Snakemake does). A job's peak is the larger of: the sum of the RSS of the
+process and all its descendants (decode workers, evaluation processes), polled every 50 ms, and
+the process's own high-water mark (VmHWM, read at each poll: a peak between two polls).
+Summing the RSS counts the pages the processes share once per process: it overstates what a
+cgroup charges, never understates it.
+
+Each row prints beside it the ``mem_mb`` etc/plan/resources.py declares for the same resolved
+config, the ratio declared/measured and OK when measured ≤ declared ≤ 2 × measured.
+
+What is not the preset's, and why (printed with the table):
+- the flow estimator is DIS (the preset's RAFT needs its checkpoint, not at hand here);
+- pretrained backbone weights are off (the weights' values do not change the memory);
+- the training batch is ``--train-batch`` (default 2: at the preset's 8 the teacher's step at a
+  769 crop holds more than this 24 GB machine), the declared figure is computed at that batch;
+- inference runs the baseline student, not the teacher (a full-resolution ResNet-101 over a
+  snippet with flip takes tens of minutes on 2 cores); keyframe inference runs the preset's
+  keyframe model (the teacher) at the preset's largest interval (the fewest forward passes),
+  with ``--no-flip``, which a keyframe run requires (the rule does not pass it: the preset's
+  ``infer.flip: true`` makes its keyframe jobs fail);
+- evaluation of the one validation snippet runs in one process (``evaluate.num_workers: 0``: one
+  snippet is one shard); ``evaluate-workers`` evaluates 8 generated snippets (labels,
+  predictions and flow written directly, as benchmarks/bench_evaluate.py does) with 2 worker
+  processes, the per-process figure the preset's 8 workers multiply.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `python benchmarks/peak_rss.py` from a checkout imports its etc
+
+LABEL_IDS = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33], np.uint8)
+ANNOTATED = 19
+STUDENT = "pspnet18"
+STAGES = ["check-data", "flow-training", "flow-consecutive", "train-teacher", "train-baseline", "train-tl",
+          "train-tl_kd", "infer", "evaluate", "evaluate-workers", "keyframe-infer"]
+EVAL_CLIPS, EVAL_WORKERS = 8, 2  # evaluate-workers: 4 clips a shard, one shard a worker
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def make_tree(root: Path, h: int, w: int, seed: int = 0) -> None:
+    """One 30-frame snippet per split (train: aachen, val: lindau): smooth colour fields drifting
+    8 px a frame (they compress and decode like photographs, not like noise) and label regions."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    for split, city in (("train", "aachen"), ("val", "lindau")):
+        images = root / "leftImg8bit_sequence" / split / city
+        labels = root / "gtFine" / split / city
+        images.mkdir(parents=True, exist_ok=True)
+        labels.mkdir(parents=True, exist_ok=True)
+        wide = w + 8 * 30
+        field = np.stack([cv2.resize(rng.random((12, 24)).astype(np.float32), (wide, h)) for _ in range(3)], -1)
+        field = (field * 255).astype(np.uint8)
+        for t, n in enumerate(range(ANNOTATED - 19, ANNOTATED + 11)):
+            cv2.imwrite(str(images / f"{city}_000000_{n:06d}_leftImg8bit.png"), field[:, 8 * t: 8 * t + w])
+        regions = cv2.resize(rng.integers(0, len(LABEL_IDS), (16, 32)).astype(np.uint8), (w, h),
+                             interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(labels / f"{city}_000000_{ANNOTATED:06d}_gtFine_labelIds.png"), LABEL_IDS[regions])
+
+
+def make_eval_tree(root: Path, clips: int, h: int, w: int, seed: int = 1) -> tuple[Path, Path]:
+    """``clips`` validation snippets of 30 frames for evaluation with workers: their label maps,
+    predictions (drifting regions) and a half-size DIS-tagged consecutive flow store, as
+    benchmarks/bench_evaluate.py writes them (evaluate lists the frames, never decodes them)."""
+    import cv2
+    import h5py
+    from bench_evaluate import label_maps, smooth
+
+    from etc.flow.store import StoreWriter
+
+    rng = np.random.default_rng(seed)
+    sh, sw = h // 2, w // 2
+    writer = StoreWriter(root / "flow.h5", {"estimator": "dis", "ckpt_sha256": "", "dataset": "cityscapes", "split": "val",
+                                           "pairs": "consecutive", "image_size": [h, w], "stored_size": [sh, sw],
+                                           "scale": 0.5, "dtype": "float16", "units": "pixels at stored_size"})
+    images, labels = root / "leftImg8bit_sequence" / "val" / "lindau", root / "gtFine" / "val" / "lindau"
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    with h5py.File(root / "predictions.h5", "w") as h5:
+        for s in range(clips):
+            name = f"lindau_{s:06d}_{ANNOTATED:06d}"
+            h5.create_dataset(name, data=label_maps(rng, 30, h, w), chunks=(1, h, w), compression="lzf")
+            for n in range(ANNOTATED - 19, ANNOTATED + 11):
+                (images / f"lindau_{s:06d}_{n:06d}_leftImg8bit.png").touch()
+            cv2.imwrite(str(labels / f"{name}_gtFine_labelIds.png"), LABEL_IDS[label_maps(rng, 1, h, w)[0]])
+            for t in range(29):
+                fw = np.stack([smooth(rng, (sh, sw), (6, 12), 6.0), smooth(rng, (sh, sw), (6, 12), 3.0)]).astype(np.float16)
+                occ = (smooth(rng, (sh, sw), (24, 48), 1.0) > 1.6).astype(np.uint8)
+                writer.write(name, t, t + 1, fw, -fw, occ, occ)
+    writer.finish()
+    return root / "predictions.h5", root / "flow.h5"
+
+
+def resolved_config(preset: Path, root: Path, results: Path, iterations: int, train_batch: int | None) -> dict:
+    from etc.core.config import load_config
+
+    schedule = {"iterations": iterations, "checkpoint_every": iterations}
+    if train_batch:
+        schedule["batch_size"] = train_batch
+    base = load_config(preset)
+    overrides = {
+        "dataset": {"root": str(root)},
+        "resources": {"device": "cpu"},
+        "flow": {"estimator": "dis", "ckpt": None},
+        "teacher": {"pretrained": None},
+        "students": {name: {"pretrained": None} for name in base["students"]},
+        "train": {"teacher": schedule, "student": schedule},
+        "ablations": {k: v for k, v in base["ablations"].items() if k in ("baseline", "tl", "tl_kd")},
+        "keyframe": {"intervals": [max(base["keyframe"]["intervals"])],
+                     "propagate": ["scores"], "estimator": "dis"},
+        "evaluate": {"num_workers": 0},  # one validation clip: one shard, no worker to start
+        "results": str(results),
+    }
+    return load_config(preset, overrides)
+
+
+def declared(config: dict) -> dict[str, int]:
+    from etc.plan import resources as res
+
+    def train_student(ablation):
+        return res.train_mem_mb(config, "student", ablation, STUDENT)
+
+    return {"check-data": res.data_mem_mb(config), "flow-training": res.flow_mem_mb(config),
+            "flow-consecutive": res.flow_mem_mb(config), "train-teacher": res.train_mem_mb(config, "teacher"),
+            "train-baseline": train_student("baseline"), "train-tl": train_student("tl"),
+            "train-tl_kd": train_student("tl_kd"),
+            "infer": res.infer_mem_mb(config, f"{STUDENT}/baseline"), "evaluate": res.evaluate_mem_mb(config),
+            "evaluate-workers": res.evaluate_mem_mb(_with_workers(config)),
+            "keyframe-infer": res.infer_mem_mb(config, config["keyframe"]["model"], stream=True)}
+
+
+def _with_workers(config: dict) -> dict:
+    from etc.core.config import deep_merge
+
+    return deep_merge(config, {"dataset": {"root": str(Path(config["results"]).parent / "evaltree")},
+                               "evaluate": {"num_workers": EVAL_WORKERS}})
+
+
+def commands(config: dict, cfg: Path, out: Path) -> dict[str, tuple[str, list[str]]]:
+    """(threads stage, argv after `etc`) of each stage, as the rules write them."""
+    c = str(cfg)
+    flow_t, flow_v = str(out / "flow/training/train.dis.h5"), str(out / "flow/consecutive/val.dis.h5")
+    teacher, base = str(out / "models/teacher.pt"), str(out / f"models/{STUDENT}/baseline.pt")
+    pred, timing = str(out / f"predictions/{STUDENT}/baseline.h5"), str(out / f"timing/{STUDENT}/baseline.json")
+    keyframe_model = teacher if config["keyframe"]["model"] == "teacher" else str(out / f"models/{config['keyframe']['model']}.pt")
+
+    def student(ablation, *flags):
+        return ("train", ["train", "--config", c, "--run", f"{STUDENT}/{ablation}", "--out",
+                          str(out / f"models/{STUDENT}/{ablation}.pt"), "--log-csv",
+                          str(out / f"train/{STUDENT}/{ablation}.csv"), *flags])
+
+    return {
+        "check-data": (None, ["check-data", "--config", c, "--manifest", str(out / "data/manifest.json")]),
+        "flow-training": ("flow", ["precompute-flow", "--config", c, "--split", "train", "--pairs", "training",
+                                   "--estimator", "dis", "--out", flow_t]),
+        "flow-consecutive": ("flow", ["precompute-flow", "--config", c, "--split", "val", "--pairs", "consecutive",
+                                      "--estimator", "dis", "--out", flow_v]),
+        "train-teacher": ("train", ["train", "--config", c, "--run", "teacher", "--out", teacher, "--log-csv",
+                                    str(out / "train/teacher.csv")]),
+        "train-baseline": student("baseline"),
+        "train-tl": student("tl", "--flow", flow_t),
+        "train-tl_kd": student("tl_kd", "--flow", flow_t, "--teacher", teacher),
+        "infer": ("infer", ["infer", "--config", c, "--model", base, "--split", "val", "--out", pred,
+                            "--timing", timing]),
+        "evaluate": ("evaluate", ["evaluate", "--config", c, "--predictions", pred, "--flow", flow_v, "--model", base,
+                                  "--timing", timing, "--out", str(out / f"metrics/{STUDENT}/baseline.json")]),
+        "evaluate-workers": ("evaluate", ["evaluate", "--config", str(out / "config.workers.yaml"), "--predictions",
+                                          str(out.parent / "evaltree/predictions.h5"), "--flow",
+                                          str(out.parent / "evaltree/flow.h5"), "--model", base, "--timing", timing,
+                                          "--out", str(out / "metrics/workers.json")]),
+        "keyframe-infer": ("timed", ["infer", "--config", c, "--model", keyframe_model, "--split", "val", "--no-flip",
+                                     "--keyframe-interval", str(config["keyframe"]["intervals"][0]), "--propagate", "scores", "--keyframe-flow", "dis",
+                                     "--out", str(out / "keyframe/k2.h5"), "--timing", str(out / "keyframe/k2.json")]),
+    }
+
+
+def tree_rss(proc) -> int:
+    """Bytes of RSS of ``proc`` and every descendant (0 once it is gone)."""
+    import psutil
+
+    total = 0
+    try:
+        members = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in members:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(argv: list[str], threads: int, log: Path) -> tuple[float, float, int]:
+    """(peak MB, seconds, exit code) of ``python -m etc ARGV``."""
+    import psutil
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        child = subprocess.Popen([sys.executable, "-m", "etc", *argv], stdout=fh, stderr=subprocess.STDOUT, env=env)
+    proc = psutil.Process(child.pid)
+    peak, hwm = [0], [0]
+    done = threading.Event()
+    status = Path(f"/proc/{child.pid}/status")
+
+    def poll():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(proc))
+            try:  # the process's own high-water mark since its exec: a peak between two polls
+                line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+                hwm[0] = max(hwm[0], int(line.split()[1]) * 1024)
+            except (OSError, StopIteration):
+                pass
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    child.wait()
+    done.set()
+    poller.join()
+    return max(peak[0], hwm[0]) / 2**20, time.perf_counter() - t0, child.returncode
+
+
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--preset", default=str(REPO / "workflow/configs/cityscapes.yaml"), show_default=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--size", default=None, help="HxW of the generated frames; default: the preset dataset's frame size")
+@click.option("--iterations", default=1, show_default=True, help="Training iterations of each run")
+@click.option("--train-batch", default=2, show_default=True,
+              help="train.teacher/student.batch_size (0: the preset's); the declared figure uses the same")
+@click.option("--stages", default=",".join(STAGES), show_default=True, help="Comma-separated subset, in order")
+@click.option("--work", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the tree and the outputs (default: a temporary one, removed)")
+@click.option("--recheck", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A --csv of an earlier run: print its measured figures beside today's declared ones "
+                   "(after a change of etc/plan/resources.py), running nothing")
+@click.option("--csv", "csv_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--markdown", default=None, type=click.Path(dir_okay=False, path_type=Path))
+def main(preset, size, iterations, train_batch, stages, work, recheck, csv_out, markdown):
+    from etc.core.config import write_resolved
+    from etc.plan.resources import frame_size
+
+    started = time.perf_counter()
+    tmp = None if work else tempfile.mkdtemp(prefix="peak_rss_")
+    work = Path(work or tmp)
+    try:
+        root, out = work / "cityscapes", work / "results"
+        config = resolved_config(preset, root, out, iterations, train_batch or None)
+        h, w = (int(v) for v in size.lower().split("x")) if size else frame_size(config)
+        if not (root / "gtFine").exists() and not recheck:
+            say(f"writing a {h}x{w} Cityscapes tree (1 train + 1 val snippet of 30 frames) in {root}")
+            make_tree(root, h, w)
+        if not recheck:
+            shutil.rmtree(out, ignore_errors=True)  # every job runs afresh (a finished output is skipped)
+        cfg = out / "config.yaml"
+        write_resolved(config, cfg)
+        if "evaluate-workers" in stages.split(",") and not recheck:
+            if not (work / "evaltree" / "flow.h5").exists():
+                say(f"writing {EVAL_CLIPS} validation snippets' labels, predictions and flow in {work / 'evaltree'}")
+                make_eval_tree(work / "evaltree", EVAL_CLIPS, h, w)
+            write_resolved(_with_workers(config), out / "config.workers.yaml")
+        budget, steps = declared(config), commands(config, cfg, out)
+        rows = []
+        if recheck:
+            with open(recheck, newline="") as fh:
+                for r in csv.DictReader(fh):
+                    peak, mem = float(r["measured_mb"]), budget[r["job"]]
+                    rows.append({**r, "measured_mb": round(peak), "declared_mb": mem, "ratio": round(mem / peak, 2),
+                                 "check": "OK" if peak <= mem <= 2 * peak else "FAIL"})
+        for stage in [] if recheck else stages.split(","):
+            threads_stage, argv = steps[stage]
+            threads = int(config["resources"]["threads"][threads_stage]) if threads_stage else 1  # rule without threads: 1
+            log = out / "logs" / f"{stage}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            say(f"{stage}: etc {' '.join(argv[:1])} with {threads} threads …")
+            peak, seconds, rc = measure(argv, threads, log)
+            if rc != 0:
+                say(f"{stage} failed (exit {rc}); its log {log}:\n{log.read_text()[-3000:]}")
+                raise SystemExit(1)
+            mem = budget[stage]
+            ok = peak <= mem <= 2 * peak
+            rows.append({"job": stage, "measured_mb": round(peak), "declared_mb": mem, "ratio": round(mem / peak, 2),
+                         "check": "OK" if ok else "FAIL", "seconds": round(seconds, 1)})
+            say(f"{stage}: peak {peak:.0f} MB, declared {mem} MB, ratio {mem / peak:.2f} "
+                f"{'OK' if ok else 'FAIL'} ({seconds:.0f} s)")
+        header = ["job", "measured_mb", "declared_mb", "ratio", "check", "seconds"]
+        table = ["| job | measured peak MB | declared mem_mb | declared / measured | check | s |",
+                 "|---|---|---|---|---|---|"]
+        table += [f"| {r['job']} | {r['measured_mb']} | {r['declared_mb']} | {r['ratio']:.2f} | {r['check']} | "
+                  f"{float(r['seconds']):.0f} |" for r in rows]
+        print("\n".join(table))
+        print(f"frames {h}x{w}, train batch {config['train']['teacher']['batch_size']}, crop "
+              f"{config['augment']['crop']}, infer batch {config['infer']['batch_size']} (flip "
+              f"{config['infer']['flip']}), threads {config['resources']['threads']}; "
+              f"{time.perf_counter() - started:.0f} s in all")
+        if csv_out:
+            with open(csv_out, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, header)
+                writer.writeheader()
+                writer.writerows(rows)
+        if markdown:
+            Path(markdown).write_text("\n".join(table) + "\n")
+        if any(r["check"] == "FAIL" for r in rows):
+            raise SystemExit(1)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
