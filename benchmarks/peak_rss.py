@@ -55,7 +55,13 @@ LABEL_IDS = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 
 ANNOTATED = 19
 STUDENT = "pspnet18"
 STAGES = ["check-data", "flow-training", "flow-consecutive", "train-teacher", "train-baseline", "train-tl",
-          "train-tl_kd", "infer", "evaluate", "evaluate-workers", "keyframe-infer"]
+          "train-tl_kd", "infer", "evaluate", "evaluate-workers", "keyframe-infer", "latency", "keyframe-score",
+          "demo-video", "report"]
+# the stages of the streamed comparison and the report: they need the teacher's and the baseline's
+# checkpoints (train-teacher, train-baseline) and the validation flow (flow-consecutive) first
+ROW_STAGES = {"latency", "keyframe-score", "demo-video", "report"}
+LATENCY_FRAMES = (16, 19)  # the short validation clip etc latency streams: frames 16 … 19, 19 labelled
+ROWS_INTERVAL, ROWS_STRENGTH = 10, 0.3
 EVAL_CLIPS, EVAL_WORKERS = 8, 2  # evaluate-workers: 4 clips a shard, one shard a worker
 
 
@@ -152,7 +158,9 @@ def declared(config: dict) -> dict[str, int]:
             "train-tl_kd": train_student("tl_kd"),
             "infer": res.infer_mem_mb(config, f"{STUDENT}/baseline"), "evaluate": res.evaluate_mem_mb(config),
             "evaluate-workers": res.evaluate_mem_mb(_with_workers(config)),
-            "keyframe-infer": res.infer_mem_mb(config, config["keyframe"]["model"], stream=True)}
+            "keyframe-infer": res.infer_mem_mb(config, config["keyframe"]["model"], stream=True),
+            "latency": res.latency_mem_mb(rows_config(config)), "keyframe-score": res.score_mem_mb(config),
+            "demo-video": res.demo_mem_mb(config), "report": res.report_mem_mb(config)}
 
 
 def _with_workers(config: dict) -> dict:
@@ -160,6 +168,120 @@ def _with_workers(config: dict) -> dict:
 
     return deep_merge(config, {"dataset": {"root": str(Path(config["results"]).parent / "evaltree")},
                                "evaluate": {"num_workers": EVAL_WORKERS}})
+
+
+def rows_config(config: dict, root: Path | None = None) -> dict:
+    """The comparison the row stages run: the teacher and the baseline student per frame, the
+    keyframe model at one interval with score propagation and the baseline fused at one strength
+    (one row of each kind; the preset's 17 rows would stream for hours on 2 cores); ``root``: on
+    the short clip (etc latency)."""
+    import copy
+
+    rows = copy.deepcopy(config)
+    rows["ablations"] = {"baseline": config["ablations"]["baseline"]}
+    rows["keyframe"].update({"intervals": [ROWS_INTERVAL], "propagate": ["scores"],
+                             "fusion_runs": [f"{STUDENT}/baseline"], "fusion_strengths": [ROWS_STRENGTH],
+                             "latency_frames": 1})
+    rows["infer"]["warmup"] = 1
+    if root is not None:
+        rows["dataset"]["root"] = str(root)
+    return rows
+
+
+def make_short_tree(root: Path, short: Path) -> None:
+    """The validation clip's frames LATENCY_FRAMES and its label, linked: a clip of 4 frames."""
+    images, labels = short / "leftImg8bit_sequence" / "val" / "lindau", short / "gtFine" / "val" / "lindau"
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    src = root / "leftImg8bit_sequence" / "val" / "lindau"
+    for n in range(LATENCY_FRAMES[0], LATENCY_FRAMES[1] + 1):
+        name = f"lindau_000000_{n:06d}_leftImg8bit.png"
+        if not (images / name).exists():
+            (images / name).symlink_to(src / name)
+    label = f"lindau_000000_{ANNOTATED:06d}_gtFine_labelIds.png"
+    if not (labels / label).exists():
+        (labels / label).symlink_to(root / "gtFine" / "val" / "lindau" / label)
+
+
+def row_files(rows: dict, out: Path) -> dict[str, dict]:
+    """Per row slug of ``rows``: its predictions files, metrics and row JSON, as the rules name them."""
+    from etc.plan.keyframe_rows import keyframe_rows
+
+    files = {}
+    for r in keyframe_rows(rows):
+        if r["kind"] == "per-frame":
+            preds, metrics = [out / "predictions" / f"{r['model']}.h5"], out / "metrics" / f"{r['model']}.json"
+        else:
+            preds = [out / "keyframe" / "predictions" / f"{r['slug']}.{'all' if d is None else f'd{d}'}.h5"
+                     for d in r["offsets"]]
+            metrics = out / "keyframe" / "evaluate" / f"{r['slug']}.json"
+        files[r["slug"]] = {"row": r, "predictions": preds, "metrics": metrics,
+                            "out": out / "keyframe" / "rows" / f"{r['slug']}.json"}
+    return files
+
+
+def prepare_rows(rows: dict, cfg: Path, out: Path, h: int, w: int) -> None:
+    """The inputs of keyframe-score, demo-video and report, not measured: every row's predictions
+    of the validation clip (drifting label regions written directly, as `etc infer` writes them:
+    a full-resolution inference of them all is hours on 2 cores), `etc evaluate` of the teacher's
+    and the baseline's, and `etc keyframe-score` of every row but the measured one."""
+    import h5py
+    from bench_evaluate import label_maps
+
+    from etc.infer.predict import PREDICTIONS_FORMAT
+
+    files = row_files(rows, out)
+    rng = np.random.default_rng(2)
+    flow_v = out / "flow/consecutive/val.dis.h5"
+    for slug, f in files.items():
+        for d, p in zip(f["row"]["offsets"], f["predictions"], strict=True):
+            if p.exists():
+                continue
+            p.parent.mkdir(parents=True, exist_ok=True)
+            with h5py.File(p, "w") as h5:
+                h5.attrs.update({"format": PREDICTIONS_FORMAT, "checkpoint": str(out / "models" / f"{f['row']['model']}.pt"),
+                                 "split": "val", "flip": False, "dataset": rows["dataset"]["name"]})
+                if f["row"]["kind"] == "keyframe":
+                    h5.attrs.update({"keyframe_interval": f["row"]["interval"], "propagate": f["row"]["propagate"],
+                                     "keyframe_estimator": f["row"]["estimator"], "keyframe_offset": d})
+                elif f["row"]["kind"] == "fusion":
+                    h5.attrs.update({"temporal_fusion": f["row"]["fusion"],
+                                     "temporal_fusion_estimator": f["row"]["estimator"]})
+                dset = h5.create_dataset(f"lindau_000000_{ANNOTATED:06d}", data=label_maps(rng, 30, h, w),
+                                         chunks=(1, h, w), compression="lzf")
+                dset.attrs["frame_numbers"] = list(range(ANNOTATED - 19, ANNOTATED + 11))
+                dset.attrs["labelled"] = [19]
+        r = f["row"]
+        if r["kind"] == "per-frame":
+            say(f"preparing: etc evaluate {r['model']}")
+            run_quiet(["evaluate", "--config", str(cfg), "--predictions", str(f["predictions"][0]), "--flow",
+                       str(flow_v), "--model", str(out / "models" / f"{r['model']}.pt"), "--out", str(f["metrics"])],
+                      out / "logs" / f"prepare-evaluate-{slug.replace('/', '_')}.log")
+    for f in files.values():  # a keyframe or fused row's metrics: its model's (the same synthetic labels)
+        if f["row"]["kind"] != "per-frame":
+            f["metrics"].parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(out / "metrics" / f"{f['row']['model']}.json", f["metrics"])
+
+
+def score_argv(cfg: Path, f: dict) -> list[str]:
+    r = f["row"]
+    return ["keyframe-score", "--config", str(cfg), *[a for p in f["predictions"] for a in ("--predictions", str(p))],
+            "--interval", str(r["interval"]), "--metrics", str(f["metrics"]), "--run", r["run"], "--out", str(f["out"])]
+
+
+def run_quiet(argv: list[str], log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        rc = subprocess.call([sys.executable, "-m", "etc", *argv], stdout=fh, stderr=subprocess.STDOUT,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    if rc != 0:
+        say(f"etc {argv[0]} failed (exit {rc}); its log {log}:\n{log.read_text()[-3000:]}")
+        raise SystemExit(1)
+
+
+def measured_row(rows: dict) -> str:
+    """The keyframe-score job measured: the keyframe setting's (its K offsets' predictions)."""
+    return next(slug for slug, f in row_files(rows, Path(".")).items() if f["row"]["kind"] == "keyframe")
 
 
 def commands(config: dict, cfg: Path, out: Path) -> dict[str, tuple[str, list[str]]]:
@@ -197,6 +319,26 @@ def commands(config: dict, cfg: Path, out: Path) -> dict[str, tuple[str, list[st
         "keyframe-infer": ("timed", ["infer", "--config", c, "--model", keyframe_model, "--split", "val", "--no-flip",
                                      "--keyframe-interval", str(config["keyframe"]["intervals"][0]), "--propagate", "scores", "--keyframe-flow", "dis",
                                      "--out", str(out / "keyframe/k2.h5"), "--timing", str(out / "keyframe/k2.json")]),
+        **row_commands(config, out),
+    }
+
+
+def row_commands(config: dict, out: Path) -> dict[str, tuple[str | None, list[str]]]:
+    rows, c = rows_config(config), str(out / "config.rows.yaml")
+    files = row_files(rows, out)
+    scored = files[measured_row(rows)]
+    demo = ",".join(f"{name}={out / 'predictions' / STUDENT / 'baseline.h5'}" for name in ("baseline", "etc"))
+    return {
+        "latency": ("timed", ["latency", "--config", str(out / "config.latency.yaml"), "--models", str(out / "models"),
+                              "--split", "val", "--out", str(out / "keyframe/latency.json")]),
+        "keyframe-score": (None, score_argv(Path(c), scored)),
+        "demo-video": ("report", ["demo-video", "--config", c, "--clip-index", "0", "--models", demo, "--flow",
+                                  str(out / "flow/consecutive/val.dis.h5"), "--out", str(out / "demo/clip0.mp4"),
+                                  "--gif", str(out / "demo/clip0.gif")]),
+        "report": ("report", ["report", "--config", c, "--metrics-dir", str(out / "metrics"), "--curves-dir",
+                              str(out / "train"), "--table", str(out / "table.csv"), "--out-dir",
+                              str(out / "figures"), "--keyframe-dir", str(out / "keyframe/rows"), "--latency",
+                              str(out / "keyframe/latency.json")]),
     }
 
 
@@ -261,9 +403,11 @@ def measure(argv: list[str], threads: int, log: Path) -> tuple[float, float, int
 @click.option("--recheck", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A --csv of an earlier run: print its measured figures beside today's declared ones "
                    "(after a change of etc/plan/resources.py), running nothing")
+@click.option("--keep", is_flag=True, help="Keep the outputs of an earlier run in --work (the checkpoints a later "
+                                             "--stages needs); a stage's own output is written again")
 @click.option("--csv", "csv_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--markdown", default=None, type=click.Path(dir_okay=False, path_type=Path))
-def main(preset, size, iterations, train_batch, stages, work, recheck, csv_out, markdown):
+def main(preset, size, iterations, train_batch, stages, work, recheck, keep, csv_out, markdown):
     from etc.core.config import write_resolved
     from etc.plan.resources import frame_size
 
@@ -277,7 +421,7 @@ def main(preset, size, iterations, train_batch, stages, work, recheck, csv_out, 
         if not (root / "gtFine").exists() and not recheck:
             say(f"writing a {h}x{w} Cityscapes tree (1 train + 1 val snippet of 30 frames) in {root}")
             make_tree(root, h, w)
-        if not recheck:
+        if not recheck and not keep:
             shutil.rmtree(out, ignore_errors=True)  # every job runs afresh (a finished output is skipped)
         cfg = out / "config.yaml"
         write_resolved(config, cfg)
@@ -286,6 +430,11 @@ def main(preset, size, iterations, train_batch, stages, work, recheck, csv_out, 
                 say(f"writing {EVAL_CLIPS} validation snippets' labels, predictions and flow in {work / 'evaltree'}")
                 make_eval_tree(work / "evaltree", EVAL_CLIPS, h, w)
             write_resolved(_with_workers(config), out / "config.workers.yaml")
+        wanted = stages.split(",")
+        if ROW_STAGES & set(wanted) and not recheck:
+            make_short_tree(root, work / "shorttree")
+            write_resolved(rows_config(config), out / "config.rows.yaml")
+            write_resolved(rows_config(config, work / "shorttree"), out / "config.latency.yaml")
         budget, steps = declared(config), commands(config, cfg, out)
         rows = []
         if recheck:
@@ -296,6 +445,18 @@ def main(preset, size, iterations, train_batch, stages, work, recheck, csv_out, 
                                  "check": "OK" if peak <= mem <= 2 * peak else "FAIL"})
         for stage in [] if recheck else stages.split(","):
             threads_stage, argv = steps[stage]
+            if stage in ROW_STAGES - {"latency"} and not (out / "logs/rows-prepared").exists():
+                compared = rows_config(config)
+                prepare_rows(compared, out / "config.rows.yaml", out, h, w)
+                if stage == "report" or "report" in wanted:
+                    skip = measured_row(compared) if "keyframe-score" in wanted else None
+                    for slug, f in row_files(compared, out).items():
+                        if slug != skip:
+                            say(f"preparing: etc keyframe-score {slug}")
+                            run_quiet(score_argv(out / "config.rows.yaml", f),
+                                      out / "logs" / f"prepare-score-{slug.replace('/', '_')}.log")
+                (out / "logs/rows-prepared").parent.mkdir(parents=True, exist_ok=True)
+                (out / "logs/rows-prepared").touch()
             threads = int(config["resources"]["threads"][threads_stage]) if threads_stage else 1  # rule without threads: 1
             log = out / "logs" / f"{stage}.log"
             log.parent.mkdir(parents=True, exist_ok=True)

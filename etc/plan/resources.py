@@ -230,3 +230,13 @@ def flow_gpus(config: dict, spec: str) -> int:
 def infer_gpus(config: dict) -> int:
     """Inference, the latency stream, evaluation (evaluate.device auto: CUDA when present)."""
     return 1 if cuda(config) else 0
+
+
+def latency_mem_mb(config: dict) -> int:
+    """etc latency: every row of the comparison streamed in turns in one process."""
+    return infer_mem_mb(config, stream=True)
+
+
+def demo_mem_mb(config: dict) -> int:
+    """etc demo-video."""
+    return report_mem_mb(config)
