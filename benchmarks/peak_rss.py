@@ -30,7 +30,22 @@ What is not the preset's, and why (printed with the table):
 - evaluation of the one validation snippet runs in one process (``evaluate.num_workers: 0``: one
   snippet is one shard); ``evaluate-workers`` evaluates 8 generated snippets (labels,
   predictions and flow written directly, as benchmarks/bench_evaluate.py does) with 2 worker
-  processes, the per-process figure the preset's 8 workers multiply.
+  processes, the per-process figure the preset's 8 workers multiply;
+- the streamed comparison and the report (``latency``, ``keyframe-score``, ``demo-video``,
+  ``report``; they need ``train-teacher``, ``train-baseline`` and ``flow-consecutive`` earlier in
+  the same run, or ``--keep``) run one row of each kind, not the preset's 17: the teacher and the
+  baseline per frame, the teacher at keyframe interval 10 with score propagation (the preset's
+  largest K: the most offset runs a score reads) and the baseline fused at strength 0.3;
+  ``latency`` streams them over a 4-frame clip (frames 16–19 of the validation snippet, linked:
+  the 30-frame clip through four rows is about half an hour on 2 cores; a stream's memory is
+  reached at its first frames), with one warm-up frame; the rows' predictions (every offset's of
+  the keyframe row) are label maps written directly, as `etc infer` writes them, and evaluated
+  by `etc evaluate` (not measured); ``keyframe-score`` measures the keyframe row's;
+  ``demo-video`` shows the baseline's labels as both panels;
+- not run: the teacher's ``infer`` with flip (its declared 36 GB on CPU, a batch of 4 frames
+  both ways at 1024×2048, is beyond this 24 GB machine, and the snippet's 60 ResNet-101 forward
+  passes would take over half an hour here), ``bench`` (etc bench times inference at 512×1024 and 1024×2048 with 11 repeats,
+  exports and a compiled pipeline: far more than a few minutes on 2 shared cores).
 """
 
 from __future__ import annotations

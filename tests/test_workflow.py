@@ -208,7 +208,7 @@ def test_one_run_after_a_config_edit_brings_every_result_up_to_date(smoke_run, t
     budget = {"train_teacher": resources.train_mem_mb(cfg, "teacher"), "train_student": resources.train_mem_mb(cfg, "student"),
               "infer": resources.infer_mem_mb(cfg), "evaluate": resources.evaluate_mem_mb(cfg),
               "precompute_flow": resources.flow_mem_mb(cfg), "report": resources.report_mem_mb(cfg),
-              "demo_video": resources.report_mem_mb(cfg)}
+              "demo_video": resources.demo_mem_mb(cfg)}
     for tsv in (work / RESULTS / "benchmarks").rglob("*.tsv"):
         rule = next((r for r in budget if str(tsv.relative_to(work / RESULTS / "benchmarks")).startswith(r)), None)
         if rule:

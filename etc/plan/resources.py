@@ -36,6 +36,13 @@ BATCH_BYTES = 4 * 8  # a decoded, augmented frame in a batch: image, label, flow
 # one forward pass's activations (no gradients) and its full-resolution scores, per backbone
 INFER_CPU_BYTES = {"tiny": 4 * 100, "resnet18": 4 * 100, "resnet101": 4 * 540}
 STREAM_BYTES = 4 * 64  # a keyframe run's state: the keyframe's scores or features, the flow to it
+# etc latency: each row's network loaded on its own (float32 weights, per backbone; tiny: the
+# ResNet-18's) and, for a keyframe or fused row, the scores it carries to the next frame
+WEIGHTS_MB = {"tiny": 64, "resnet18": 64, "resnet101": 272}
+ROW_STATE_BYTES = 4 * 24
+REPORT_MB = 1024  # etc report and the study reports: tables and figures of JSON and CSV, no frame held
+SCORE_BASE_MB = 640  # etc keyframe-score: torch imported, no network built
+SCORE_BYTES = 4 * 40  # its pass over the labelled frame (label maps, masks, the confusion's indices)
 FLOW_BYTES = 4 * 52  # a pair's frames, forward and backward flow, occlusion and the estimator's pyramid
 CLIP_FRAMES = 30  # frames of a clip held at once by evaluation, the report and the demo (Cityscapes snippets)
 CLIP_BYTES = 4 * 6  # a frame's labels of every model, its flow and the warped labels (report, demo, score)
@@ -198,6 +205,23 @@ def data_mem_mb(config: dict) -> int:
     return _scaled(config, LIGHT_MB + _mb(h * w * CLIP_BYTES))
 
 
+def latency_mem_mb(config: dict) -> int:
+    """etc latency (keyframe_latency): every row of the comparison (etc.plan.keyframe_rows) loaded
+    in one process and streamed a frame at a time, in turns: on CPU a stream's base and a forward
+    pass of the largest network, plus each row's weights and each keyframe or fused row's carried
+    scores; on CUDA the host side of a stream (the networks live on the GPU)."""
+    from etc.plan.keyframe_rows import keyframe_rows
+
+    stream = infer_mem_mb(config, stream=True)
+    if cuda(config):
+        return stream
+    h, w = frame_size(config)
+    rows = keyframe_rows(config)
+    weights = sum(WEIGHTS_MB.get(b, max(WEIGHTS_MB.values())) for r in rows for b in _model_backbones(config, r["model"]))
+    state = sum(1 for r in rows if r["kind"] != "per-frame") * _mb(h * w * ROW_STATE_BYTES)
+    return stream + _scaled(config, weights + state)
+
+
 def bench_mem_mb(config: dict) -> int:
     """etc bench: it trains and infers tiny models at the config's frame size, in subprocesses one
     after the other."""
@@ -205,9 +229,11 @@ def bench_mem_mb(config: dict) -> int:
 
 
 def score_mem_mb(config: dict) -> int:
-    """etc keyframe-score: one process reading a clip of label maps at a time."""
+    """etc keyframe-score: the labelled frame of each clip from each of a setting's K offset runs
+    (K: the largest keyframe interval), scored one at a time."""
     h, w = frame_size(config)
-    return _scaled(config, BASE_MB + _mb(h * w * CLIP_FRAMES * CLIP_BYTES))
+    k = max(int(i) for i in config["keyframe"]["intervals"]) if config["keyframe"]["intervals"] else 1
+    return _scaled(config, SCORE_BASE_MB + _mb(h * w * (SCORE_BYTES + 4 * k)))
 
 
 def flow_mem_mb(config: dict) -> int:
@@ -217,7 +243,15 @@ def flow_mem_mb(config: dict) -> int:
 
 
 def report_mem_mb(config: dict) -> int:
-    """The report, the demo video and the study reports: a clip of every model's labels at a time."""
+    """etc report and the study reports: the results table and its figures, drawn from the
+    metrics, rows and training-curve files (no frame or label map is read; the figures' memory is
+    that of matplotlib and pandas, not of the frame size)."""
+    return _scaled(config, REPORT_MB)
+
+
+def demo_mem_mb(config: dict) -> int:
+    """etc demo-video: a clip's frames, every model's labels and the flow, and the grid frames
+    composed from them (the video's and the GIF's), held at once."""
     h, w = frame_size(config)
     return _scaled(config, BASE_MB + _mb(h * w * CLIP_FRAMES * CLIP_BYTES * 4))
 
@@ -231,12 +265,3 @@ def infer_gpus(config: dict) -> int:
     """Inference, the latency stream, evaluation (evaluate.device auto: CUDA when present)."""
     return 1 if cuda(config) else 0
 
-
-def latency_mem_mb(config: dict) -> int:
-    """etc latency: every row of the comparison streamed in turns in one process."""
-    return infer_mem_mb(config, stream=True)
-
-
-def demo_mem_mb(config: dict) -> int:
-    """etc demo-video."""
-    return report_mem_mb(config)

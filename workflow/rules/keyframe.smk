@@ -19,7 +19,7 @@ rule keyframe_latency:
         ETC_ENV
     threads: res.threads(config, "timed")
     resources:
-        mem_mb=res.infer_mem_mb(config, stream=True),  # every model, one frame at a time
+        mem_mb=res.latency_mem_mb(config),  # every row's model loaded, one frame at a time
         timing=1,  # one timed job at a time (profiles/default provides timing=1)
         gpu=res.infer_gpus(config),
         nvidia_gpu=res.infer_gpus(config),

@@ -53,7 +53,7 @@ rule demo_video:
         ETC_ENV
     threads: res.threads(config, "report")
     resources:
-        mem_mb=res.report_mem_mb(config),
+        mem_mb=res.demo_mem_mb(config),
     params:
         digest=reads("demo-video"),
         models=demo_models_arg,
