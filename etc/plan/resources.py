@@ -44,8 +44,8 @@ REPORT_MB = 1024  # etc report and the study reports: tables and figures of JSON
 SCORE_BASE_MB = 640  # etc keyframe-score: torch imported, no network built
 SCORE_BYTES = 4 * 40  # its pass over the labelled frame (label maps, masks, the confusion's indices)
 FLOW_BYTES = 4 * 52  # a pair's frames, forward and backward flow, occlusion and the estimator's pyramid
-CLIP_FRAMES = 30  # frames of a clip held at once by evaluation, the report and the demo (Cityscapes snippets)
-CLIP_BYTES = 4 * 6  # a frame's labels of every model, its flow and the warped labels (report, demo, score)
+CLIP_FRAMES = 30  # frames of a clip held at once by evaluation and the demo (Cityscapes snippets)
+CLIP_BYTES = 4 * 6  # a frame's labels of every model, its flow and the warped labels (demo, data checks)
 EVAL_CLIP_BYTES = 4 * 2  # evaluation: a clip's label maps (uint8) and the pair being counted
 
 
