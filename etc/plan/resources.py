@@ -175,7 +175,8 @@ def infer_mem_mb(config: dict, model: str | None = None, stream: bool = False) -
     """A batch of frames through ``model``'s network (both ways with infer.flip; without
     ``model`` the largest of the config's) and the batches decoded for it: on CUDA as many ahead
     as decode threads (etc.data.feed), on CPU between forward passes. ``stream``: a keyframe or
-    latency run, one frame at a time without flip, the propagated scores kept."""
+    fused run (etc latency's base: latency_mem_mb), one frame at a time without flip, the
+    propagated scores kept."""
     frames = 1 if stream else int(config["infer"]["batch_size"])
     forward = frames * (2 if config["infer"]["flip"] and not stream else 1)
     h, w = frame_size(config)
