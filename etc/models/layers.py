@@ -28,13 +28,20 @@ class _BilinearUp(torch.autograd.Function):
         return dx.contiguous(), None
 
 
+def _capturing() -> bool:
+    """A graph is being captured (TorchScript, ONNX export, torch.compile/export): they see
+    torch's own operator, never the custom gradient."""
+    return (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_compiling())
+
+
 def upsample_bilinear(x: torch.Tensor, size) -> torch.Tensor:
     """Bilinear resize of B×C×h×w scores to ``size`` (align_corners=False), as ``F.interpolate``
-    computes it; where the gradient of an NCHW tensor is needed on a CPU, through
-    :class:`_BilinearUp`."""
-    size = tuple(int(v) for v in size)
-    if x.requires_grad and torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous():
-        return _BilinearUp.apply(x, size)
+    computes it; where the gradient of an NCHW tensor is needed on a CPU (and no graph is being
+    captured), through :class:`_BilinearUp`."""
+    if x.requires_grad and torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous() \
+            and not _capturing():
+        return _BilinearUp.apply(x, tuple(int(v) for v in size))
     return F.interpolate(x, size, mode="bilinear", align_corners=False)
 
 
