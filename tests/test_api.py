@@ -71,8 +71,8 @@ def _etc(*args) -> subprocess.CompletedProcess:
 
 
 def test_the_checkpoint_carries_what_using_it_needs(made):
-    from etc.core.reads import reads_digest
     from etc.models.checkpoint import load_checkpoint
+    from etc.plan.rerun import reads_digest
 
     meta = load_checkpoint(made["ckpt"])["meta"]
     assert meta["classes"] == list(made["names"]) and meta["palette"] == made["palette"].tolist()

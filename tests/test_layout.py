@@ -135,7 +135,8 @@ def test_the_walk_sees_function_level_imports(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["etc.plan.layout", "etc.plan.resources", "etc.plan.runs",
-                                    "etc.plan.keyframe_rows", "etc.core.config", "etc.core.reads"])
+                                    "etc.plan.keyframe_rows", "etc.core.config", "etc.core.reads",
+                                    "etc.plan.rerun"])
 def test_what_the_snakefile_imports_is_torch_free(module):
     code = (f"import sys, {module}; heavy = {{'torch', 'cv2', 'pandas'}} & set(sys.modules); "
             f"assert not heavy, heavy")

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from etc.core.config import load_config
-from etc.core.reads import READS, covers, declared, reads_digest
+from etc.core.reads import READS, covers, declared
+from etc.plan.rerun import reads_digest
 
 
 def test_the_recorder_logs_the_leaves_read_and_saves_plain_dicts(tmp_path):

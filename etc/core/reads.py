@@ -1,6 +1,6 @@
 """What each subcommand reads of the config, declared once.
 
-The workflow derives every rule's rerun parameter from this table (:func:`reads_digest`): a job
+The workflow derives every rule's rerun parameter from this table (etc.plan.rerun.reads_digest): a job
 reruns exactly when a value it reads changes, and a job that reads nothing of an edit keeps its
 output. ``{student}`` and ``{ablation}`` name the run a job serves; values a rule passes on the
 command line (the flow study's estimators, the seed study's seed) replace the config's.
@@ -12,7 +12,6 @@ Torch-free: the Snakefile imports it.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 _DATA = ("dataset",)
 # The teacher's and a student's training: data, augmentation, its own model and schedule, the
 # loss settings (CE's class weights too); a student with TL the flow estimator its store is
-# checked against (WHEN).
+# checked against (etc.plan.rerun.WHEN).
 _TRAIN = (*_DATA, "augment", "losses")
 # the execution options and timing of a streamed model (etc latency): never its batch, flip or fusion
 _STREAM = tuple(f"infer.{k}" for k in ("channels_last", "bf16", "cudnn_benchmark", "compile", "fused_labels",
@@ -35,7 +34,7 @@ READS: dict[str, tuple[str, ...]] = {
     "precompute-flow": (*_DATA, "flow"),
     "train-teacher": (*_TRAIN, "teacher", "train.teacher"),
     "train-student": (*_TRAIN, "flow.estimator", "students.{student}", "ablations.{ablation}", "train.student"),
-    # infer.temporal_fusion > 0 estimates flow with the keyframe estimator (WHEN)
+    # infer.temporal_fusion > 0 estimates flow with the keyframe estimator (etc.plan.rerun.WHEN)
     "infer": (*_DATA, "infer", "keyframe.estimator", "keyframe.ckpt"),
     # `etc infer --keyframe-interval K`: the keyframe flow too
     "keyframe-infer": (*_DATA, "infer", "keyframe.estimator", "keyframe.ckpt"),
@@ -55,31 +54,10 @@ READS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _fusion(config: dict, names: dict) -> bool:
-    return float(value_at(config, "infer.temporal_fusion") or 0) > 0
-
-
-def _needs_flow(config: dict, names: dict) -> bool:
-    from etc.losses import ablation_needs
-
-    return ablation_needs(value_at(config, f"ablations.{names['ablation']}") or {}, "needs_flow")
-
-
-# Keys a command reads only where the config asks for them: (command, key) -> whether ``config``
-# (with the run's names) does. The digest leaves the others out, so that an edit of a key a job
-# cannot read reruns nothing; the condition's own keys are read, and declared, unconditionally.
-WHEN = {
-    ("infer", "keyframe.estimator"): _fusion,
-    ("infer", "keyframe.ckpt"): _fusion,
-    ("train-student", "flow.estimator"): _needs_flow,  # TL's store is checked against it
-}
-
-
-def declared(command: str, config: dict | None = None, **names: str) -> list[str]:
-    """The dotted keys ``command`` reads, its run's names filled in; given ``config``, only
-    those it reads under that config (WHEN)."""
-    return [key.format(**names) for key in READS[command]
-            if config is None or (command, key) not in WHEN or WHEN[command, key](config, names)]
+def declared(command: str, **names: str) -> list[str]:
+    """The dotted keys ``command`` can read, its run's names filled in (under a given config,
+    some only where that config asks for them: etc.plan.rerun.declared)."""
+    return [key.format(**names) for key in READS[command]]
 
 
 def covers(keys: list[str], key: str) -> bool:
@@ -94,25 +72,6 @@ def value_at(config: dict, key: str):
             return None
         node = node[part]
     return node
-
-
-def reads_digest(config: dict, command: str, given: dict | None = None, **names: str) -> str:
-    """A short hash of the values ``command`` reads (``given``: dotted key → the value the rule
-    passes on the command line instead of the config's): the rerun parameter of its rule."""
-    import copy
-
-    keys = declared(command, config, **names)
-    config = copy.deepcopy(config)
-    for key, value in (given or {}).items():
-        if not covers(keys, key):
-            raise KeyError(f"etc {command} is not declared to read {key} (etc.core.reads.READS)")
-        *parents, leaf = key.split(".")
-        node = config
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    values = {k: value_at(config, k) for k in keys}
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # Recording (tests): a config whose reads are logged and appended, one JSON line per process,

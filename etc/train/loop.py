@@ -191,9 +191,10 @@ def training_meta(config: dict, run: RunSpec, pairs: list) -> dict:
     now (a ``folder`` tree's classes.yaml may change or go), the normalisation, the size of the
     frames it trains on (its first training frame's) and the digest of the config values the
     training reads, computed as the workflow's rerun parameter of its job (etc.core.reads)."""
-    from etc.core.reads import plain, reads_digest
+    from etc.core.reads import plain
     from etc.data.decode import image_size
     from etc.models.checkpoint import inference_meta
+    from etc.plan.rerun import reads_digest
 
     clip, t, _ = pairs[0]
     image = clip.frames[t].image

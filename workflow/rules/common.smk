@@ -22,7 +22,8 @@ from etc.plan.layout import (
 )  # the layout
 from etc.plan.layout import run_path, seed_dir, store_path, study_inputs, study_metrics
 from etc.core.config import write_resolved
-from etc.core.reads import covers, declared, reads_digest
+from etc.core.reads import covers
+from etc.plan.rerun import declared, reads_digest
 from etc.plan import resources as res  # threads, mem_mb and GPUs of each stage's jobs
 from etc.plan.runs import run_names
 
