@@ -254,6 +254,7 @@ def test_smoke_workflow_with_a_segformer_student_by_config_edit_only(tmp_path):
     config = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())
     config["students"] = {"segformer": {"arch": "segformer", "backbone": "mit_b0", "head_channels": 32}}
     config["keyframe"]["intervals"] = []  # the teacher's keyframe rows do not involve the student (the smoke tests run them)
+    config["keyframe"]["fusion_runs"] = []  # they name the preset's student
     preset = tmp_path / "smoke_segformer.yaml"
     preset.write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
