@@ -31,6 +31,20 @@ sys.path.insert(0, str(REPO))  # `python benchmarks/bench_train_step.py` from a 
 PHASES = ("data", "device", "student", "teacher", "loss", "backward", "optimizer")
 
 
+def default_run_inputs(cfg: dict, results) -> tuple[Path, Path]:
+    """The training flow store and the teacher checkpoint of the default run under ``results``."""
+    from etc.plan.layout import PAIRS, run_path, store_path
+    from etc.plan.runs import TEACHER
+
+    ds = cfg["dataset"]
+    flow = store_path(Path(results, "flow"), PAIRS["train"], ds["train_split"], cfg["flow"]["estimator"])
+    teacher = run_path(results, "models", TEACHER)
+    for path in (flow, teacher):
+        if not path.is_file():
+            raise click.ClickException(f"{path} is missing: run the default workflow (snakemake --cores all) first")
+    return flow, teacher
+
+
 def time_steps(training, steps: int, warmup: int) -> dict[str, float]:
     """Median ms per step of each phase over ``steps`` steps after ``warmup``."""
     from etc.core.device import sync
@@ -90,19 +104,13 @@ def main(config_path, results, steps, warmup, threads, device, out):
 
     from etc.core.config import load_config
     from etc.core.device import checked_device
-    from etc.plan.layout import PAIRS, run_path, store_path
     from etc.plan.runs import TEACHER, resolve_run, student_run_names
     from etc.train.loop import build_run
 
     torch.set_num_threads(threads)
     dev = checked_device(device)
     cfg = load_config(config_path, {})
-    ds = cfg["dataset"]
-    flow = store_path(Path(results, "flow"), PAIRS["train"], ds["train_split"], cfg["flow"]["estimator"])
-    teacher = run_path(results, "models", TEACHER)
-    for path in (flow, teacher):
-        if not path.is_file():
-            raise click.ClickException(f"{path} is missing: run the default workflow (snakemake --cores all) first")
+    flow, teacher = default_run_inputs(cfg, results)
     rows = []
     for run in [TEACHER, *student_run_names(cfg)]:
         spec = resolve_run(cfg, run)

@@ -21,6 +21,7 @@ import click
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).parent))  # bench_train_step's lookup of the default run
 
 
 @click.command()
@@ -32,22 +33,17 @@ sys.path.insert(0, str(REPO))
 def main(config_path, results, rounds, steps, runs):
     import torch
     import torch.nn.functional as F
+    from bench_train_step import default_run_inputs
 
     import etc.models.layers as layers
     from etc.core.config import load_config
     from etc.core.device import cpu_description
-    from etc.plan.layout import PAIRS, run_path, store_path
     from etc.plan.runs import TEACHER, resolve_run, student_run_names
     from etc.train.loop import build_run, train_step
 
     torch.set_num_threads(1)
     cfg = load_config(config_path, {})
-    ds = cfg["dataset"]
-    flow = store_path(Path(results, "flow"), PAIRS["train"], ds["train_split"], cfg["flow"]["estimator"])
-    teacher = run_path(results, "models", TEACHER)
-    for path in (flow, teacher):
-        if not path.is_file():
-            raise click.ClickException(f"{path} is missing: run the default workflow (snakemake --cores all) first")
+    flow, teacher = default_run_inputs(cfg, results)
     ours = layers._BilinearUp
     plain = type("Plain", (), {"apply": staticmethod(
         lambda x, size: F.interpolate(x, size, mode="bilinear", align_corners=False))})

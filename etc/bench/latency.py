@@ -30,17 +30,14 @@ class _Stream:
     """One model of the comparison: frame → labels, with the state a keyframe method keeps."""
 
     def __init__(self, model, ex, dev, root, options, state: dict):
-        from etc.infer.fusion import FusionOptions, TemporalFusion
+        from etc.infer.fusion import FusionOptions, fusion_predictor
         from etc.infer.keyframe import keyframe_predictor
         from etc.infer.predict import make_predictor
 
         self.options = options
         self.keyframe = self.fuse = None
         if isinstance(options, FusionOptions):
-            from etc.infer.keyframe import FlowToKeyframe
-
-            self.fuse = TemporalFusion(model, options.strength, FlowToKeyframe(options.estimator, options.ckpt, dev, root),
-                                       ex.bf16)
+            self.fuse = fusion_predictor(model, options, ex, dev, root)
         elif options is not None and options.active:
             self.keyframe = keyframe_predictor(model, options, state, ex, dev, root)
         else:

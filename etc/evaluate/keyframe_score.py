@@ -123,14 +123,6 @@ def _check_offset(path, d: int, K: int) -> None:
                        f"must come from `etc infer --keyframe-interval {K} --keyframe-offset {d}`")
 
 
-def read_timing(timing: str | Path) -> dict:
-    """A timing record: `etc latency`'s of every row, or one streaming `etc infer`'s."""
-    try:
-        return json.loads(Path(timing).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EtcError(f"cannot read timing {timing} ({exc}); rerun `etc latency` / `etc infer`") from None
-
-
 def stream_fields(record: dict, run: str, source: str | Path) -> dict:
     """A row's streamed latency from ``record`` (``source`` names it in errors): `etc latency`'s
     record of every row (its entry ``run``) or a streaming `etc infer` timing: the mean, p50,
@@ -160,6 +152,7 @@ def keyframe_row(config: dict, predictions: list, interval: int, metrics: str | 
     The workflow leaves the latency to `etc report --latency`, so that a row's accuracy never
     waits for, or reruns with, the timing of every row."""
     from etc.core.io import write_json
+    from etc.evaluate.metrics.cost import read_timing
 
     try:
         row = json.loads(Path(metrics).read_text())

@@ -69,3 +69,12 @@ class TemporalFusion:
             fused = (1.0 - trust) * p + trust * warp_backward(self.state, back, padding="border")
         self.state, self.prev_image, self.clip, self.pos = fused, raw, clip.name, t
         return fused.argmax(1)
+
+
+def fusion_predictor(model: torch.nn.Module, options: FusionOptions, ex, dev: torch.device, root) -> TemporalFusion:
+    """The fused stream of ``model`` under ``options``, with the execution ``ex``
+    (etc.core.execution) and the flow estimator it names: what `etc infer --temporal-fusion` and
+    `etc latency` run."""
+    from etc.infer.keyframe import FlowToKeyframe
+
+    return TemporalFusion(model, options.strength, FlowToKeyframe(options.estimator, options.ckpt, dev, root), ex.bf16)

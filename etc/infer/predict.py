@@ -111,7 +111,7 @@ def infer(
     from etc.core.execution import resolve_execution
     from etc.data.clips import list_clips
     from etc.data.feed import BatchFeed, to_network
-    from etc.infer.fusion import check_strength
+    from etc.infer.fusion import FusionOptions, check_strength
     from etc.infer.keyframe import KeyframeOptions
 
     icfg = config["infer"]
@@ -127,6 +127,7 @@ def infer(
                            "(--keyframe-interval > 1) or a temporal fusion (--temporal-fusion > 0) takes --no-flip")
         batch_size = 1  # a stream: each frame's labels before the next frame is read
     streamed = keyframe.active or fusion > 0
+    fused = FusionOptions(fusion, keyframe.estimator, keyframe.ckpt) if fusion > 0 else None
     dev = pick_device(device)
     ex = resolve_execution(icfg, dev, "infer")
     ex.apply(dev)
@@ -154,12 +155,10 @@ def infer(
             stream = keyframe_predictor(model, keyframe, state, ex, dev, ds["root"])
             # reads the loop's current frame (raw, ci, lo) when called in it, below
             run = lambda images: stream(images, raw[0].numpy(), clips[ci], lo, starts[ci])  # noqa: E731
-        elif fusion > 0:
-            from etc.infer.fusion import TemporalFusion
-            from etc.infer.keyframe import FlowToKeyframe
+        elif fused is not None:
+            from etc.infer.fusion import fusion_predictor
 
-            fuse = TemporalFusion(model, fusion, FlowToKeyframe(keyframe.estimator, keyframe.ckpt, dev, ds["root"]),
-                                  ex.bf16)
+            fuse = fusion_predictor(model, fused, ex, dev, ds["root"])
             run = lambda images: fuse(images, raw[0].numpy(), clips[ci], lo)  # noqa: E731
         t0 = time.perf_counter()
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, _ClipWriter(h5, threaded=gpu) as writer, \
@@ -168,8 +167,8 @@ def infer(
                              "dataset": ds["name"]})
             if keyframe.active:
                 h5.attrs.update({k: v for k, v in keyframe.describe().items() if v is not None})
-            if fusion > 0:
-                h5.attrs.update({"temporal_fusion": fusion, "temporal_fusion_estimator": keyframe.estimator})
+            if fused is not None:
+                h5.attrs.update(fused.describe())
             for (ci, lo), raw in zip(batches, feed, strict=True):
                 size = size or tuple(raw.shape[1:3])
                 imgs = to_network(raw, dev, ex.channels_last)
@@ -201,7 +200,7 @@ def infer(
         **latency_summary(frame_ms),
         "frame_ms": frame_ms,
         **keyframe.describe(),
-        **({"temporal_fusion": fusion, "temporal_fusion_estimator": keyframe.estimator} if fusion > 0 else {}),
+        **(fused.describe() if fused is not None else {}),
     }
     write_json(timing, info)
     return info

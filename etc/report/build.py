@@ -110,7 +110,8 @@ def with_keyframe_rows(config: dict, metrics: list[dict], folder: Path,
                        f"for every keyframe setting (snakemake does)")
     scored = dict(zip((r["slug"] for r in rows), load_metrics(paths), strict=True))
     if latency is not None:
-        from etc.evaluate.keyframe_score import read_timing, stream_fields
+        from etc.evaluate.keyframe_score import stream_fields
+        from etc.evaluate.metrics.cost import read_timing
 
         record = read_timing(latency)
         for r in rows:

@@ -71,7 +71,7 @@ class ModelCost(Metric):
     def result(self) -> dict:
         if self.ckpt is None or self.size is None:
             return {}
-        return model_cost(self.ckpt, self.size, _read_timing(self.timing) if self.timing is not None else None)
+        return model_cost(self.ckpt, self.size, read_timing(self.timing) if self.timing is not None else None)
 
 
 class InferenceTiming(Metric):
@@ -89,12 +89,13 @@ class InferenceTiming(Metric):
     def result(self) -> dict:
         if self.timing is None:
             return {}
-        t = _read_timing(self.timing)
+        t = read_timing(self.timing)
         return {"fps": t.get("fps"), "ms_per_frame": t.get("median_ms_per_frame"), "device": t.get("device"),
                 "inference": inference_options(t)}
 
 
-def _read_timing(path: str | Path) -> dict:
+def read_timing(path: str | Path) -> dict:
+    """A timing JSON: `etc infer`'s, or `etc latency`'s record of every row."""
     try:
         t = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
