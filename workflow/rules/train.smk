@@ -41,7 +41,9 @@ rule train_student:
     threads: res.threads(config, "train")
     resources:
         # the frames and the teacher the ablation runs: a baseline asks for less than tl_kd
-        mem_mb=lambda wildcards: res.train_mem_mb(config, "student", wildcards.ablation, wildcards.student),
+        mem_mb=lambda wildcards: res.train_mem_mb(
+            config, "student", wildcards.ablation, wildcards.student
+        ),
         gpu=res.train_gpus(config, "student"),
         nvidia_gpu=res.train_gpus(config, "student"),
     params:
