@@ -22,8 +22,8 @@ What is not the preset's, and why (printed with the table):
 - pretrained backbone weights are off (the weights' values do not change the memory);
 - the training batch is ``--train-batch`` (default 2: at the preset's 8 the teacher's step at a
   769 crop holds more than this 24 GB machine), the declared figure is computed at that batch;
-- inference runs the baseline student, not the teacher (a full-resolution ResNet-101 over a
-  snippet with flip takes tens of minutes on 2 cores); keyframe inference runs the preset's
+- ``infer`` runs the baseline student over the snippet (a full-resolution ResNet-101 over the
+  30 frames with flip takes tens of minutes on 2 cores: ``infer-teacher`` runs it on 4); keyframe inference runs the preset's
   keyframe model (the teacher) at the preset's largest interval (the fewest forward passes),
   with ``--no-flip``, which a keyframe run requires (the rule does not pass it: the preset's
   ``infer.flip: true`` makes its keyframe jobs fail);
@@ -42,9 +42,11 @@ What is not the preset's, and why (printed with the table):
   the keyframe row) are label maps written directly, as `etc infer` writes them, and evaluated
   by `etc evaluate` (not measured); ``keyframe-score`` measures the keyframe row's;
   ``demo-video`` shows the baseline's labels as both panels;
-- not run: the teacher's ``infer`` with flip (its declared 36 GB on CPU, a batch of 4 frames
-  both ways at 1024×2048, is beyond this 24 GB machine, and the snippet's 60 ResNet-101 forward
-  passes would take over half an hour here), ``bench`` (etc bench times inference at 512×1024 and 1024×2048 with 11 repeats,
+- ``infer-teacher`` runs the teacher's ``infer`` with the preset's flip over the 4-frame clip at
+  TEACHER_INFER_BATCH frame a batch (both ways: 2 forward passes at 1024×2048), the declared
+  figure computed at the same batch (the preset's 4 frames declare about 36 GB on CPU, beyond this
+  24 GB machine; memory is linear in the batch);
+- not run: ``bench`` (etc bench times inference at 512×1024 and 1024×2048 with 11 repeats,
   exports and a compiled pipeline: far more than a few minutes on 2 shared cores).
 """
 
@@ -70,11 +72,13 @@ LABEL_IDS = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 
 ANNOTATED = 19
 STUDENT = "pspnet18"
 STAGES = ["check-data", "flow-training", "flow-consecutive", "train-teacher", "train-baseline", "train-tl",
-          "train-tl_kd", "infer", "evaluate", "evaluate-workers", "keyframe-infer", "latency", "keyframe-score",
+          "train-tl_kd", "infer", "infer-teacher", "evaluate", "evaluate-workers", "keyframe-infer", "latency", "keyframe-score",
           "demo-video", "report"]
 # the stages of the streamed comparison and the report: they need the teacher's and the baseline's
 # checkpoints (train-teacher, train-baseline) and the validation flow (flow-consecutive) first
 ROW_STAGES = {"latency", "keyframe-score", "demo-video", "report"}
+SHORT_STAGES = ROW_STAGES | {"infer-teacher"}  # the stages that read the 4-frame clip (make_short_tree)
+TEACHER_INFER_BATCH = 1  # infer-teacher: frames per batch (both ways with flip; the preset's 4 need ~36 GB)
 LATENCY_FRAMES = (16, 19)  # the short validation clip etc latency streams: frames 16 … 19, 19 labelled
 ROWS_INTERVAL, ROWS_STRENGTH = 10, 0.3
 EVAL_CLIPS, EVAL_WORKERS = 8, 2  # evaluate-workers: 4 clips a shard, one shard a worker
@@ -171,7 +175,8 @@ def declared(config: dict) -> dict[str, int]:
             "flow-consecutive": res.flow_mem_mb(config), "train-teacher": res.train_mem_mb(config, "teacher"),
             "train-baseline": train_student("baseline"), "train-tl": train_student("tl"),
             "train-tl_kd": train_student("tl_kd"),
-            "infer": res.infer_mem_mb(config, f"{STUDENT}/baseline"), "evaluate": res.evaluate_mem_mb(config),
+            "infer": res.infer_mem_mb(config, f"{STUDENT}/baseline"),
+            "infer-teacher": res.infer_mem_mb(teacher_infer_config(config), "teacher"), "evaluate": res.evaluate_mem_mb(config),
             "evaluate-workers": res.evaluate_mem_mb(_with_workers(config)),
             "keyframe-infer": res.infer_mem_mb(config, config["keyframe"]["model"], stream=True),
             "latency": res.latency_mem_mb(rows_config(config)), "keyframe-score": res.score_mem_mb(config),
@@ -201,6 +206,16 @@ def rows_config(config: dict, root: Path | None = None) -> dict:
     if root is not None:
         rows["dataset"]["root"] = str(root)
     return rows
+
+
+def teacher_infer_config(config: dict, root: Path | None = None) -> dict:
+    """The preset's inference of the teacher, flip as the preset says, at TEACHER_INFER_BATCH
+    frames a batch (memory is linear in it: the declared figure is computed at the same batch);
+    ``root``: on the 4-frame clip."""
+    from etc.core.config import deep_merge
+
+    return deep_merge(config, {"infer": {"batch_size": TEACHER_INFER_BATCH},
+                               **({"dataset": {"root": str(root)}} if root is not None else {})})
 
 
 def make_short_tree(root: Path, short: Path) -> None:
@@ -325,6 +340,9 @@ def commands(config: dict, cfg: Path, out: Path) -> dict[str, tuple[str, list[st
         "train-tl_kd": student("tl_kd", "--flow", flow_t, "--teacher", teacher),
         "infer": ("infer", ["infer", "--config", c, "--model", base, "--split", "val", "--out", pred,
                             "--timing", timing]),
+        "infer-teacher": ("infer", ["infer", "--config", str(out / "config.infer-teacher.yaml"), "--model", teacher,
+                                    "--split", "val", "--out", str(out / "predictions/teacher.h5"), "--timing",
+                                    str(out / "timing/teacher.json")]),
         "evaluate": ("evaluate", ["evaluate", "--config", c, "--predictions", pred, "--flow", flow_v, "--model", base,
                                   "--timing", timing, "--out", str(out / f"metrics/{STUDENT}/baseline.json")]),
         "evaluate-workers": ("evaluate", ["evaluate", "--config", str(out / "config.workers.yaml"), "--predictions",
@@ -446,8 +464,9 @@ def main(preset, size, iterations, train_batch, stages, work, recheck, keep, csv
                 make_eval_tree(work / "evaltree", EVAL_CLIPS, h, w)
             write_resolved(_with_workers(config), out / "config.workers.yaml")
         wanted = stages.split(",")
-        if ROW_STAGES & set(wanted) and not recheck:
+        if SHORT_STAGES & set(wanted) and not recheck:
             make_short_tree(root, work / "shorttree")
+            write_resolved(teacher_infer_config(config, work / "shorttree"), out / "config.infer-teacher.yaml")
             write_resolved(rows_config(config), out / "config.rows.yaml")
             write_resolved(rows_config(config, work / "shorttree"), out / "config.latency.yaml")
         budget, steps = declared(config), commands(config, cfg, out)

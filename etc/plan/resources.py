@@ -35,6 +35,9 @@ TEACHER_CPU_BYTES = 4 * 350  # a frozen teacher's forward beside a student's ste
 BATCH_BYTES = 4 * 8  # a decoded, augmented frame in a batch: image, label, flow, occlusion
 # one forward pass's activations (no gradients) and its full-resolution scores, per backbone
 INFER_CPU_BYTES = {"tiny": 4 * 100, "resnet18": 4 * 100, "resnet101": 4 * 540}
+# with flip the two passes run one after the other: the first pass's full-resolution scores and
+# their softmax are kept while the mirrored pass runs (its activations then freed)
+FLIP_BYTES = 4 * 60
 STREAM_BYTES = 4 * 64  # a keyframe run's state: the keyframe's scores or features, the flow to it
 # etc latency: each row's network loaded on its own (float32 weights, per backbone; tiny: the
 # ResNet-18's) and, for a keyframe or fused row, the scores it carries to the next frame
@@ -172,20 +175,20 @@ def infer_bytes(backbone: str) -> int:
 
 
 def infer_mem_mb(config: dict, model: str | None = None, stream: bool = False) -> int:
-    """A batch of frames through ``model``'s network (both ways with infer.flip; without
-    ``model`` the largest of the config's) and the batches decoded for it: on CUDA as many ahead
+    """A batch of frames through ``model``'s network (with infer.flip both ways, one pass after
+    the other; without ``model`` the largest of the config's) and the batches decoded for it: on CUDA as many ahead
     as decode threads (etc.data.feed), on CPU between forward passes. ``stream``: a keyframe or
     fused run (etc latency's base: latency_mem_mb), one frame at a time without flip, the
     propagated scores kept."""
     frames = 1 if stream else int(config["infer"]["batch_size"])
-    forward = frames * (2 if config["infer"]["flip"] and not stream else 1)
+    flip = FLIP_BYTES if config["infer"]["flip"] and not stream else 0
     h, w = frame_size(config)
     if cuda(config):
         n_workers = workers(config["infer"]["num_workers"], config, "infer", "infer")  # threads of the process
         return _scaled(config, CUDA_BASE_MB + _mb(h * w * frames * BATCH_BYTES * (2 + n_workers)))
     held = _mb(h * w * frames * BATCH_BYTES * 2) + (_mb(h * w * STREAM_BYTES) if stream else 0)
     per_pixel = max(infer_bytes(b) for b in _model_backbones(config, model))
-    return _scaled(config, BASE_MB + held + _mb(h * w * forward * per_pixel))
+    return _scaled(config, BASE_MB + held + _mb(h * w * frames * (per_pixel + flip)))
 
 
 def evaluate_mem_mb(config: dict) -> int:
