@@ -49,11 +49,8 @@ WORKFLOW_READS = {"train.teacher.gpus": {"train_teacher"}, "train.student.gpus":
 GIVEN = {"--estimator": "flow.estimator", "--seed": "train.student.seed", "--flow-estimator": "evaluate.flow_estimator",
          "--ckpt": "flow.ckpt"}
 
-# Reruns by a digest that declares more than the job read here, still to be narrowed (issue 39):
-# etc evaluate reads flow.estimator only for a model trained with flow or a dataset without exact
-# flow (the condition needs the model's ablation, which the evaluate rule's wildcard does not
-# name); etc report reads only evaluate.vc_windows of its section on the smoke preset.
-KNOWN_EXTRA = {("flow.estimator", "evaluate"), ("flow.estimator", "keyframe_evaluate"), ("evaluate.flow_ckpt", "report")}
+# Reruns by a digest that declares more than the job read here (none left: keep it so).
+KNOWN_EXTRA: set[tuple[str, str]] = set()
 
 # Values the schema cannot choose: strings, nullable keys, arrays (the smoke preset's value → another).
 VALUES = {

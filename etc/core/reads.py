@@ -46,7 +46,7 @@ READS: dict[str, tuple[str, ...]] = {
     "evaluate": (*_DATA, "evaluate.vc_windows", "evaluate.num_workers", "evaluate.device", "evaluate.flow_estimator",
                  "flow.estimator"),
     # the table lists every student and ablation, with the mVC windows as columns
-    "report": (*_DATA, "students", "ablations", "evaluate", "keyframe"),
+    "report": (*_DATA, "students", "ablations", "evaluate.vc_windows", "keyframe"),
     "demo-video": (*_DATA, "report.fps"),
     "flow-study-report": (*_DATA, "flow_study", "students", "ablations", "flow.estimator", "evaluate"),
     "seed-study-report": (*_DATA, "seed_study", "train.student.seed", "students", "ablations", "evaluate"),

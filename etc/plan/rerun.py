@@ -27,8 +27,21 @@ def _needs_flow(config: dict, names: dict) -> bool:
     return ablation_needs(value_at(config, f"ablations.{names['ablation']}") or {}, "needs_flow")
 
 
+def _evaluates_with_training_flow(config: dict, names: dict) -> bool:
+    """etc evaluate reads the training estimator to record it for a model trained with flow
+    (etc.evaluate.metrics.provenance) and to measure TC with it where the dataset has no exact
+    flow and evaluate.flow_estimator is null (etc.flow.roles.evaluation_estimator). ``names``:
+    the evaluated model's student and ablation (none for the teacher, trained without flow)."""
+    from etc.data.sets import get_spec
+
+    if value_at(config, "evaluate.flow_estimator") is None and not get_spec(value_at(config, "dataset.name")).exact_flow:
+        return True
+    return "ablation" in names and _needs_flow(config, names)
+
+
 # (command, key) -> whether ``config`` (with the run's names) has the command read the key
 WHEN = {
+    ("evaluate", "flow.estimator"): _evaluates_with_training_flow,
     ("infer", "keyframe.estimator"): _fusion,
     ("infer", "keyframe.ckpt"): _fusion,
     ("train-student", "flow.estimator"): _needs_flow,  # TL's store is checked against it

@@ -48,6 +48,14 @@ def reads(command):
 
     def rerun_digest(wildcards):
         names = {k: wildcards[k] for k in ("student", "ablation") if k in wildcards.keys()}
+        # the evaluated model's run (evaluate: {model}; a keyframe or fused row: its model)
+        model = None
+        if "model" in wildcards.keys():
+            model = wildcards.model
+        elif "slug" in wildcards.keys():
+            model = KEYFRAME_ROWS[wildcards.slug]["model"]
+        if model and "/" in model:
+            names["student"], names["ablation"] = model.split("/", 1)
         given = {}
         if "seed" in wildcards.keys():
             given["train.student.seed"] = int(wildcards.seed)
