@@ -126,3 +126,18 @@ if __name__ == "__main__":
     assert len(lines) == 2, lines  # the parent's and the worker's
     assert {k for line in lines for k in line["keys"]} == {"top.deep.x"}  # read in the worker only
     assert all(line["argv"] == ["--y"] for line in lines)
+
+
+def test_training_jobs_start_longest_first():
+    """The teacher before every student, then the students by the loss terms their steps run, so
+    that the slowest job after the teacher (the critical path of the default run) starts first;
+    a zero weight switches a term off and lowers the job's place."""
+    from etc.plan import resources as res
+
+    cfg = load_config(None, {})
+    order = {a: res.train_priority(cfg, "student", a) for a in cfg["ablations"]}
+    assert res.train_priority(cfg, "teacher") > max(order.values())
+    assert order["tl_kd"] > max(v for a, v in order.items() if a != "tl_kd")
+    assert order["baseline"] < min(v for a, v in order.items() if a != "baseline")
+    off = load_config(None, {"ablations": {"tl_kd": {"ce": 1.0, "tl": 1.0, "pi": 1.0, "pf": 0.0, "mf": 0.0}}})
+    assert res.train_priority(off, "student", "tl_kd") == order["tl_kd"] - 2

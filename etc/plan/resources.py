@@ -95,6 +95,21 @@ def train_gpus(config: dict, which: str) -> int:
     return int(config["train"][which]["gpus"]) if cuda(config) else 0
 
 
+TEACHER_PRIORITY = 100  # above every student: the distilled students wait for the teacher
+
+
+def train_priority(config: dict, which: str, ablation: str | None = None) -> int:
+    """The scheduler's order among training jobs that can start: the teacher first, then the
+    students with the most loss terms (the longest steps) before the shorter ones, so that the
+    longest job after the teacher, the critical path, starts first and the shorter ones fill the
+    other cores (the longest-first rule of list scheduling)."""
+    from etc.losses.registry import TERMS
+
+    if which == "teacher":
+        return TEACHER_PRIORITY
+    return sum(1 for term, w in config["ablations"][ablation].items() if term in TERMS and float(w) > 0)
+
+
 def frames_per_sample(config: dict, run: str, ablation: str | None = None) -> int:
     """Frames one training sample runs: the labelled frame, its neighbour for a term that needs it
     (TL, PF, MF), a third for MF over three frames. A student without ``ablation``: the most of

@@ -10,7 +10,7 @@ rule train_teacher:
     benchmark:
         results("benchmarks", "train_teacher.tsv")
     # the critical path: every distilled student waits for the teacher, so it starts first
-    priority: 10
+    priority: res.train_priority(config, "teacher")
     conda:
         ETC_ENV
     threads: res.threads(config, "train")
@@ -36,6 +36,8 @@ rule train_student:
         results("logs", "train_student_{student}_{ablation}.log"),
     benchmark:
         results("benchmarks", "train_student_{student}_{ablation}.tsv")
+    # the longest student first, once the teacher has started
+    priority: lambda wildcards: res.train_priority(config, "student", wildcards.ablation)
     conda:
         ETC_ENV
     threads: res.threads(config, "train")
