@@ -33,15 +33,21 @@ def training_estimator(config: dict) -> str:
     return canonical(config["flow"]["estimator"])
 
 
+def measures_with_training_flow(config: dict) -> bool:
+    """Whether TC is measured with the training estimator: ``evaluate.flow_estimator`` null on a
+    dataset without exact flow."""
+    from etc.data.sets import get_spec
+
+    return config["evaluate"].get("flow_estimator") is None and not get_spec(config["dataset"]["name"]).exact_flow
+
+
 def evaluation_estimator(config: dict) -> str:
     """``evaluate.flow_estimator``; null means the exact flow where the dataset has one, else
     the training estimator."""
-    from etc.data.sets import get_spec
-
+    if measures_with_training_flow(config):
+        return canonical(config["flow"]["estimator"])
     spec = config["evaluate"].get("flow_estimator")
-    if spec is None:
-        spec = "gt" if get_spec(config["dataset"]["name"]).exact_flow else config["flow"]["estimator"]
-    return canonical(spec)
+    return canonical("gt" if spec is None else spec)
 
 
 def estimator_ckpt(config: dict, spec: str) -> str | None:

@@ -69,6 +69,11 @@ def form_key(term: str) -> str:
     return f"{term}_form"
 
 
+def active_terms(weights: dict[str, float]) -> list[str]:
+    """The loss terms of an ablation that run: known to the registry, of positive weight."""
+    return [t for t, w in weights.items() if t in TERMS and float(w) > 0]
+
+
 def ablation_needs(weights: dict[str, float], flag: str) -> bool:
     """Whether any term of positive weight has ``flag`` (needs_teacher/_neighbour/_flow/_third).
 
@@ -76,4 +81,4 @@ def ablation_needs(weights: dict[str, float], flag: str) -> bool:
     (``Criterion.needs_third``)."""
     if flag not in NEEDS:
         raise ValueError(f"unknown need '{flag}'; known: {', '.join(NEEDS)}")
-    return any(float(w) > 0 and getattr(TERMS[t], flag) for t, w in weights.items() if t in TERMS)
+    return any(getattr(TERMS[t], flag) for t in active_terms(weights))

@@ -32,11 +32,9 @@ def _evaluates_with_training_flow(config: dict, names: dict) -> bool:
     (etc.evaluate.metrics.provenance) and to measure TC with it where the dataset has no exact
     flow and evaluate.flow_estimator is null (etc.flow.roles.evaluation_estimator). ``names``:
     the evaluated model's student and ablation (none for the teacher, trained without flow)."""
-    from etc.data.sets import get_spec
+    from etc.flow.roles import measures_with_training_flow
 
-    if value_at(config, "evaluate.flow_estimator") is None and not get_spec(value_at(config, "dataset.name")).exact_flow:
-        return True
-    return "ablation" in names and _needs_flow(config, names)
+    return measures_with_training_flow(config) or ("ablation" in names and _needs_flow(config, names))
 
 
 # (command, key) -> whether ``config`` (with the run's names) has the command read the key

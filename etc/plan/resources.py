@@ -103,11 +103,11 @@ def train_priority(config: dict, which: str, ablation: str | None = None) -> int
     students with the most loss terms (the longest steps) before the shorter ones, so that the
     longest job after the teacher, the critical path, starts first and the shorter ones fill the
     other cores (the longest-first rule of list scheduling)."""
-    from etc.losses.registry import TERMS
+    from etc.losses.registry import active_terms
 
     if which == "teacher":
         return TEACHER_PRIORITY
-    return sum(1 for term, w in config["ablations"][ablation].items() if term in TERMS and float(w) > 0)
+    return len(active_terms(config["ablations"][ablation]))
 
 
 def frames_per_sample(config: dict, run: str, ablation: str | None = None) -> int:
